@@ -1,0 +1,122 @@
+//! The one error type of the REST API. Every error answers with a fitting status and the
+//! stable body `{"error": {"code": "...", "message": "..."}}`; database constraint names are
+//! mapped to codes here and nowhere else.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("missing or invalid access token")]
+    Unauthorized,
+    #[error("{0}")]
+    InvalidCredentials(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("a dependency is unavailable")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Invalid { code, message: message.into() }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let AppError::Internal(source) = &self {
+            tracing::error!(error = %source, "internal error");
+        }
+        (status, Json(json!({"error": {"code": code, "message": self.to_string()}}))).into_response()
+    }
+}
+
+/// Unique constraints that clients can run into, and what to tell them.
+fn on_constraint(name: &str) -> Option<AppError> {
+    let conflict = |code, message: &str| AppError::Conflict { code, message: message.into() };
+    Some(match name {
+        "users_email_key" => conflict("email_taken", "that email is already registered"),
+        "users_username_key" => conflict("username_taken", "that username is taken"),
+        "channel_members_pkey" => conflict("already_member", "the user is already a member"),
+        "channel_members_user_id_fkey" => AppError::invalid("unknown_user", "no such user"),
+        _ => return None,
+    })
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &error
+            && let Some(mapped) = db.constraint().and_then(on_constraint)
+        {
+            return mapped;
+        }
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => AppError::Unavailable,
+            other => AppError::Internal(Box::new(other)),
+        }
+    }
+}
+
+impl From<JsonRejection> for AppError {
+    fn from(rejection: JsonRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for AppError {
+    fn from(rejection: QueryRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for AppError {
+    fn from(rejection: PathRejection) -> Self {
+        AppError::BadRequest(rejection.body_text())
+    }
+}
+
+/// `Json` whose rejections answer in the API's error format.
+#[derive(axum::extract::FromRequest)]
+#[from_request(via(axum::Json), rejection(AppError))]
+pub struct ApiJson<T>(pub T);
+
+/// `Query` whose rejections answer in the API's error format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
+pub struct ApiQuery<T>(pub T);
+
+/// `Path` whose rejections answer in the API's error format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct ApiPath<T>(pub T);
+
+pub type ApiResult<T> = Result<T, AppError>;

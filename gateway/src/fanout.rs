@@ -1,0 +1,183 @@
+//! Delivery to sockets. The gateway holds one core NATS subscription per channel that has a
+//! member connected here, and fans each delivery out in-process to that channel's sockets —
+//! not one subscription per socket. It follows membership changes so that a user added to or
+//! removed from a channel starts or stops receiving it at once.
+
+use crate::ws::ConnHandle;
+use axum::extract::ws::Utf8Bytes;
+use futures::StreamExt;
+use shared::events::{MembershipChange, MembershipEvent, SEQ_HEADER};
+use shared::ids::{ChannelId, UserId};
+use shared::subjects::Subjects;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// Sockets connected here, by channel and by user.
+pub struct Fanout {
+    nats: async_nats::Client,
+    subjects: Subjects,
+    routes: Mutex<Routes>,
+    shutdown: CancellationToken,
+}
+
+#[derive(Default)]
+struct Routes {
+    channels: HashMap<ChannelId, Arc<ChannelRoute>>,
+    users: HashMap<UserId, HashMap<u64, ConnHandle>>,
+}
+
+/// One channel's local sockets and its subscription.
+struct ChannelRoute {
+    conns: RwLock<HashMap<u64, ConnHandle>>,
+    /// Cancelled when the last local socket of the channel leaves: ends the subscription.
+    stop: CancellationToken,
+}
+
+impl Fanout {
+    pub fn new(nats: async_nats::Client, subjects: Subjects, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self { nats, subjects, routes: Mutex::default(), shutdown })
+    }
+
+    /// Follows membership changes until shutdown.
+    pub async fn follow_membership(self: Arc<Self>) -> Result<(), async_nats::SubscribeError> {
+        let mut changes = self.nats.subscribe(self.subjects.membership()).await?;
+        loop {
+            let message = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                message = changes.next() => message,
+            };
+            let Some(message) = message else { return Ok(()) };
+            match serde_json::from_slice::<MembershipEvent>(&message.payload) {
+                Ok(event) => self.apply(&event).await,
+                Err(error) => tracing::warn!(%error, "undecodable membership event"),
+            }
+        }
+    }
+
+    async fn apply(self: &Arc<Self>, event: &MembershipEvent) {
+        let conns: Vec<ConnHandle> = {
+            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            routes.users.get(&event.user_id).map(|c| c.values().cloned().collect()).unwrap_or_default()
+        };
+        for conn in conns {
+            match event.change {
+                MembershipChange::Joined => {
+                    conn.channels.write().unwrap_or_else(|e| e.into_inner()).insert(event.channel_id);
+                    self.route(&conn, event.channel_id).await;
+                }
+                MembershipChange::Left => {
+                    conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&event.channel_id);
+                    self.unroute(conn.id, event.channel_id);
+                }
+            }
+        }
+    }
+
+    /// Registers a socket for its user's channels; returns once the subscriptions are made, so
+    /// a socket gets every delivery announced after its registration.
+    pub async fn register(self: &Arc<Self>, conn: &ConnHandle) {
+        let channels: Vec<ChannelId> =
+            conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .users
+            .entry(conn.user)
+            .or_default()
+            .insert(conn.id, conn.clone());
+        for channel in channels {
+            self.route(conn, channel).await;
+        }
+        let _ = self.nats.flush().await;
+    }
+
+    /// Removes a socket from every route.
+    pub fn unregister(&self, conn: &ConnHandle) {
+        let channels: HashSet<ChannelId> = conn.channels.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for channel in channels {
+            self.unroute(conn.id, channel);
+        }
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(user_conns) = routes.users.get_mut(&conn.user) {
+            user_conns.remove(&conn.id);
+            if user_conns.is_empty() {
+                routes.users.remove(&conn.user);
+            }
+        }
+    }
+
+    /// Adds a socket to a channel's route, subscribing if it is the channel's first here.
+    async fn route(self: &Arc<Self>, conn: &ConnHandle, channel: ChannelId) {
+        let (route, is_new) = {
+            let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut is_new = false;
+            let route = routes
+                .channels
+                .entry(channel)
+                .or_insert_with(|| {
+                    is_new = true;
+                    Arc::new(ChannelRoute { conns: RwLock::default(), stop: self.shutdown.child_token() })
+                })
+                .clone();
+            route.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
+            (route, is_new)
+        };
+        if !is_new {
+            return;
+        }
+        match self.nats.subscribe(self.subjects.deliver(channel)).await {
+            Ok(subscription) => {
+                tokio::spawn(forward(route, subscription));
+            }
+            Err(error) => tracing::error!(%channel, %error, "cannot subscribe to channel deliveries"),
+        }
+    }
+
+    /// Removes a socket from a channel's route, ending the subscription with its last socket.
+    fn unroute(&self, conn: u64, channel: ChannelId) {
+        let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(route) = routes.channels.get(&channel) else { return };
+        let mut conns = route.conns.write().unwrap_or_else(|e| e.into_inner());
+        conns.remove(&conn);
+        if conns.is_empty() {
+            drop(conns);
+            route.stop.cancel();
+            routes.channels.remove(&channel);
+        }
+    }
+}
+
+/// Forwards one channel's deliveries to its local sockets until the route stops. The frame is
+/// built once per delivery and shared by every socket. Deliveries whose `seq` was already
+/// forwarded (a worker announcing a redelivered batch again) are dropped.
+async fn forward(route: Arc<ChannelRoute>, mut subscription: async_nats::Subscriber) {
+    let mut last_seq: i64 = 0;
+    loop {
+        let delivery = tokio::select! {
+            _ = route.stop.cancelled() => break,
+            delivery = subscription.next() => delivery,
+        };
+        let Some(delivery) = delivery else { break };
+        let seq = delivery
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(SEQ_HEADER))
+            .and_then(|v| v.as_str().parse::<i64>().ok())
+            .unwrap_or(0);
+        if seq != 0 && seq <= last_seq {
+            continue;
+        }
+        if last_seq != 0 && seq > last_seq + 1 {
+            tracing::warn!(last_seq, seq, "gap in channel deliveries");
+        }
+        last_seq = last_seq.max(seq);
+        let Ok(payload) = std::str::from_utf8(&delivery.payload) else { continue };
+        let frame = Utf8Bytes::from(format!(r#"{{"type":"message.new","payload":{payload}}}"#));
+        let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in conns.values() {
+            conn.deliver(frame.clone());
+        }
+    }
+    let _ = subscription.unsubscribe().await;
+}

@@ -1,0 +1,305 @@
+//! `/channels`: my channels, create (dm found-or-created), read, update, delete, members,
+//! history. Rights: owners and admins manage; members read and post; a non-member gets 403
+//! for a public channel and 404 for one they may not know of.
+
+use crate::auth::AuthUser;
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
+use crate::http::page_limit;
+use crate::state::AppState;
+use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, NewChannel, Role};
+use crate::store::messages::{self as history_store, Page};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use shared::events::MembershipChange;
+use shared::ids::{ChannelId, UserId};
+use shared::protocol::MessageView;
+
+const MAX_INITIAL_MEMBERS: usize = 1_000;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<ChannelId>,
+}
+
+#[derive(Serialize)]
+pub struct ChannelPage {
+    channels: Vec<ChannelRow>,
+    next_cursor: Option<ChannelId>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<ChannelPage>> {
+    let limit = page_limit(query.limit, 100, 500);
+    let channels = store::list_for_user(&state.db, user, query.cursor, limit).await?;
+    let next_cursor = (channels.len() as i64 == limit).then(|| channels.last().map(|c| c.id)).flatten();
+    Ok(Json(ChannelPage { channels, next_cursor }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateChannel {
+    #[serde(rename = "type")]
+    kind: ChannelKind,
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    member_ids: Vec<UserId>,
+}
+
+fn validate_text(value: &Option<String>, field: &'static str, code: &'static str, max: usize) -> ApiResult<()> {
+    match value {
+        Some(v) if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => {
+            Err(AppError::invalid(code, format!("{field}: 1-{max} characters, no control characters")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(request): ApiJson<CreateChannel>,
+) -> ApiResult<(StatusCode, Json<ChannelRow>)> {
+    validate_text(&request.name, "name", "invalid_name", 100)?;
+    validate_text(&request.description, "description", "invalid_description", 1_000)?;
+    let mut members = request.member_ids.clone();
+    members.retain(|m| *m != user);
+    members.sort();
+    members.dedup();
+    if members.len() > MAX_INITIAL_MEMBERS {
+        return Err(AppError::invalid("too_many_members", format!("at most {MAX_INITIAL_MEMBERS} initial members")));
+    }
+    let dm_key = match request.kind {
+        ChannelKind::Dm => {
+            let [other] = members.as_slice() else {
+                return Err(AppError::invalid("invalid_members", "a dm has exactly one other member"));
+            };
+            let (a, b) = if user < *other { (user, *other) } else { (*other, user) };
+            let key = format!("{a}:{b}");
+            if let Some(existing) = store::find_dm(&state.db, &key, user).await? {
+                return Ok((StatusCode::OK, Json(existing)));
+            }
+            Some(key)
+        }
+        ChannelKind::Group | ChannelKind::Public => {
+            if request.name.is_none() {
+                return Err(AppError::invalid("invalid_name", "group and public channels need a name"));
+            }
+            None
+        }
+    };
+    let channel = store::create(
+        &state.db,
+        NewChannel {
+            kind: request.kind,
+            name: request.name.as_deref().map(str::trim),
+            description: request.description.as_deref(),
+            creator: user,
+            members: &members,
+            dm_key,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        // Two requests creating the same dm at once: the loser reports a conflict.
+        sqlx::Error::Database(db) if db.constraint() == Some("channels_dm_key_key") => {
+            AppError::Conflict { code: "dm_exists", message: "that dm was just created; fetch it again".into() }
+        }
+        other => other.into(),
+    })?;
+    for member in members.iter().chain([&user]) {
+        state.announce_membership(channel.id, *member, MembershipChange::Joined, channel.last_seq).await;
+    }
+    Ok((StatusCode::CREATED, Json(channel)))
+}
+
+/// The channel and the caller's role, or the error a caller without access gets.
+async fn access(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Option<Role>)> {
+    let (row, role) = store::get_with_role(&state.db, channel, user).await?.ok_or(AppError::NotFound("channel"))?;
+    if role.is_none() && row.kind.0 != ChannelKind::Public {
+        return Err(AppError::NotFound("channel"));
+    }
+    Ok((row, role))
+}
+
+/// The caller's role, which must exist (403 for a public channel, 404 otherwise).
+async fn member_role(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Role)> {
+    let (row, role) = access(state, channel, user).await?;
+    let role = role.ok_or(AppError::Forbidden("you are not a member of this channel"))?;
+    Ok((row, role))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+) -> ApiResult<Json<ChannelRow>> {
+    Ok(Json(access(&state, channel, user).await?.0))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateChannel {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+    ApiJson(request): ApiJson<UpdateChannel>,
+) -> ApiResult<Json<ChannelRow>> {
+    let (row, role) = member_role(&state, channel, user).await?;
+    if row.kind.0 == ChannelKind::Dm {
+        return Err(AppError::invalid("dm_immutable", "a dm has no name or description"));
+    }
+    if !role.can_manage() {
+        return Err(AppError::Forbidden("only owners and admins change a channel"));
+    }
+    validate_text(&request.name, "name", "invalid_name", 100)?;
+    validate_text(&request.description, "description", "invalid_description", 1_000)?;
+    store::update(&state.db, channel, request.name.as_deref().map(str::trim), request.description.as_deref()).await?;
+    Ok(Json(access(&state, channel, user).await?.0))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+) -> ApiResult<StatusCode> {
+    let (row, role) = member_role(&state, channel, user).await?;
+    if role != Role::Owner {
+        return Err(AppError::Forbidden("only the owner deletes a channel"));
+    }
+    for member in store::delete(&state.db, channel).await? {
+        state.announce_membership(channel, member, MembershipChange::Left, row.last_seq).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct MembersQuery {
+    limit: Option<i64>,
+    cursor: Option<UserId>,
+}
+
+#[derive(Serialize)]
+pub struct MemberPage {
+    members: Vec<MemberRow>,
+    next_cursor: Option<UserId>,
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> ApiResult<Json<MemberPage>> {
+    member_role(&state, channel, user).await?;
+    let limit = page_limit(query.limit, 100, 500);
+    let members = store::members(&state.db, channel, query.cursor, limit).await?;
+    let next_cursor = (members.len() as i64 == limit).then(|| members.last().map(|m| m.user_id)).flatten();
+    Ok(Json(MemberPage { members, next_cursor }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    user_id: UserId,
+    role: Option<Role>,
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+    ApiJson(request): ApiJson<AddMember>,
+) -> ApiResult<StatusCode> {
+    let (row, role) = member_role(&state, channel, user).await?;
+    if row.kind.0 == ChannelKind::Dm {
+        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
+    }
+    let new_role = request.role.unwrap_or(Role::Member);
+    let allowed = match new_role {
+        Role::Owner => false,
+        Role::Admin => role == Role::Owner,
+        Role::Member => role.can_manage() || row.kind.0 == ChannelKind::Public && request.user_id == user,
+    };
+    if !allowed {
+        return Err(AppError::Forbidden("your role cannot add that member"));
+    }
+    store::add_member(&state.db, channel, request.user_id, new_role).await?;
+    state.announce_membership(channel, request.user_id, MembershipChange::Joined, row.last_seq).await;
+    Ok(StatusCode::CREATED)
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, target)): ApiPath<(ChannelId, UserId)>,
+) -> ApiResult<StatusCode> {
+    let (row, role) = member_role(&state, channel, user).await?;
+    let target_role = store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
+    let allowed = if target == user {
+        target_role != Role::Owner
+    } else {
+        role.can_manage() && role < target_role
+    };
+    if !allowed {
+        return Err(if target == user {
+            AppError::Conflict { code: "owner_cannot_leave", message: "the owner deletes the channel instead".into() }
+        } else {
+            AppError::Forbidden("your role cannot remove that member")
+        });
+    }
+    store::remove_member(&state.db, channel, target).await?;
+    state.announce_membership(channel, target, MembershipChange::Left, row.last_seq).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    after_seq: Option<i64>,
+    before_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct HistoryPage {
+    messages: Vec<MessageView>,
+    has_more: bool,
+}
+
+pub const MAX_HISTORY_PAGE: i64 = 200;
+
+pub async fn history(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+    ApiQuery(query): ApiQuery<HistoryQuery>,
+) -> ApiResult<Json<HistoryPage>> {
+    member_role(&state, channel, user).await?;
+    let page = match (query.after_seq, query.before_seq) {
+        (Some(_), Some(_)) => return Err(AppError::BadRequest("give after_seq or before_seq, not both".into())),
+        (Some(after), None) => Page::After(after.max(0)),
+        (None, Some(before)) => Page::Before(before),
+        (None, None) => Page::Before(i64::MAX),
+    };
+    if let Some(limit) = query.limit
+        && !(1..=MAX_HISTORY_PAGE).contains(&limit)
+    {
+        return Err(AppError::invalid("invalid_limit", format!("limit: 1-{MAX_HISTORY_PAGE}")));
+    }
+    let limit = page_limit(query.limit, 50, MAX_HISTORY_PAGE);
+    let mut messages = history_store::history(&state.db, channel, page, limit + 1).await?;
+    let has_more = messages.len() as i64 > limit;
+    messages.truncate(limit as usize);
+    Ok(Json(HistoryPage { messages, has_more }))
+}

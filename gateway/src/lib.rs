@@ -1,0 +1,98 @@
+//! The gateway: REST and WebSocket edge of a chat cell. It authenticates clients, validates
+//! and batch-publishes their messages into the partitioned JetStream stream, acks them once
+//! stored, and fans committed messages out to the sockets of channel members connected here.
+
+mod auth;
+mod error;
+mod fanout;
+mod http;
+mod publish;
+mod state;
+mod store;
+mod ws;
+
+use axum::Router;
+use secrecy::ExposeSecret;
+use shared::config::Config;
+use shared::snowflake::SnowflakeGenerator;
+use shared::subjects::Subjects;
+use publish::Publisher;
+use state::{AppState, Inner};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("connecting to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    #[error(transparent)]
+    Streams(#[from] shared::streams::StreamSetupError),
+    #[error(transparent)]
+    Db(#[from] shared::db::DbSetupError),
+    #[error("redis: {0}")]
+    Redis(#[from] deadpool_redis::CreatePoolError),
+    #[error(transparent)]
+    NodeId(#[from] shared::snowflake::NodeIdOutOfRange),
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error("subscribing: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+}
+
+/// Serves on `listener` until `shutdown`, then drains: stops accepting, answers in-flight
+/// sends, closes sockets with 1012.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), GatewayError> {
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("gateway-{}", config.gateway.node_id))
+        .retry_on_initial_connect()
+        .connect(config.nats.urls.clone())
+        .await?;
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .ack_timeout(config.gateway.publish_ack_timeout)
+        .max_ack_inflight(config.gateway.publish_max_inflight)
+        .backpressure_on_inflight(true)
+        .build(nats.clone());
+    shared::streams::ensure_stream(&js, &config.nats).await?;
+    let db = shared::db::connect(&config.database).await?;
+    let mut redis_config = deadpool_redis::Config::from_url(config.redis.url.expose_secret());
+    redis_config.pool = Some(deadpool_redis::PoolConfig::new(config.redis.pool_size));
+    let redis = redis_config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+    let subjects = Subjects::new(&config.nats.subject_prefix);
+    let publish_shutdown = CancellationToken::new();
+    let (publisher, publish_task) = Publisher::start(js, &config.gateway, publish_shutdown.clone());
+    let fanout = fanout::Fanout::new(nats.clone(), subjects.clone(), shutdown.clone());
+    let membership = tokio::spawn(fanout.clone().follow_membership());
+
+    let state = AppState::new(Inner {
+        snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
+        tokens: auth::TokenKeys::new(&config.gateway),
+        config: config.gateway.clone(),
+        partitions: config.nats.partitions,
+        db,
+        redis,
+        nats: nats.clone(),
+        publisher,
+        fanout,
+        subjects,
+        shutdown: shutdown.clone(),
+    });
+    let app = router(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+
+    // Sockets are closed (1012) by now; answer whatever sends are still queued.
+    publish_shutdown.cancel();
+    let _ = tokio::time::timeout(config.gateway.shutdown_grace, publish_task).await;
+    membership.abort();
+    let _ = nats.flush().await;
+    state.db.close().await;
+    Ok(())
+}
+
+fn router(state: AppState) -> Router {
+    http::router()
+        .route("/ws", axum::routing::get(ws::upgrade))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
+        .with_state(state)
+}

@@ -1,0 +1,137 @@
+//! Batch publishing into JetStream. Sends from every socket of the gateway queue here; one
+//! task takes what is queued, waits at most `publish_linger` (1 ms) or until `publish_batch_max`
+//! (100) messages are there, publishes them back to back with one flush, and answers each
+//! sender when its PubAck arrives. The window of publishes awaiting a PubAck is bounded
+//! (`publish_max_inflight`); past it the task waits, and the queue in front of it fills, which
+//! is where senders feel back-pressure.
+
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use shared::config::GatewayConfig;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Why a publish got no PubAck. Every variant is retryable by the client.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishFailure {
+    #[error("the stream did not confirm the message: {0}")]
+    NotConfirmed(String),
+    #[error("the gateway is shutting down")]
+    ShuttingDown,
+}
+
+struct PublishRequest {
+    subject: String,
+    dedup_key: String,
+    payload: Bytes,
+    reply: oneshot::Sender<Result<PublishAck, PublishFailure>>,
+}
+
+/// Handle to the gateway's publish task. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    queue: mpsc::Sender<PublishRequest>,
+}
+
+impl Publisher {
+    /// Starts the publish task; it stops when `shutdown` is cancelled, after answering every
+    /// queued and in-flight publish.
+    pub fn start(
+        js: jetstream::Context,
+        config: &GatewayConfig,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(config.publish_max_inflight);
+        let batcher = Batcher {
+            js,
+            rx,
+            linger: config.publish_linger,
+            batch_max: config.publish_batch_max.max(1),
+        };
+        (Self { queue }, tokio::spawn(batcher.run(shutdown)))
+    }
+
+    /// Queues a message and returns once its PubAck (or failure) is known.
+    pub async fn publish(
+        &self,
+        subject: String,
+        dedup_key: String,
+        payload: Bytes,
+    ) -> Result<PublishAck, PublishFailure> {
+        let (reply, answer) = oneshot::channel();
+        let request = PublishRequest { subject, dedup_key, payload, reply };
+        self.queue.send(request).await.map_err(|_| PublishFailure::ShuttingDown)?;
+        answer.await.unwrap_or(Err(PublishFailure::ShuttingDown))
+    }
+}
+
+struct Batcher {
+    js: jetstream::Context,
+    rx: mpsc::Receiver<PublishRequest>,
+    linger: std::time::Duration,
+    batch_max: usize,
+}
+
+impl Batcher {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut awaiting = FuturesUnordered::new();
+        let mut batch = Vec::with_capacity(self.batch_max);
+        loop {
+            tokio::select! {
+                biased;
+                Some(()) = awaiting.next(), if !awaiting.is_empty() => continue,
+                _ = shutdown.cancelled() => break,
+                received = self.rx.recv_many(&mut batch, self.batch_max) => {
+                    if received == 0 { break; }
+                }
+            }
+            self.fill_until_linger(&mut batch).await;
+            awaiting.extend(self.publish_batch(&mut batch).await);
+        }
+        // Drain: publish what is queued, then answer everything in flight.
+        self.rx.close();
+        while self.rx.recv_many(&mut batch, self.batch_max).await > 0 {
+            awaiting.extend(self.publish_batch(&mut batch).await);
+        }
+        while awaiting.next().await.is_some() {}
+    }
+
+    /// Tops the batch up with what arrives within the linger time.
+    async fn fill_until_linger(&mut self, batch: &mut Vec<PublishRequest>) {
+        let deadline = tokio::time::Instant::now() + self.linger;
+        while batch.len() < self.batch_max {
+            let room = self.batch_max - batch.len();
+            match tokio::time::timeout_at(deadline, self.rx.recv_many(batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
+
+    /// Publishes the batch back to back, flushes once, and returns one future per message
+    /// that answers its sender when the PubAck comes.
+    async fn publish_batch(
+        &self,
+        batch: &mut Vec<PublishRequest>,
+    ) -> Vec<impl Future<Output = ()> + use<>> {
+        let mut pending = Vec::with_capacity(batch.len());
+        for request in batch.drain(..) {
+            let publish = PublishMessage::build().payload(request.payload).message_id(&request.dedup_key);
+            match self.js.send_publish(request.subject, publish).await {
+                Ok(ack) => pending.push(async move {
+                    let result = ack.await.map_err(|e| PublishFailure::NotConfirmed(e.to_string()));
+                    let _ = request.reply.send(result);
+                }),
+                Err(error) => {
+                    let _ = request.reply.send(Err(PublishFailure::NotConfirmed(error.to_string())));
+                }
+            }
+        }
+        if let Err(error) = self.js.client().flush().await {
+            tracing::warn!(%error, "flushing a publish batch failed");
+        }
+        pending
+    }
+}

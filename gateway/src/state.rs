@@ -1,0 +1,52 @@
+//! The gateway's one `AppState`: cheap to clone, everything shared behind one `Arc`.
+
+use crate::auth::TokenKeys;
+use crate::fanout::Fanout;
+use crate::publish::Publisher;
+use shared::config::GatewayConfig;
+use shared::events::{MembershipChange, MembershipEvent};
+use shared::ids::{ChannelId, ChannelSeq, UserId};
+use shared::snowflake::SnowflakeGenerator;
+use shared::subjects::Subjects;
+use std::ops::Deref;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: GatewayConfig,
+    pub db: sqlx::PgPool,
+    pub redis: deadpool_redis::Pool,
+    pub nats: async_nats::Client,
+    pub publisher: Publisher,
+    pub fanout: Arc<Fanout>,
+    pub tokens: TokenKeys,
+    pub snowflake: SnowflakeGenerator,
+    pub subjects: Subjects,
+    pub partitions: u16,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+
+    /// Tells every gateway of the cell that `user` joined or left `channel`.
+    pub async fn announce_membership(&self, channel: ChannelId, user: UserId, change: MembershipChange, last_seq: ChannelSeq) {
+        let event = MembershipEvent { channel_id: channel, user_id: user, change, last_seq };
+        let Ok(payload) = serde_json::to_vec(&event) else { return };
+        if let Err(error) = self.nats.publish(self.subjects.membership(), payload.into()).await {
+            tracing::warn!(%error, "membership change not announced");
+        }
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

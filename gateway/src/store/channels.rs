@@ -1,0 +1,281 @@
+//! Channels and their members.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::ids::{ChannelId, ChannelSeq, UserId};
+use sqlx::PgPool;
+use std::collections::HashSet;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelKind {
+    Dm,
+    Group,
+    Public,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Dm => "dm",
+            ChannelKind::Group => "group",
+            ChannelKind::Public => "public",
+        }
+    }
+}
+
+/// A member's rights in a channel, weakest last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "owner" => Role::Owner,
+            "admin" => Role::Admin,
+            _ => Role::Member,
+        }
+    }
+
+    /// Owners and admins manage a channel.
+    pub fn can_manage(self) -> bool {
+        self <= Role::Admin
+    }
+}
+
+/// A channel as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ChannelRow {
+    pub id: ChannelId,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "kind", try_from = "String")]
+    pub kind: KindText,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_seq: ChannelSeq,
+    /// The caller's role, where the caller is a member.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// The `kind` column, checked by the database to be one of the three kinds.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct KindText(pub ChannelKind);
+
+impl TryFrom<String> for KindText {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Ok(KindText(match text.as_str() {
+            "dm" => ChannelKind::Dm,
+            "group" => ChannelKind::Group,
+            "public" => ChannelKind::Public,
+            other => return Err(format!("unknown channel kind {other}")),
+        }))
+    }
+}
+
+const COLUMNS: &str = "c.id, c.kind, c.name, c.description, c.created_at, c.last_seq";
+
+pub async fn member_channel_ids(db: &PgPool, user: UserId) -> Result<HashSet<ChannelId>, sqlx::Error> {
+    let rows: Vec<(ChannelId,)> = sqlx::query_as("SELECT channel_id FROM channel_members WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(db)
+        .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The caller's channels, ordered by id, after the `after` cursor.
+pub async fn list_for_user(
+    db: &PgPool,
+    user: UserId,
+    after: Option<ChannelId>,
+    limit: i64,
+) -> Result<Vec<ChannelRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, m.role FROM channel_members m JOIN channels c ON c.id = m.channel_id
+         WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2)
+         ORDER BY c.id LIMIT $3"
+    )))
+    .bind(user)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// The channel and the caller's role in it (None when not a member).
+pub async fn get_with_role(
+    db: &PgPool,
+    channel: ChannelId,
+    user: UserId,
+) -> Result<Option<(ChannelRow, Option<Role>)>, sqlx::Error> {
+    let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, m.role FROM channels c
+         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+         WHERE c.id = $1"
+    )))
+    .bind(channel)
+    .bind(user)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| {
+        let role = r.role.as_deref().map(Role::parse);
+        (r, role)
+    }))
+}
+
+pub struct NewChannel<'a> {
+    pub kind: ChannelKind,
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub creator: UserId,
+    pub members: &'a [UserId],
+    pub dm_key: Option<String>,
+}
+
+/// Creates a channel with its creator as owner and `members` as members, in one transaction.
+pub async fn create(db: &PgPool, new: NewChannel<'_>) -> Result<ChannelRow, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let id = ChannelId::new_random();
+    let mut row: ChannelRow = sqlx::query_as(
+        "INSERT INTO channels AS c (id, kind, name, description, creator_id, dm_key)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING c.id, c.kind, c.name, c.description, c.created_at, c.last_seq, NULL::text AS role",
+    )
+    .bind(id)
+    .bind(new.kind.as_str())
+    .bind(new.name)
+    .bind(new.description)
+    .bind(new.creator)
+    .bind(new.dm_key)
+    .fetch_one(&mut *tx)
+    .await?;
+    let creator_role = if new.kind == ChannelKind::Dm { Role::Member } else { Role::Owner };
+    let others: Vec<uuid::Uuid> = new.members.iter().filter(|m| **m != new.creator).map(|m| m.0).collect();
+    sqlx::query(
+        "INSERT INTO channel_members (channel_id, user_id, role)
+         SELECT $1, u, 'member' FROM unnest($2::uuid[]) AS u
+         UNION ALL SELECT $1, $3, $4",
+    )
+    .bind(id)
+    .bind(&others)
+    .bind(new.creator)
+    .bind(creator_role.as_str())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    row.role = Some(creator_role.as_str().to_owned());
+    Ok(row)
+}
+
+pub async fn find_dm(db: &PgPool, dm_key: &str, user: UserId) -> Result<Option<ChannelRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, m.role FROM channels c
+         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+         WHERE c.dm_key = $1"
+    )))
+    .bind(dm_key)
+    .bind(user)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn update(
+    db: &PgPool,
+    channel: ChannelId,
+    name: Option<&str>,
+    description: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE channels SET name = coalesce($2, name), description = coalesce($3, description) WHERE id = $1")
+        .bind(channel)
+        .bind(name)
+        .bind(description)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes a channel; returns the members it had.
+pub async fn delete(db: &PgPool, channel: ChannelId) -> Result<Vec<UserId>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let members: Vec<(UserId,)> = sqlx::query_as("SELECT user_id FROM channel_members WHERE channel_id = $1")
+        .bind(channel)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM channels WHERE id = $1").bind(channel).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(members.into_iter().map(|(u,)| u).collect())
+}
+
+/// A member as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct MemberRow {
+    pub user_id: UserId,
+    pub username: String,
+    pub display_name: String,
+    pub avatar_url: Option<String>,
+    pub role: String,
+    pub joined_at: DateTime<Utc>,
+}
+
+pub async fn members(
+    db: &PgPool,
+    channel: ChannelId,
+    after: Option<UserId>,
+    limit: i64,
+) -> Result<Vec<MemberRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.user_id, u.username, u.display_name, u.avatar_url, m.role, m.joined_at
+         FROM channel_members m JOIN users u ON u.id = m.user_id
+         WHERE m.channel_id = $1 AND ($2::uuid IS NULL OR m.user_id > $2)
+         ORDER BY m.user_id LIMIT $3",
+    )
+    .bind(channel)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn role_of(db: &PgPool, channel: ChannelId, user: UserId) -> Result<Option<Role>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as("SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+        .bind(channel)
+        .bind(user)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.map(|(r,)| Role::parse(&r)))
+}
+
+pub async fn add_member(db: &PgPool, channel: ChannelId, user: UserId, role: Role) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, $3)")
+        .bind(channel)
+        .bind(user)
+        .bind(role.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn remove_member(db: &PgPool, channel: ChannelId, user: UserId) -> Result<bool, sqlx::Error> {
+    let result = sqlx::query("DELETE FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+        .bind(channel)
+        .bind(user)
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() > 0)
+}

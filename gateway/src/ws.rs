@@ -1,0 +1,279 @@
+//! The WebSocket endpoint `GET /ws`. The access token is checked before the upgrade (401
+//! otherwise), from `Authorization: Bearer` or, for browsers, the subprotocol list
+//! `chat.v1, bearer.<token>`. Each socket has a reader (decodes frames, validates, publishes,
+//! answers acks as PubAcks arrive, pipelined) and a writer fed by one bounded queue; a socket
+//! whose queue overflows is closed with 4008 so it never slows anyone else down.
+
+use crate::auth::bearer_token;
+use crate::error::AppError;
+use crate::state::AppState;
+use crate::store;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::response::Response;
+use futures::stream::{FuturesUnordered, SplitSink};
+use futures::{SinkExt, StreamExt};
+use shared::events::StreamMessage;
+use shared::ids::{ChannelId, UserId};
+use shared::protocol::{
+    self, AckPayload, AckStatus, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
+};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Close code for a socket that could not keep up with its deliveries.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code when the gateway shuts down ("service restart").
+pub const CLOSE_RESTART: u16 = 1012;
+/// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
+const MAX_PENDING_SENDS_PER_SOCKET: usize = 256;
+
+static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A socket as the rest of the gateway sees it: who it is, which channels it may use, and
+/// its outbound queue.
+#[derive(Clone)]
+pub struct ConnHandle {
+    pub id: u64,
+    pub user: UserId,
+    pub channels: Arc<RwLock<HashSet<ChannelId>>>,
+    outbound: mpsc::Sender<Utf8Bytes>,
+    closing: CancellationToken,
+    close_code: Arc<AtomicU16>,
+}
+
+impl ConnHandle {
+    fn new(user: UserId, channels: HashSet<ChannelId>, queue: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
+        let (outbound, rx) = mpsc::channel(queue.max(1));
+        let conn = Self {
+            id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
+            user,
+            channels: Arc::new(RwLock::new(channels)),
+            outbound,
+            closing: CancellationToken::new(),
+            close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
+        };
+        (conn, rx)
+    }
+
+    /// Queues a frame; a full queue closes the socket with 4008 instead of waiting.
+    pub fn deliver(&self, frame: Utf8Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(frame) {
+            self.close(CLOSE_SLOW_CONSUMER);
+        }
+    }
+
+    /// Asks the writer to close the socket with `code` (the first code asked for wins).
+    pub fn close(&self, code: u16) {
+        if !self.closing.is_cancelled() {
+            self.close_code.store(code, Ordering::Relaxed);
+            self.closing.cancel();
+        }
+    }
+
+    fn is_member(&self, channel: ChannelId) -> bool {
+        self.channels.read().unwrap_or_else(|e| e.into_inner()).contains(&channel)
+    }
+}
+
+/// The access token of a WebSocket handshake.
+pub struct HandshakeToken(String);
+
+impl FromRequestParts<AppState> for HandshakeToken {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, AppError> {
+        if let Some(token) = bearer_token(parts) {
+            return Ok(Self(token.to_owned()));
+        }
+        parts
+            .headers
+            .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix(protocol::BEARER_SUBPROTOCOL_PREFIX))
+            .map(|t| Self(t.to_owned()))
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// `GET /ws`: authenticates, registers the socket's channels, then upgrades.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    HandshakeToken(token): HandshakeToken,
+    ws: WebSocketUpgrade,
+) -> Result<Response, AppError> {
+    let user = state.tokens.verify(&token)?.sub;
+    let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
+    let channels = store::channels::member_channel_ids(&state.db, user).await?;
+    let (conn, outbound) = ConnHandle::new(user, channels, state.config.socket_queue_frames);
+    state.fanout.register(&conn).await;
+    let registration = Registration { state: state.clone(), conn };
+    Ok(ws
+        .protocols([protocol::SUBPROTOCOL])
+        .max_message_size(state.config.max_ws_message_bytes)
+        .max_frame_size(state.config.max_ws_message_bytes.min(16 * 1024))
+        .write_buffer_size(16 * 1024)
+        .on_upgrade(move |socket| serve(socket, registration, outbound, sender)))
+}
+
+/// Unregisters the socket from the fanout however the connection ends, even if the upgrade
+/// never completes.
+struct Registration {
+    state: AppState,
+    conn: ConnHandle,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.state.fanout.unregister(&self.conn);
+        self.conn.closing.cancel();
+    }
+}
+
+async fn serve(socket: WebSocket, registration: Registration, outbound: mpsc::Receiver<Utf8Bytes>, sender: SenderView) {
+    let conn = registration.conn.clone();
+    let state = registration.state.clone();
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
+    let shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = read_loop(stream, &conn, &state, &sender) => {}
+        _ = shutdown.cancelled() => conn.close(CLOSE_RESTART),
+    }
+    conn.close(1000);
+    drop(registration);
+    let _ = writer.await;
+}
+
+async fn read_loop(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    conn: &ConnHandle,
+    state: &AppState,
+    sender: &SenderView,
+) {
+    let mut pending = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            _ = conn.closing.cancelled() => break,
+            Some(answer) = pending.next(), if !pending.is_empty() => conn.deliver(answer),
+            frame = stream.next(), if pending.len() < MAX_PENDING_SENDS_PER_SOCKET => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        conn.deliver(error_frame(None, ErrorCode::MalformedFrame, "frames are JSON text"));
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(error)) => {
+                        tracing::debug!(conn = conn.id, %error, "socket read failed");
+                        break;
+                    }
+                };
+                match ClientFrame::decode(&text) {
+                    Ok(ClientFrame::MessageSend { id, payload }) => {
+                        if let Some(send) = start_send(state, conn, sender, id, payload) {
+                            pending.push(send);
+                        }
+                    }
+                    Err(error) => conn.deliver(error_frame(protocol::frame_id(&text), error.code(), error.to_string())),
+                }
+            }
+        }
+    }
+    // Answer what is in flight before the socket goes, where the socket is still there.
+    while let Some(answer) = pending.next().await {
+        conn.deliver(answer);
+    }
+}
+
+/// Validates a send and starts its publish; the returned future yields the `message.ack` or
+/// `error` frame. Invalid sends are answered at once.
+fn start_send(
+    state: &AppState,
+    conn: &ConnHandle,
+    sender: &SenderView,
+    id: shared::ids::ClientMsgId,
+    payload: SendPayload,
+) -> Option<impl Future<Output = Utf8Bytes> + use<>> {
+    if !conn.is_member(payload.channel_id) {
+        conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, "you are not a member of that channel"));
+        return None;
+    }
+    let message = StreamMessage {
+        message_id: state.snowflake.next_id(),
+        channel_id: payload.channel_id,
+        sender: sender.clone(),
+        client_msg_id: id,
+        content: payload.content,
+        content_type: payload.content_type,
+        reply_to: payload.reply_to,
+        created_at: chrono::Utc::now(),
+    };
+    let subject = state.subjects.publish(message.channel_id, state.partitions);
+    let dedup_key = message.dedup_key();
+    let encoded = serde_json::to_vec(&message).unwrap_or_default();
+    let publisher = state.publisher.clone();
+    Some(async move {
+        let frame = match publisher.publish(subject, dedup_key, encoded.into()).await {
+            Ok(_) => ServerFrame::MessageAck {
+                id: message.client_msg_id,
+                payload: AckPayload {
+                    status: AckStatus::Stored,
+                    message_id: message.message_id,
+                    channel_id: message.channel_id,
+                },
+            },
+            Err(failure) => ServerFrame::error(
+                Some(message.client_msg_id.0),
+                ErrorCode::PublishFailed,
+                failure.to_string(),
+            ),
+        };
+        Utf8Bytes::from(frame.to_json())
+    })
+}
+
+fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
+    Utf8Bytes::from(ServerFrame::error(id, code, message).to_json())
+}
+
+/// Writes queued frames until the socket is closed; then sends the close frame.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    conn: ConnHandle,
+) {
+    loop {
+        let frame = tokio::select! {
+            biased;
+            _ = conn.closing.cancelled() => break,
+            frame = outbound.recv() => frame,
+        };
+        let Some(frame) = frame else { break };
+        // A peer that stops reading blocks this send; closing must still get through.
+        tokio::select! {
+            biased;
+            _ = conn.closing.cancelled() => break,
+            sent = sink.send(Message::Text(frame)) => if sent.is_err() { return },
+        }
+    }
+    let code = conn.close_code.load(Ordering::Relaxed);
+    let reason = match code {
+        CLOSE_SLOW_CONSUMER => "slow consumer",
+        CLOSE_RESTART => "service restart",
+        _ => "",
+    };
+    let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let _ = sink.send(close).await;
+        let _ = sink.close().await;
+    })
+    .await;
+}

@@ -1,0 +1,44 @@
+//! Announcing committed messages: one core NATS publish per message on its channel's delivery
+//! subject, in `seq` order, with the `seq` in a header. Gateways with members of the channel
+//! online forward it to their sockets as `message.new`.
+
+use crate::persist::PersistedMessage;
+use shared::events::{SEQ_HEADER, StreamMessage, dedup_key};
+use shared::protocol::MessageView;
+use shared::subjects::Subjects;
+use std::collections::HashMap;
+
+/// Publishes the delivery of every persisted message of a batch and flushes once. A message
+/// an earlier delivery stored is announced again with its stored id and `seq`: gateways drop
+/// what they have already forwarded, and one that missed it gets it now.
+pub async fn announce(
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+    batch: &[StreamMessage],
+    persisted: &[PersistedMessage],
+) -> Result<(), async_nats::Error> {
+    let by_key: HashMap<String, &StreamMessage> = batch.iter().map(|m| (m.dedup_key(), m)).collect();
+    for row in persisted {
+        let Some(message) = by_key.get(&dedup_key(row.sender_id, row.channel_id, &row.client_msg_id))
+        else {
+            continue;
+        };
+        let view = MessageView {
+            message_id: row.message_id,
+            client_id: row.client_msg_id.clone(),
+            channel_id: row.channel_id,
+            seq: row.seq,
+            sender: message.sender.clone(),
+            content: message.content.clone(),
+            content_type: message.content_type,
+            reply_to: message.reply_to,
+            created_at: message.created_at,
+        };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());
+        let payload = serde_json::to_vec(&view)?;
+        nats.publish_with_headers(subjects.deliver(row.channel_id), headers, payload.into()).await?;
+    }
+    nats.flush().await?;
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! Configuration of the cell's processes, layered: defaults in code, then an optional TOML
+//! file, then environment variables `CHAT__SECTION__KEY` (e.g. `CHAT__DATABASE__URL`).
+//! Config is a plain struct handed down; nothing below `main` reads the environment.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub gateway: GatewayConfig,
+    pub worker: WorkerConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct NatsConfig {
+    /// Seed URLs of the cluster; the client learns the other nodes from the server.
+    pub urls: Vec<String>,
+    /// Prefix of every subject of this cell.
+    pub subject_prefix: String,
+    /// Name of the message stream.
+    pub stream: String,
+    /// Partitions of the message stream: one consumer, and one worker at a time, each.
+    pub partitions: u16,
+    /// Replicas of the stream and its consumers (3 in a real cell).
+    pub replicas: usize,
+    /// How long JetStream remembers a `Nats-Msg-Id` to drop resends.
+    #[serde(with = "secs")]
+    pub duplicate_window: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// Run the embedded migrations at start (they take an advisory lock, so several
+    /// processes may do it at once).
+    pub migrate: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisConfig {
+    pub url: SecretString,
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Snowflake node id, unique per gateway of a cell (0–1023).
+    pub node_id: u16,
+    /// Secret that signs access tokens (HS256), shared by the gateways of a cell.
+    pub jwt_secret: SecretString,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    #[serde(with = "secs")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "secs")]
+    pub refresh_token_ttl: Duration,
+    /// A publish batch is flushed after this long …
+    #[serde(with = "millis")]
+    pub publish_linger: Duration,
+    /// … or when it holds this many messages.
+    pub publish_batch_max: usize,
+    /// Publishes awaiting their PubAck, at most; senders wait beyond that.
+    pub publish_max_inflight: usize,
+    /// How long to wait for a PubAck before answering `publish_failed`.
+    #[serde(with = "millis")]
+    pub publish_ack_timeout: Duration,
+    /// Frames queued for one socket, at most; past that the socket is closed with 4008.
+    pub socket_queue_frames: usize,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_ws_message_bytes: usize,
+    /// How long shutdown waits for in-flight work before giving up.
+    #[serde(with = "secs")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerConfig {
+    /// Messages persisted in one transaction, at most.
+    pub batch_max: usize,
+    /// JetStream redelivers a message not acked within this.
+    #[serde(with = "secs")]
+    pub ack_wait: Duration,
+    /// How long a partition stays pinned to a worker that stopped pulling.
+    #[serde(with = "secs")]
+    pub pin_timeout: Duration,
+    #[serde(with = "secs")]
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info,gateway=debug`.
+    pub filter: String,
+    /// JSON lines instead of human-readable text.
+    pub json: bool,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        Self {
+            urls: vec!["nats://127.0.0.1:4222".into()],
+            subject_prefix: "chat".into(),
+            stream: "CHAT_MESSAGES".into(),
+            partitions: 16,
+            replicas: 3,
+            duplicate_window: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://chat@127.0.0.1:5432/chat".into(),
+            max_connections: 16,
+            migrate: true,
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { url: "redis://127.0.0.1:6379".into(), pool_size: 16 }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            node_id: 0,
+            jwt_secret: "change-me-in-every-real-deployment".into(),
+            jwt_issuer: "chat-cell".into(),
+            jwt_audience: "chat".into(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            publish_linger: Duration::from_millis(1),
+            publish_batch_max: 100,
+            publish_max_inflight: 4096,
+            publish_ack_timeout: Duration::from_millis(5000),
+            socket_queue_frames: 1024,
+            max_ws_message_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 256,
+            ack_wait: Duration::from_secs(30),
+            pin_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), json: false }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then `CHAT__…` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment.merge(Env::prefixed("CHAT__").split("__")).extract().map_err(|e| ConfigError(Box::new(e)))
+    }
+
+    /// The config file named by `--config <path>` or `CHAT_CONFIG`, if any.
+    pub fn load_from_args() -> Result<Self, ConfigError> {
+        let mut args = std::env::args().skip(1);
+        let mut file = std::env::var_os("CHAT_CONFIG").map(std::path::PathBuf::from);
+        while let Some(arg) = args.next() {
+            if arg == "--config" {
+                file = args.next().map(Into::into);
+            }
+        }
+        Self::load(file.as_deref())
+    }
+}
+
+/// Durations in config files are whole seconds.
+mod secs {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Durations in config files are whole milliseconds.
+mod millis {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cell.toml", "[gateway]\nnode_id = 3\n[nats]\npartitions = 4\n")?;
+            jail.set_env("CHAT__NATS__PARTITIONS", "8");
+            jail.set_env("CHAT__DATABASE__URL", "postgres://x@h/db");
+            let config = Config::load(Some(Path::new("cell.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.gateway.node_id, 3);
+            assert_eq!(config.nats.partitions, 8);
+            assert_eq!(config.database.url.expose_secret(), "postgres://x@h/db");
+            assert_eq!(config.nats.replicas, 3);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,291 @@
+//! A whole cell of local processes: 3 NATS nodes, Postgres, Redis, N gateways and M workers
+//! (the real `gateway` and `messages` binaries). The cell runner keeps one in `.cell/` on
+//! fixed ports; each test starts its own in a temporary directory on free ports.
+
+use super::nats::{NatsCluster, NodePorts};
+use super::postgres::LocalPostgres;
+use super::process::{ChildProcess, ProcessError, free_port};
+use super::redis::LocalRedis;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct CellOptions {
+    pub gateways: usize,
+    pub workers: usize,
+    pub partitions: u16,
+    /// Where the cell keeps its data; a fresh temporary directory when `None`.
+    pub dir: Option<PathBuf>,
+    /// Fixed ports (the cell runner); free ports when `None`.
+    pub ports: Option<CellPorts>,
+    /// fsync on in Postgres and append-only Redis (the cell runner), off for tests.
+    pub durable: bool,
+    /// Directory of the `gateway` and `messages` binaries; found next to the running
+    /// executable when `None`.
+    pub bin_dir: Option<PathBuf>,
+    /// Extra `key = value` lines for the processes' config, under their `[section]`s.
+    pub extra_config: String,
+}
+
+impl Default for CellOptions {
+    fn default() -> Self {
+        Self {
+            gateways: 1,
+            workers: 1,
+            partitions: 4,
+            dir: None,
+            ports: None,
+            durable: false,
+            bin_dir: None,
+            extra_config: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CellPorts {
+    pub nats: [NodePorts; 3],
+    pub postgres: u16,
+    pub redis: u16,
+    /// Port of the first gateway; the others take the next ones.
+    pub gateway: u16,
+}
+
+/// One of the cell's own processes (a gateway or a worker) and how to start it again.
+pub struct AppProcess {
+    pub name: String,
+    binary: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+    pub process: Option<ChildProcess>,
+    /// The HTTP port, for gateways.
+    pub port: Option<u16>,
+}
+
+impl AppProcess {
+    pub fn start(&mut self) -> Result<(), ProcessError> {
+        let mut command = Command::new(&self.binary);
+        command.arg("--config").arg(&self.config);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        self.process = Some(ChildProcess::spawn(&self.name, command, &self.log)?);
+        Ok(())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(process) = self.process.as_mut() {
+            process.kill9();
+        }
+    }
+
+    pub async fn terminate(&mut self, grace: Duration) {
+        if let Some(process) = self.process.as_mut() {
+            process.terminate(grace).await;
+        }
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+pub struct TestCell {
+    /// Kept so the temporary directory lives as long as the cell.
+    _temp: Option<tempfile::TempDir>,
+    pub dir: PathBuf,
+    pub nats: NatsCluster,
+    pub postgres: LocalPostgres,
+    pub redis: LocalRedis,
+    pub database: String,
+    pub gateways: Vec<AppProcess>,
+    pub workers: Vec<AppProcess>,
+    pub options: CellOptions,
+}
+
+impl TestCell {
+    /// Starts every server and process, and waits until each gateway is ready.
+    pub async fn start(options: CellOptions) -> Result<Self, ProcessError> {
+        let setup = |e: std::io::Error| ProcessError::Setup(e.to_string());
+        let (temp, dir) = match &options.dir {
+            Some(dir) => (None, dir.clone()),
+            None => {
+                let temp = tempfile::Builder::new().prefix("chat-cell-").tempdir().map_err(setup)?;
+                let dir = temp.path().to_owned();
+                (Some(temp), dir)
+            }
+        };
+        std::fs::create_dir_all(&dir).map_err(setup)?;
+        let ports = options.ports;
+        let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
+        let (nats, postgres, redis) = tokio::join!(
+            NatsCluster::start(&nats_dir, ports.map(|p| p.nats)),
+            LocalPostgres::start(&postgres_dir, ports.map_or_else(free_port, |p| p.postgres), options.durable),
+            LocalRedis::start(&redis_dir, ports.map_or_else(free_port, |p| p.redis), options.durable),
+        );
+        let (nats, postgres, redis) = (nats?, postgres?, redis?);
+        let database = "chat".to_owned();
+        postgres.create_database(&database).await.map_err(|e| ProcessError::Setup(e.to_string()))?;
+
+        let bin_dir = match &options.bin_dir {
+            Some(dir) => dir.clone(),
+            None => default_bin_dir()?,
+        };
+        let mut cell = Self {
+            _temp: temp,
+            dir: dir.clone(),
+            nats,
+            postgres,
+            redis,
+            database,
+            gateways: Vec::new(),
+            workers: Vec::new(),
+            options: options.clone(),
+        };
+        for i in 0..options.workers {
+            let config = cell.config_toml(None, 0);
+            let worker = cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None)?;
+            cell.workers.push(worker);
+        }
+        for i in 0..options.gateways {
+            let port = ports.map_or_else(free_port, |p| p.gateway + i as u16);
+            let config = cell.config_toml(Some(port), i as u16 + 1);
+            let gateway = cell.app_process(&bin_dir, "gateway", &format!("gateway-{}", i + 1), config, Some(port))?;
+            cell.gateways.push(gateway);
+        }
+        for i in 0..cell.gateways.len() {
+            cell.wait_gateway_ready(i, Duration::from_secs(60)).await?;
+        }
+        Ok(cell)
+    }
+
+    fn app_process(
+        &self,
+        bin_dir: &Path,
+        binary: &str,
+        name: &str,
+        config: String,
+        port: Option<u16>,
+    ) -> Result<AppProcess, ProcessError> {
+        let config_path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
+        let mut process = AppProcess {
+            name: name.to_owned(),
+            binary: bin_dir.join(binary),
+            config: config_path,
+            log: self.dir.join(format!("{name}.log")),
+            process: None,
+            port,
+        };
+        process.start()?;
+        Ok(process)
+    }
+
+    /// The TOML config of a gateway (with its port and node id) or a worker.
+    fn config_toml(&self, gateway_port: Option<u16>, node_id: u16) -> String {
+        let urls: Vec<String> = self.nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let mut config = format!(
+            "[nats]\nurls = [{}]\npartitions = {}\n\n[database]\nurl = \"{}\"\n\n[redis]\nurl = \"{}\"\n\n",
+            urls.join(", "),
+            self.options.partitions,
+            self.postgres.url(&self.database),
+            self.redis.url(),
+        );
+        if let Some(port) = gateway_port {
+            config.push_str(&format!(
+                "[gateway]\nlisten = \"127.0.0.1:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n"
+            ));
+        }
+        config.push_str(&self.options.extra_config);
+        config
+    }
+
+    pub fn gateway_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.gateways[i].port.unwrap_or(0))
+    }
+
+    pub fn ws_url(&self, i: usize) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.gateways[i].port.unwrap_or(0))
+    }
+
+    pub fn database_url(&self) -> String {
+        self.postgres.url(&self.database)
+    }
+
+    pub async fn wait_gateway_ready(&mut self, i: usize, timeout: Duration) -> Result<(), ProcessError> {
+        let url = format!("{}/ready", self.gateway_url(i));
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(response) = client.get(&url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            let gateway = &mut self.gateways[i];
+            if let Some(process) = gateway.process.as_mut()
+                && !process.is_running()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = self.gateways[i].log.clone();
+        Err(ProcessError::NotReady(format!("{} ({})", self.gateways[i].name, tail(&log)), log))
+    }
+
+    /// Stops gateways and workers gracefully (SIGTERM), then the servers.
+    pub async fn stop(&mut self) {
+        for app in self.gateways.iter_mut().chain(self.workers.iter_mut()) {
+            app.terminate(Duration::from_secs(25)).await;
+        }
+        if let Some(p) = self.redis.process.as_mut() {
+            p.terminate(Duration::from_secs(10)).await;
+        }
+        if let Some(p) = self.postgres.process.as_mut() {
+            p.terminate(Duration::from_secs(20)).await;
+        }
+        for node in &mut self.nats.nodes {
+            if let Some(p) = node.process.as_mut() {
+                p.terminate(Duration::from_secs(20)).await;
+            }
+        }
+    }
+
+    /// The last lines of every process log, to print when a test fails.
+    pub fn logs_tail(&self) -> String {
+        self.gateways
+            .iter()
+            .chain(&self.workers)
+            .map(|a| format!("--- {} ---\n{}\n", a.name, tail(&a.log)))
+            .collect()
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Where cargo put the binaries: `CHAT_BIN_DIR`, or the target directory of the running
+/// executable (`target/debug` for tests, which live in `target/debug/deps`).
+fn default_bin_dir() -> Result<PathBuf, ProcessError> {
+    if let Some(dir) = std::env::var_os("CHAT_BIN_DIR") {
+        return Ok(dir.into());
+    }
+    let exe = std::env::current_exe().map_err(|e| ProcessError::Setup(e.to_string()))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    if !dir.join("gateway").is_file() || !dir.join("messages").is_file() {
+        return Err(ProcessError::Setup(format!(
+            "gateway and messages binaries not found in {}; run `cargo build --bins` first",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}

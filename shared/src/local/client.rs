@@ -1,0 +1,163 @@
+//! A chat client for tests and load tools: REST through `reqwest`, WebSocket through
+//! `tokio-tungstenite`, typed frames from `protocol`. It keeps each channel's last seen `seq`,
+//! the state a client resumes from.
+
+use crate::ids::{ChannelId, ChannelSeq, UserId};
+use crate::protocol::{MessageView, ServerFrame};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("unexpected answer {status}: {body}")]
+    Status { status: u16, body: String },
+    #[error("websocket: {0}")]
+    Ws(#[from] tungstenite::Error),
+    #[error("decoding: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// A registered user talking to one gateway's REST API.
+#[derive(Clone)]
+pub struct ChatClient {
+    http: reqwest::Client,
+    pub base_url: String,
+    pub user_id: UserId,
+    pub username: String,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+impl ChatClient {
+    /// Registers `username` (password `password-<username>`) at `base_url`.
+    pub async fn register(base_url: &str, username: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::new();
+        let body = json!({
+            "email": format!("{username}@example.test"),
+            "username": username,
+            "password": format!("password-{username}"),
+        });
+        let session = expect(http.post(format!("{base_url}/api/v1/auth/register")).json(&body).send().await?, 201).await?;
+        Ok(Self {
+            http,
+            base_url: base_url.to_owned(),
+            user_id: serde_json::from_value(session["user"]["id"].clone())?,
+            username: username.to_owned(),
+            access_token: session["access_token"].as_str().unwrap_or_default().to_owned(),
+            refresh_token: session["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// The same user talking to another gateway.
+    pub fn via(&self, base_url: &str) -> Self {
+        Self { base_url: base_url.to_owned(), ..self.clone() }
+    }
+
+    /// A request to `path` under `/api/v1` with this user's token.
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}/api/v1{path}", self.base_url)).bearer_auth(&self.access_token)
+    }
+
+    /// Creates a channel of `kind` with `members`; returns its id.
+    pub async fn create_channel(&self, kind: &str, name: &str, members: &[UserId]) -> Result<ChannelId, ClientError> {
+        let body = json!({"type": kind, "name": name, "member_ids": members});
+        let channel = expect(self.request(reqwest::Method::POST, "/channels").json(&body).send().await?, 201).await?;
+        Ok(serde_json::from_value(channel["id"].clone())?)
+    }
+
+    /// Every message of `channel` after `after_seq`, paging through the history API.
+    pub async fn history_after(&self, channel: ChannelId, after_seq: i64) -> Result<Vec<MessageView>, ClientError> {
+        let mut messages = Vec::new();
+        let mut after = after_seq;
+        loop {
+            let path = format!("/channels/{channel}/messages?after_seq={after}&limit=200");
+            let page = expect(self.request(reqwest::Method::GET, &path).send().await?, 200).await?;
+            let batch: Vec<MessageView> = serde_json::from_value(page["messages"].clone())?;
+            after = batch.last().map_or(after, |m| m.seq.0);
+            messages.extend(batch);
+            if page["has_more"] != json!(true) {
+                return Ok(messages);
+            }
+        }
+    }
+
+    /// Opens a WebSocket to `ws_url` with the token in the `Authorization` header.
+    pub async fn connect(&self, ws_url: &str) -> Result<ChatSocket, ClientError> {
+        let mut request = ws_url.into_client_request()?;
+        let bearer = format!("Bearer {}", self.access_token).parse().map_err(|_| tungstenite::Error::Utf8(String::new()))?;
+        request.headers_mut().insert("authorization", bearer);
+        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        Ok(ChatSocket { ws, last_seq: HashMap::new() })
+    }
+}
+
+/// The body of a response with the `expected` status, or an error with what came instead.
+pub async fn expect(response: reqwest::Response, expected: u16) -> Result<Value, ClientError> {
+    let status = response.status().as_u16();
+    let body = response.text().await?;
+    if status != expected {
+        return Err(ClientError::Status { status, body });
+    }
+    Ok(if body.is_empty() { Value::Null } else { serde_json::from_str(&body)? })
+}
+
+/// One open socket.
+pub struct ChatSocket {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    /// Highest `seq` seen per channel.
+    pub last_seq: HashMap<ChannelId, ChannelSeq>,
+}
+
+impl ChatSocket {
+    /// Sends a `message.send` without waiting for its ack.
+    pub async fn send_message(&mut self, channel: ChannelId, client_id: &str, content: &str) -> Result<(), ClientError> {
+        let frame = json!({
+            "type": "message.send",
+            "id": client_id,
+            "payload": {"channel_id": channel, "content": content, "content_type": "text"},
+        });
+        self.send_text(frame.to_string()).await
+    }
+
+    pub async fn send_text(&mut self, text: String) -> Result<(), ClientError> {
+        self.ws.send(Message::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The next frame from the server within `timeout`: `Ok(None)` on timeout, an error on
+    /// close. Tracks `last_seq` from `message.new`.
+    pub async fn next_frame(&mut self, timeout: Duration) -> Result<Option<ServerFrame>, ClientError> {
+        loop {
+            let message = match tokio::time::timeout(timeout, self.ws.next()).await {
+                Err(_) => return Ok(None),
+                Ok(None) => return Err(ClientError::Ws(tungstenite::Error::ConnectionClosed)),
+                Ok(Some(message)) => message?,
+            };
+            match message {
+                Message::Text(text) => {
+                    let frame: ServerFrame = serde_json::from_str(&text)?;
+                    if let ServerFrame::MessageNew { payload } = &frame {
+                        let seen = self.last_seq.entry(payload.channel_id).or_insert(ChannelSeq(0));
+                        *seen = (*seen).max(payload.seq);
+                    }
+                    return Ok(Some(frame));
+                }
+                Message::Close(frame) => {
+                    let reason = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                    return Err(ClientError::Status { status: 0, body: format!("closed: {reason}") });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

@@ -1,0 +1,108 @@
+//! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`.
+
+use super::process::{ChildProcess, ProcessError, find_executable, free_port};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+const TEMPLATE: &str = include_str!("../../../nats/node.conf.template");
+
+/// One node's ports and files.
+pub struct NatsNode {
+    pub name: String,
+    pub client_port: u16,
+    pub cluster_port: u16,
+    pub http_port: u16,
+    config: PathBuf,
+    dir: PathBuf,
+    pub process: Option<ChildProcess>,
+}
+
+impl NatsNode {
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.client_port)
+    }
+
+    /// kill -9 the node.
+    pub fn kill9(&mut self) {
+        if let Some(process) = self.process.as_mut() {
+            process.kill9();
+        }
+    }
+
+    /// Starts (or restarts) the node's server process.
+    pub fn start(&mut self) -> Result<(), ProcessError> {
+        let binary = find_executable("nats-server", "CHAT_NATS_SERVER", &[])?;
+        let mut command = Command::new(binary);
+        command.arg("-c").arg(&self.config);
+        self.process = Some(ChildProcess::spawn(&self.name, command, &self.dir.join("nats.log"))?);
+        Ok(())
+    }
+}
+
+pub struct NatsCluster {
+    pub nodes: Vec<NatsNode>,
+}
+
+/// Ports of one node: (client, cluster, http).
+pub type NodePorts = (u16, u16, u16);
+
+impl NatsCluster {
+    /// Starts 3 nodes with their data under `dir`, on `ports` or free ports, and waits until
+    /// JetStream answers on every node.
+    pub async fn start(dir: &Path, ports: Option<[NodePorts; 3]>) -> Result<Self, ProcessError> {
+        let ports = ports.unwrap_or_else(|| std::array::from_fn(|_| (free_port(), free_port(), free_port())));
+        let routes: String = ports
+            .iter()
+            .map(|(_, cluster, _)| format!("    nats-route://127.0.0.1:{cluster}\n"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (client_port, cluster_port, http_port)) in ports.into_iter().enumerate() {
+            let name = format!("n{}", i + 1);
+            let node_dir = dir.join(&name);
+            std::fs::create_dir_all(node_dir.join("jetstream")).map_err(|e| ProcessError::Setup(e.to_string()))?;
+            let config = TEMPLATE
+                .replace("{{name}}", &name)
+                .replace("{{host}}", "127.0.0.1")
+                .replace("{{client_port}}", &client_port.to_string())
+                .replace("{{cluster_port}}", &cluster_port.to_string())
+                .replace("{{http_port}}", &http_port.to_string())
+                .replace("{{store_dir}}", &node_dir.join("jetstream").display().to_string())
+                .replace("{{cluster_name}}", "chat-cell")
+                .replace("{{routes}}", routes.trim_end());
+            let config_path = node_dir.join("nats.conf");
+            std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
+            let mut node = NatsNode { name, client_port, cluster_port, http_port, config: config_path, dir: node_dir, process: None };
+            node.start()?;
+            nodes.push(node);
+        }
+        let cluster = Self { nodes };
+        cluster.wait_ready(Duration::from_secs(60)).await?;
+        Ok(cluster)
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(NatsNode::url).collect()
+    }
+
+    /// Waits until JetStream answers through a client of the cluster (a meta leader exists).
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ProcessError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(client) = async_nats::connect(self.urls()).await {
+                let js = async_nats::jetstream::new(client);
+                if js.query_account().await.is_ok() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let log = self.nodes.first().map(|n| n.dir.join("nats.log")).unwrap_or_default();
+        Err(ProcessError::NotReady("NATS JetStream cluster".into(), log))
+    }
+
+    /// The node named `name` (`n1`, `n2`, `n3`).
+    pub fn node_mut(&mut self, name: &str) -> Option<&mut NatsNode> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+}

@@ -1,0 +1,292 @@
+//! The WebSocket protocol, v1: client → server frames, server → client frames, and the message
+//! object that both `message.new` and the history API return. Frames are JSON text
+//! `{type, id?, payload}`; see `docs/protocol.md`.
+
+use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Subprotocol a browser offers (with `bearer.<token>`) and the server answers with.
+pub const SUBPROTOCOL: &str = "chat.v1";
+/// Prefix of the subprotocol entry that carries a browser's access token.
+pub const BEARER_SUBPROTOCOL_PREFIX: &str = "bearer.";
+
+/// Longest message content accepted, in characters.
+pub const MAX_CONTENT_CHARS: usize = 4_000;
+
+/// A frame a client sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    MessageSend { id: ClientMsgId, payload: SendPayload },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendPayload {
+    pub channel_id: ChannelId,
+    pub content: String,
+    #[serde(default = "ContentType::default")]
+    pub content_type: ContentType,
+    #[serde(default)]
+    pub reply_to: Option<MessageId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentType {
+    #[default]
+    Text,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Text => "text",
+        }
+    }
+}
+
+/// Why a client frame could not be decoded. Each maps to an `error` frame code.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    #[error("frame is not valid JSON of the form {{type, id?, payload}}: {0}")]
+    Malformed(String),
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("invalid payload: {0}")]
+    InvalidPayload(String),
+}
+
+impl FrameError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            FrameError::Malformed(_) => ErrorCode::MalformedFrame,
+            FrameError::UnknownType(_) => ErrorCode::UnknownType,
+            FrameError::InvalidPayload(_) => ErrorCode::InvalidPayload,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFrame<'a> {
+    #[serde(rename = "type")]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+/// A frame's `id`, if one could be read, so an `error` can name the frame it answers.
+pub fn frame_id(text: &str) -> Option<String> {
+    serde_json::from_str::<RawFrame<'_>>(text).ok().and_then(|f| f.id)
+}
+
+impl ClientFrame {
+    /// Decodes a text frame. The envelope is read first so that an unknown `type` and a bad
+    /// `payload` get errors of their own.
+    pub fn decode(text: &str) -> Result<Self, FrameError> {
+        let raw: RawFrame<'_> =
+            serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let payload = raw.payload.map(RawValue::get).unwrap_or("null");
+        match raw.kind.as_ref() {
+            "message.send" => {
+                let id = ClientMsgId(raw.id.ok_or_else(|| {
+                    FrameError::InvalidPayload("message.send needs an id".into())
+                })?);
+                if !id.is_valid() {
+                    return Err(FrameError::InvalidPayload(format!(
+                        "id must be 1-{} printable ASCII characters",
+                        ClientMsgId::MAX_LEN
+                    )));
+                }
+                let payload: SendPayload = serde_json::from_str(payload)
+                    .map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                payload.validate()?;
+                Ok(ClientFrame::MessageSend { id, payload })
+            }
+            other => Err(FrameError::UnknownType(other.chars().take(64).collect())),
+        }
+    }
+}
+
+impl SendPayload {
+    fn validate(&self) -> Result<(), FrameError> {
+        let chars = self.content.chars().count();
+        if self.content.trim().is_empty() {
+            return Err(FrameError::InvalidPayload("content is empty".into()));
+        }
+        if chars > MAX_CONTENT_CHARS {
+            return Err(FrameError::InvalidPayload(format!(
+                "content has {chars} characters, more than {MAX_CONTENT_CHARS}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Who sent a message, as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SenderView {
+    pub id: UserId,
+    pub username: String,
+    pub avatar_url: Option<String>,
+}
+
+/// A stored message, as `message.new` and the history API show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub message_id: MessageId,
+    pub client_id: ClientMsgId,
+    pub channel_id: ChannelId,
+    pub seq: ChannelSeq,
+    pub sender: SenderView,
+    pub content: String,
+    pub content_type: ContentType,
+    pub reply_to: Option<MessageId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    #[serde(rename = "message.ack")]
+    MessageAck { id: ClientMsgId, payload: AckPayload },
+    #[serde(rename = "message.new")]
+    MessageNew { payload: MessageView },
+    #[serde(rename = "error")]
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        payload: ErrorPayload,
+    },
+}
+
+impl ServerFrame {
+    pub fn error(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            id,
+            payload: ErrorPayload { code, retryable: code.is_retryable(), message: message.into() },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: no maps with non-string keys, no foreign types.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AckPayload {
+    pub status: AckStatus,
+    pub message_id: MessageId,
+    pub channel_id: ChannelId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// In the replicated stream: durable, and it will be persisted and delivered.
+    Stored,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorPayload {
+    pub code: ErrorCode,
+    /// True when resending the same frame (same `id`) may succeed.
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// Stable error codes of `error` frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MalformedFrame,
+    UnknownType,
+    InvalidPayload,
+    TooLarge,
+    NotAMember,
+    /// The stream did not confirm the message in time; resend with the same `id`.
+    PublishFailed,
+    /// The gateway is shutting down or overloaded; resend with the same `id`, maybe elsewhere.
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorCode::PublishFailed | ErrorCode::Unavailable | ErrorCode::Internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CHANNEL: &str = "7d8f7c1e-2b8e-4e55-9d55-3f1f6f0b2c11";
+
+    #[test]
+    fn decodes_a_send_with_defaults() {
+        let text = format!(
+            r#"{{"type":"message.send","id":"c1","payload":{{"channel_id":"{CHANNEL}","content":"hi"}}}}"#
+        );
+        let ClientFrame::MessageSend { id, payload } = ClientFrame::decode(&text).unwrap();
+        assert_eq!(id.0, "c1");
+        assert_eq!(payload.content, "hi");
+        assert_eq!(payload.content_type, ContentType::Text);
+        assert_eq!(payload.reply_to, None);
+    }
+
+    #[test]
+    fn tells_malformed_unknown_and_invalid_apart() {
+        assert!(matches!(ClientFrame::decode("{"), Err(FrameError::Malformed(_))));
+        assert!(matches!(ClientFrame::decode("[1]"), Err(FrameError::Malformed(_))));
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"nope","payload":{}}"#),
+            Err(FrameError::UnknownType("nope".into()))
+        );
+        let no_id = format!(
+            r#"{{"type":"message.send","payload":{{"channel_id":"{CHANNEL}","content":"hi"}}}}"#
+        );
+        assert!(matches!(ClientFrame::decode(&no_id), Err(FrameError::InvalidPayload(_))));
+        let too_long = format!(
+            r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"{}"}}}}"#,
+            "x".repeat(MAX_CONTENT_CHARS + 1)
+        );
+        assert!(matches!(ClientFrame::decode(&too_long), Err(FrameError::InvalidPayload(_))));
+        let bad_channel = r#"{"type":"message.send","id":"c","payload":{"channel_id":"x","content":"a"}}"#;
+        assert!(matches!(ClientFrame::decode(bad_channel), Err(FrameError::InvalidPayload(_))));
+    }
+
+    #[test]
+    fn error_frames_say_whether_to_retry() {
+        let json = ServerFrame::error(Some("c1".into()), ErrorCode::PublishFailed, "timed out").to_json();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["id"], "c1");
+        assert_eq!(value["payload"]["code"], "publish_failed");
+        assert_eq!(value["payload"]["retryable"], true);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+        #[test]
+        fn decoding_arbitrary_text_never_panics(text in ".{0,200}") {
+            let _ = ClientFrame::decode(&text);
+            let _ = frame_id(&text);
+        }
+
+        #[test]
+        fn decoding_arbitrary_sends_never_panics(id in ".{0,80}", content in ".{0,50}", kind in "[a-z.]{0,16}") {
+            let text = serde_json::json!({"type": kind, "id": id, "payload": {"channel_id": CHANNEL, "content": content}}).to_string();
+            if let Ok(ClientFrame::MessageSend { id, payload }) = ClientFrame::decode(&text) {
+                prop_assert!(id.is_valid());
+                prop_assert!(!payload.content.trim().is_empty());
+            }
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Creates or updates the cell's JetStream objects from the definitions in `nats/`: the
+//! partitioned message stream and one durable pull consumer per partition, with the names,
+//! subjects, replicas and timings that the config sets.
+
+use crate::config::{NatsConfig, WorkerConfig};
+use crate::subjects::{Partition, Subjects};
+use async_nats::jetstream::{self, consumer::pull, stream};
+
+const STREAM_DEFINITION: &str = include_str!("../../nats/stream-messages.json");
+const CONSUMER_DEFINITION: &str = include_str!("../../nats/consumer-partition.json");
+
+/// Name of the priority group every worker pulls in; the server pins each partition's
+/// consumer to one puller of this group.
+pub const WORKER_GROUP: &str = "workers";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamSetupError {
+    #[error("definition in nats/ does not parse: {0}")]
+    Definition(#[from] serde_json::Error),
+    #[error("creating stream: {0}")]
+    Stream(#[from] jetstream::context::CreateStreamError),
+    #[error("reading stream: {0}")]
+    GetStream(#[from] jetstream::context::GetStreamError),
+    #[error("creating consumer {name}: {source}")]
+    Consumer { name: String, source: jetstream::stream::ConsumerError },
+}
+
+/// The message stream's config: `nats/stream-messages.json` with this cell's name, subjects,
+/// replicas and duplicate window.
+pub fn stream_config(nats: &NatsConfig) -> Result<stream::Config, StreamSetupError> {
+    let mut config: stream::Config = serde_json::from_str(STREAM_DEFINITION)?;
+    config.name = nats.stream.clone();
+    config.subjects = vec![Subjects::new(&nats.subject_prefix).stream_filter()];
+    config.num_replicas = nats.replicas;
+    config.duplicate_window = nats.duplicate_window;
+    Ok(config)
+}
+
+/// Durable name of a partition's consumer.
+pub fn consumer_name(partition: Partition) -> String {
+    format!("persist-p{:03}", partition.0)
+}
+
+/// A partition consumer's config: `nats/consumer-partition.json` with its name and filter.
+pub fn consumer_config(
+    nats: &NatsConfig,
+    worker: &WorkerConfig,
+    partition: Partition,
+) -> Result<pull::Config, StreamSetupError> {
+    let mut config: pull::Config = serde_json::from_str(CONSUMER_DEFINITION)?;
+    config.durable_name = Some(consumer_name(partition));
+    config.filter_subject = Subjects::new(&nats.subject_prefix).partition_filter(partition);
+    config.ack_wait = worker.ack_wait;
+    config.priority_timeout = worker.pin_timeout;
+    config.num_replicas = nats.replicas;
+    Ok(config)
+}
+
+/// How long set-up keeps retrying while the cluster is still forming (a fresh cluster
+/// refuses R3 placement until every peer has reported in).
+const SETUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Creates the stream, or updates it to the current definition, retrying while the cluster
+/// forms.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+) -> Result<stream::Stream, StreamSetupError> {
+    let config = stream_config(nats)?;
+    let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+    loop {
+        match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => return Ok(js.get_stream(&config.name).await?),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(%error, "stream not created yet; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Creates (or updates) every partition's consumer; returns them in partition order.
+pub async fn ensure_consumers(
+    stream: &stream::Stream,
+    nats: &NatsConfig,
+    worker: &WorkerConfig,
+) -> Result<Vec<(Partition, jetstream::consumer::PullConsumer)>, StreamSetupError> {
+    let mut consumers = Vec::with_capacity(nats.partitions as usize);
+    for p in 0..nats.partitions {
+        let partition = Partition(p);
+        let config = consumer_config(nats, worker, partition)?;
+        let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
+        let consumer = loop {
+            match stream.create_consumer(config.clone()).await {
+                Ok(consumer) => break consumer,
+                Err(error) if tokio::time::Instant::now() < deadline => {
+                    tracing::info!(%error, partition = p, "consumer not created yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+                Err(source) => return Err(StreamSetupError::Consumer { name: consumer_name(partition), source }),
+            }
+        };
+        consumers.push((partition, consumer));
+    }
+    Ok(consumers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_nats::jetstream::consumer::{AckPolicy, PriorityPolicy};
+
+    #[test]
+    fn definitions_parse_and_take_the_config() {
+        let nats = NatsConfig { subject_prefix: "t1".into(), stream: "T1".into(), ..Default::default() };
+        let stream = stream_config(&nats).unwrap();
+        assert_eq!(stream.name, "T1");
+        assert_eq!(stream.subjects, vec!["t1.msg.>".to_string()]);
+        assert_eq!(stream.num_replicas, 3);
+        let consumer = consumer_config(&nats, &WorkerConfig::default(), Partition(5)).unwrap();
+        assert_eq!(consumer.durable_name.as_deref(), Some("persist-p005"));
+        assert_eq!(consumer.filter_subject, "t1.msg.5.*");
+        assert_eq!(consumer.ack_policy, AckPolicy::All);
+        assert_eq!(consumer.priority_policy, PriorityPolicy::PinnedClient);
+        assert_eq!(consumer.priority_groups, vec![WORKER_GROUP.to_string()]);
+    }
+}
