@@ -53,17 +53,22 @@ impl Publisher {
         (Self { queue }, tokio::spawn(batcher.run(shutdown)))
     }
 
-    /// Queues a message and returns once its PubAck (or failure) is known.
-    pub async fn publish(
+    /// Queues a message, in call order, and returns a future of its PubAck (or failure).
+    /// Waits while the queue is full: that is the back-pressure a sender feels.
+    pub async fn submit(
         &self,
         subject: String,
         dedup_key: String,
         payload: Bytes,
-    ) -> Result<PublishAck, PublishFailure> {
+    ) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
         let (reply, answer) = oneshot::channel();
-        let request = PublishRequest { subject, dedup_key, payload, reply };
-        self.queue.send(request).await.map_err(|_| PublishFailure::ShuttingDown)?;
-        answer.await.unwrap_or(Err(PublishFailure::ShuttingDown))
+        let queued = self.queue.send(PublishRequest { subject, dedup_key, payload, reply }).await.is_ok();
+        async move {
+            if !queued {
+                return Err(PublishFailure::ShuttingDown);
+            }
+            answer.await.unwrap_or(Err(PublishFailure::ShuttingDown))
+        }
     }
 }
 

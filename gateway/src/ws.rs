@@ -178,7 +178,7 @@ async fn read_loop(
                 };
                 match ClientFrame::decode(&text) {
                     Ok(ClientFrame::MessageSend { id, payload }) => {
-                        if let Some(send) = start_send(state, conn, sender, id, payload) {
+                        if let Some(send) = start_send(state, conn, sender, id, payload).await {
                             pending.push(send);
                         }
                     }
@@ -193,9 +193,9 @@ async fn read_loop(
     }
 }
 
-/// Validates a send and starts its publish; the returned future yields the `message.ack` or
-/// `error` frame. Invalid sends are answered at once.
-fn start_send(
+/// Validates a send and queues its publish, in the socket's frame order; the returned future
+/// yields the `message.ack` or `error` frame. Invalid sends are answered at once.
+async fn start_send(
     state: &AppState,
     conn: &ConnHandle,
     sender: &SenderView,
@@ -214,14 +214,15 @@ fn start_send(
         content: payload.content,
         content_type: payload.content_type,
         reply_to: payload.reply_to,
-        created_at: chrono::Utc::now(),
+        // Postgres keeps microseconds: live and stored copies must be equal.
+        created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
     };
     let subject = state.subjects.publish(message.channel_id, state.partitions);
     let dedup_key = message.dedup_key();
     let encoded = serde_json::to_vec(&message).unwrap_or_default();
-    let publisher = state.publisher.clone();
+    let published = state.publisher.submit(subject, dedup_key, encoded.into()).await;
     Some(async move {
-        let frame = match publisher.publish(subject, dedup_key, encoded.into()).await {
+        let frame = match published.await {
             Ok(_) => ServerFrame::MessageAck {
                 id: message.client_msg_id,
                 payload: AckPayload {

@@ -90,7 +90,8 @@ impl NatsCluster {
         let deadline = tokio::time::Instant::now() + timeout;
         while tokio::time::Instant::now() < deadline {
             if let Ok(client) = async_nats::connect(self.urls()).await {
-                let js = async_nats::jetstream::new(client);
+                // A short timeout: while no meta leader exists every request would wait 5 s.
+                let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_millis(500)).build(client);
                 if js.query_account().await.is_ok() {
                     return Ok(());
                 }
