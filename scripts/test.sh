@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit, property and end-to-end tests. End-to-end tests start real
+# NATS (3 nodes), Postgres and Redis processes and the real binaries, one cell per test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+# The end-to-end tests run the gateway and worker binaries, which nextest does not build.
+cargo build --workspace --bins
+cargo nextest run --workspace --no-fail-fast "$@"
