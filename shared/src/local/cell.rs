@@ -271,14 +271,14 @@ fn tail(path: &Path) -> String {
 }
 
 /// Where cargo put the binaries: `CHAT_BIN_DIR`, or the target directory of the running
-/// executable (`target/debug` for tests, which live in `target/debug/deps`).
+/// executable (`target/debug` for tests and examples, which live in `deps/` and `examples/`).
 fn default_bin_dir() -> Result<PathBuf, ProcessError> {
     if let Some(dir) = std::env::var_os("CHAT_BIN_DIR") {
         return Ok(dir.into());
     }
     let exe = std::env::current_exe().map_err(|e| ProcessError::Setup(e.to_string()))?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         dir.pop();
     }
     if !dir.join("gateway").is_file() || !dir.join("messages").is_file() {
