@@ -2,7 +2,7 @@
 //! gateway and a message worker — as local processes with their data in `.cell/`, prints the
 //! URLs, and stops everything cleanly on Ctrl-C. History survives restarts.
 
-use shared::local::cell::CellPorts;
+use shared::local::cell::{Backend, CellPorts};
 use shared::local::{CellOptions, TestCell};
 use std::path::PathBuf;
 
@@ -26,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
         durable: true,
         bin_dir: args.bin_dir,
         extra_config: String::new(),
+        // The embedded default: local processes, whatever else the machine has.
+        backend: Backend::Local,
     })
     .await?;
     println!("\nThe cell is up.");
@@ -34,9 +36,9 @@ async fn main() -> anyhow::Result<()> {
         println!("  WebSocket  {}", cell.ws_url(i));
         println!("  health     {}/health  {}/ready", cell.gateway_url(i), cell.gateway_url(i));
     }
-    println!("  NATS       {}", cell.nats.urls().join(", "));
+    println!("  NATS       {}", cell.nats_urls().join(", "));
     println!("  Postgres   {}", cell.database_url());
-    println!("  Redis      {}", cell.redis.url());
+    println!("  Redis      {}", cell.redis_url());
     println!("  logs       {}/*.log\n\nCtrl-C stops everything.", args.dir.display());
 
     shared::shutdown::on_signal().cancelled().await;

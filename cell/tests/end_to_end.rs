@@ -140,7 +140,7 @@ async fn a_resent_client_id_is_stored_once_even_past_jetstream_dedup() {
     // same client message straight into the stream under another Nats-Msg-Id.
     let history = bob.history_after(channel, 0).await.unwrap();
     let stored = &history[0];
-    let nats = async_nats::connect(cell.nats.urls()).await.unwrap();
+    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let replay = shared::events::StreamMessage {
         message_id: shared::ids::MessageId(stored.message_id.0 + 1),
@@ -276,7 +276,7 @@ async fn the_stream_is_replicated_on_three_nodes_and_partitioned_by_channel() {
     alice_ws.send_message(channel, "p1", "where do I go").await.unwrap();
     receive(&mut alice_ws, 1, 1, &cell).await;
 
-    let nats = async_nats::connect(cell.nats.urls()).await.unwrap();
+    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let mut stream = js.get_stream("CHAT_MESSAGES").await.unwrap();
     let info = stream.info().await.unwrap().clone();

@@ -2,6 +2,7 @@
 //! (the real `gateway` and `messages` binaries). The cell runner keeps one in `.cell/` on
 //! fixed ports; each test starts its own in a temporary directory on free ports.
 
+use super::containers::{ContainerServers, docker_available};
 use super::nats::{NatsCluster, NodePorts};
 use super::postgres::LocalPostgres;
 use super::process::{ChildProcess, ProcessError, free_port};
@@ -25,8 +26,19 @@ pub struct CellOptions {
     /// Directory of the `gateway` and `messages` binaries; found next to the running
     /// executable when `None`.
     pub bin_dir: Option<PathBuf>,
-    /// Extra `key = value` lines for the processes' config, under their `[section]`s.
+    /// Extra TOML for the processes' config: whole `[section]`s other than those the cell
+    /// writes itself (`nats`, `database`, `redis`, `gateway`).
     pub extra_config: String,
+    pub backend: Backend,
+}
+
+/// Where the servers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Containers when a Docker engine answers, local processes otherwise.
+    Auto,
+    Local,
+    Containers,
 }
 
 impl Default for CellOptions {
@@ -40,6 +52,7 @@ impl Default for CellOptions {
             durable: false,
             bin_dir: None,
             extra_config: String::new(),
+            backend: Backend::Auto,
         }
     }
 }
@@ -92,14 +105,63 @@ impl AppProcess {
     }
 }
 
+/// The servers of a cell, as local processes or as containers.
+pub enum Servers {
+    Local { nats: NatsCluster, postgres: LocalPostgres, redis: LocalRedis },
+    Containers(Box<ContainerServers>),
+}
+
+impl Servers {
+    async fn start(options: &CellOptions, dir: &Path) -> Result<Self, ProcessError> {
+        let containers = match options.backend {
+            Backend::Auto => docker_available(),
+            Backend::Local => false,
+            Backend::Containers => true,
+        };
+        if containers {
+            return Ok(Servers::Containers(Box::new(ContainerServers::start().await?)));
+        }
+        let ports = options.ports;
+        let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
+        let (nats, postgres, redis) = tokio::join!(
+            NatsCluster::start(&nats_dir, ports.map(|p| p.nats)),
+            LocalPostgres::start(&postgres_dir, ports.map_or_else(free_port, |p| p.postgres), options.durable),
+            LocalRedis::start(&redis_dir, ports.map_or_else(free_port, |p| p.redis), options.durable),
+        );
+        let (nats, postgres, redis) = (nats?, postgres?, redis?);
+        postgres.create_database(DATABASE).await.map_err(|e| ProcessError::Setup(e.to_string()))?;
+        Ok(Servers::Local { nats, postgres, redis })
+    }
+
+    pub fn nats_urls(&self) -> Vec<String> {
+        match self {
+            Servers::Local { nats, .. } => nats.urls(),
+            Servers::Containers(c) => c.nats_urls(),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match self {
+            Servers::Local { postgres, .. } => postgres.url(DATABASE),
+            Servers::Containers(c) => c.database_url(DATABASE),
+        }
+    }
+
+    pub fn redis_url(&self) -> String {
+        match self {
+            Servers::Local { redis, .. } => redis.url(),
+            Servers::Containers(c) => c.redis_url(),
+        }
+    }
+}
+
+const DATABASE: &str = "chat";
+
 pub struct TestCell {
     /// Kept so the temporary directory lives as long as the cell.
     _temp: Option<tempfile::TempDir>,
     pub dir: PathBuf,
-    pub nats: NatsCluster,
-    pub postgres: LocalPostgres,
-    pub redis: LocalRedis,
-    pub database: String,
+    pub servers: Servers,
     pub gateways: Vec<AppProcess>,
     pub workers: Vec<AppProcess>,
     pub options: CellOptions,
@@ -119,15 +181,7 @@ impl TestCell {
         };
         std::fs::create_dir_all(&dir).map_err(setup)?;
         let ports = options.ports;
-        let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
-        let (nats, postgres, redis) = tokio::join!(
-            NatsCluster::start(&nats_dir, ports.map(|p| p.nats)),
-            LocalPostgres::start(&postgres_dir, ports.map_or_else(free_port, |p| p.postgres), options.durable),
-            LocalRedis::start(&redis_dir, ports.map_or_else(free_port, |p| p.redis), options.durable),
-        );
-        let (nats, postgres, redis) = (nats?, postgres?, redis?);
-        let database = "chat".to_owned();
-        postgres.create_database(&database).await.map_err(|e| ProcessError::Setup(e.to_string()))?;
+        let servers = Servers::start(&options, &dir).await?;
 
         let bin_dir = match &options.bin_dir {
             Some(dir) => dir.clone(),
@@ -136,10 +190,7 @@ impl TestCell {
         let mut cell = Self {
             _temp: temp,
             dir: dir.clone(),
-            nats,
-            postgres,
-            redis,
-            database,
+            servers,
             gateways: Vec::new(),
             workers: Vec::new(),
             options: options.clone(),
@@ -185,13 +236,13 @@ impl TestCell {
 
     /// The TOML config of a gateway (with its port and node id) or a worker.
     fn config_toml(&self, gateway_port: Option<u16>, node_id: u16) -> String {
-        let urls: Vec<String> = self.nats.urls().iter().map(|u| format!("\"{u}\"")).collect();
+        let urls: Vec<String> = self.nats_urls().iter().map(|u| format!("\"{u}\"")).collect();
         let mut config = format!(
             "[nats]\nurls = [{}]\npartitions = {}\n\n[database]\nurl = \"{}\"\n\n[redis]\nurl = \"{}\"\n\n",
             urls.join(", "),
             self.options.partitions,
-            self.postgres.url(&self.database),
-            self.redis.url(),
+            self.database_url(),
+            self.redis_url(),
         );
         if let Some(port) = gateway_port {
             config.push_str(&format!(
@@ -211,7 +262,15 @@ impl TestCell {
     }
 
     pub fn database_url(&self) -> String {
-        self.postgres.url(&self.database)
+        self.servers.database_url()
+    }
+
+    pub fn nats_urls(&self) -> Vec<String> {
+        self.servers.nats_urls()
+    }
+
+    pub fn redis_url(&self) -> String {
+        self.servers.redis_url()
     }
 
     pub async fn wait_gateway_ready(&mut self, i: usize, timeout: Duration) -> Result<(), ProcessError> {
@@ -241,15 +300,13 @@ impl TestCell {
         for app in self.gateways.iter_mut().chain(self.workers.iter_mut()) {
             app.terminate(Duration::from_secs(25)).await;
         }
-        if let Some(p) = self.redis.process.as_mut() {
-            p.terminate(Duration::from_secs(10)).await;
-        }
-        if let Some(p) = self.postgres.process.as_mut() {
-            p.terminate(Duration::from_secs(20)).await;
-        }
-        for node in &mut self.nats.nodes {
-            if let Some(p) = node.process.as_mut() {
-                p.terminate(Duration::from_secs(20)).await;
+        // Containers are removed when dropped; local servers stop cleanly here.
+        if let Servers::Local { nats, postgres, redis } = &mut self.servers {
+            let servers = [redis.process.as_mut(), postgres.process.as_mut()]
+                .into_iter()
+                .chain(nats.nodes.iter_mut().map(|n| n.process.as_mut()));
+            for process in servers.flatten() {
+                process.terminate(Duration::from_secs(20)).await;
             }
         }
     }

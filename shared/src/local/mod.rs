@@ -5,6 +5,7 @@
 
 pub mod cell;
 pub mod client;
+pub mod containers;
 pub mod nats;
 pub mod postgres;
 pub mod process;

@@ -40,6 +40,34 @@ impl NatsNode {
     }
 }
 
+/// What a node's config is rendered from.
+pub struct NodeConfig<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub ports: NodePorts,
+    pub store_dir: &'a str,
+    /// `nats-route://…` lines, one per node.
+    pub routes: &'a str,
+    pub no_advertise: bool,
+}
+
+impl NodeConfig<'_> {
+    /// `nats/node.conf.template` filled in.
+    pub fn render(&self) -> String {
+        let (client, cluster, http) = self.ports;
+        TEMPLATE
+            .replace("{{name}}", self.name)
+            .replace("{{host}}", self.host)
+            .replace("{{client_port}}", &client.to_string())
+            .replace("{{cluster_port}}", &cluster.to_string())
+            .replace("{{http_port}}", &http.to_string())
+            .replace("{{store_dir}}", self.store_dir)
+            .replace("{{cluster_name}}", "chat-cell")
+            .replace("{{no_advertise}}", if self.no_advertise { "true" } else { "false" })
+            .replace("{{routes}}", self.routes.trim_end())
+    }
+}
+
 pub struct NatsCluster {
     pub nodes: Vec<NatsNode>,
 }
@@ -61,15 +89,15 @@ impl NatsCluster {
             let name = format!("n{}", i + 1);
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(node_dir.join("jetstream")).map_err(|e| ProcessError::Setup(e.to_string()))?;
-            let config = TEMPLATE
-                .replace("{{name}}", &name)
-                .replace("{{host}}", "127.0.0.1")
-                .replace("{{client_port}}", &client_port.to_string())
-                .replace("{{cluster_port}}", &cluster_port.to_string())
-                .replace("{{http_port}}", &http_port.to_string())
-                .replace("{{store_dir}}", &node_dir.join("jetstream").display().to_string())
-                .replace("{{cluster_name}}", "chat-cell")
-                .replace("{{routes}}", routes.trim_end());
+            let config = NodeConfig {
+                name: &name,
+                host: "127.0.0.1",
+                ports: (client_port, cluster_port, http_port),
+                store_dir: &node_dir.join("jetstream").display().to_string(),
+                routes: &routes,
+                no_advertise: false,
+            }
+            .render();
             let config_path = node_dir.join("nats.conf");
             std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
             let mut node = NatsNode { name, client_port, cluster_port, http_port, config: config_path, dir: node_dir, process: None };
@@ -87,16 +115,8 @@ impl NatsCluster {
 
     /// Waits until JetStream answers through a client of the cluster (a meta leader exists).
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), ProcessError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while tokio::time::Instant::now() < deadline {
-            if let Ok(client) = async_nats::connect(self.urls()).await {
-                // A short timeout: while no meta leader exists every request would wait 5 s.
-                let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_millis(500)).build(client);
-                if js.query_account().await.is_ok() {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        if wait_jetstream(&self.urls(), timeout).await {
+            return Ok(());
         }
         let log = self.nodes.first().map(|n| n.dir.join("nats.log")).unwrap_or_default();
         Err(ProcessError::NotReady("NATS JetStream cluster".into(), log))
@@ -106,4 +126,20 @@ impl NatsCluster {
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NatsNode> {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
+}
+
+/// Waits until JetStream answers at `urls` (a meta leader exists); false after `timeout`.
+pub async fn wait_jetstream(urls: &[String], timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(client) = async_nats::connect(urls.to_vec()).await {
+            // A short timeout: while no meta leader exists every request would wait 5 s.
+            let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_millis(500)).build(client);
+            if js.query_account().await.is_ok() {
+                return true;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
 }

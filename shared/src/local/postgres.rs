@@ -63,12 +63,8 @@ impl LocalPostgres {
             command.uid(uid).gid(gid);
         }
         self.process = Some(ChildProcess::spawn("postgres", command, &self.dir.join("postgres.log"))?);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        while tokio::time::Instant::now() < deadline {
-            if sqlx::PgConnection::connect(&self.url("postgres")).await.is_ok() {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if wait_accepting(&self.url("postgres"), Duration::from_secs(30)).await {
+            return Ok(());
         }
         Err(ProcessError::NotReady("postgres".into(), self.dir.join("postgres.log")))
     }
@@ -91,6 +87,18 @@ impl LocalPostgres {
         }
         Ok(())
     }
+}
+
+/// Waits until a Postgres server accepts connections at `url`; false after `timeout`.
+pub async fn wait_accepting(url: &str, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while tokio::time::Instant::now() < deadline {
+        if sqlx::PgConnection::connect(url).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 /// The uid and gid of the `postgres` user when this process is root.
