@@ -131,10 +131,11 @@ async fn a_resent_client_id_is_stored_once_even_past_jetstream_dedup() {
     let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
 
     alice_ws.send_message(channel, "same-id", "first").await.unwrap();
-    receive(&mut alice_ws, 1, 1, &cell).await;
+    let first = receive(&mut alice_ws, 1, 1, &cell).await;
     alice_ws.send_message(channel, "same-id", "first").await.unwrap();
     let again = receive(&mut alice_ws, 1, 0, &cell).await;
     assert_eq!(again.acks["same-id"].status, AckStatus::Stored, "a resend is acked again");
+    assert_eq!(again.acks["same-id"].message_id, first.acks["same-id"].message_id, "with the same message id");
 
     // Beyond JetStream's duplicate window the database's unique key still holds: publish the
     // same client message straight into the stream under another Nats-Msg-Id.
@@ -194,6 +195,14 @@ async fn bad_frames_and_non_members_get_error_frames_and_the_socket_stays_open()
             (Some("c2".into()), ErrorCode::InvalidPayload),
         ]
     );
+
+    // A message above the size limit closes that socket with 1009; others are not affected.
+    let mut oversize_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    oversize_ws.send_text("x".repeat(70 * 1024)).await.unwrap();
+    match oversize_ws.next_frame(WAIT).await {
+        Err(shared::local::client::ClientError::Status { body, .. }) => assert!(body.contains("1009"), "{body}"),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
 
     // Still open: once alice adds carol, carol's send on the same socket goes through.
     let add = json!({"user_id": carol.user_id});

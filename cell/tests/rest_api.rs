@@ -65,6 +65,13 @@ async fn register_login_refresh_rotation_and_logout() {
 
     let anonymous = reqwest::get(format!("{base}/api/v1/users/me")).await.unwrap();
     assert_eq!(error_of(anonymous).await, (401, "unauthorized".into()));
+
+    // Every error has the JSON body, routing and size errors too.
+    assert_eq!(error_of(reqwest::get(format!("{base}/api/v1/nope")).await.unwrap()).await, (404, "not_found".into()));
+    let wrong_method = reqwest::Client::new().put(format!("{base}/api/v1/auth/login")).send().await.unwrap();
+    assert_eq!(error_of(wrong_method).await, (405, "method_not_allowed".into()));
+    let huge = json!({"email": "h@example.test", "username": "huge", "password": "x".repeat(70 * 1024)});
+    assert_eq!(error_of(post(format!("{base}/api/v1/auth/register"), huge).await).await, (413, "too_large".into()));
 }
 
 #[tokio::test]
@@ -107,6 +114,11 @@ async fn channels_enforce_roles_and_history_pages_both_ways() {
     assert_eq!(first["id"], second["id"]);
     let crowded = json!({"type": "dm", "member_ids": [bob.user_id, carol.user_id]});
     assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&crowded).send().await.unwrap()).await, (422, "invalid_members".into()));
+    let named_dm = json!({"type": "dm", "name": "us", "member_ids": [carol.user_id]});
+    assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&named_dm).send().await.unwrap()).await, (422, "dm_immutable".into()));
+    let dm_id = first["id"].as_str().unwrap().to_owned();
+    let leave_dm = format!("/channels/{dm_id}/members/{}", bob.user_id);
+    assert_eq!(error_of(bob.request(Method::DELETE, &leave_dm).send().await.unwrap()).await, (422, "dm_immutable".into()));
     let nameless = json!({"type": "group", "member_ids": []});
     assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&nameless).send().await.unwrap()).await, (422, "invalid_name".into()));
 
@@ -118,6 +130,13 @@ async fn channels_enforce_roles_and_history_pages_both_ways() {
     assert_eq!(error_of(carol.request(Method::GET, &path(group, "")).send().await.unwrap()).await, (404, "not_found".into()));
     expect(carol.request(Method::GET, &path(public, "")).send().await.unwrap(), 200).await.unwrap();
     assert_eq!(error_of(carol.request(Method::GET, &path(public, "/messages")).send().await.unwrap()).await, (403, "forbidden".into()));
+    // Anyone may join a public channel themself, but not as admin, and not into a private one.
+    let as_admin = json!({"user_id": carol.user_id, "role": "admin"});
+    assert_eq!(error_of(carol.request(Method::POST, &path(public, "/members")).json(&as_admin).send().await.unwrap()).await.0, 403);
+    let join = json!({"user_id": carol.user_id});
+    expect(carol.request(Method::POST, &path(public, "/members")).json(&join).send().await.unwrap(), 201).await.unwrap();
+    expect(carol.request(Method::GET, &path(public, "/messages")).send().await.unwrap(), 200).await.unwrap();
+    assert_eq!(error_of(carol.request(Method::POST, &path(group, "/members")).json(&join).send().await.unwrap()).await.0, 404);
 
     // Rights: members read, owners and admins manage.
     let rename = json!({"name": "renamed"});

@@ -12,6 +12,9 @@ use serde_json::json;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
+    /// An extractor's rejection, with the status it chose (400, 413, 415, 422).
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
     #[error("missing or invalid access token")]
@@ -22,6 +25,8 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
     #[error("a dependency is unavailable")]
@@ -38,11 +43,17 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::Rejected { status, .. } => (*status, match status.as_u16() {
+                413 => "too_large",
+                415 => "unsupported_media_type",
+                _ => "bad_request",
+            }),
             AppError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -88,19 +99,19 @@ impl From<sqlx::Error> for AppError {
 
 impl From<JsonRejection> for AppError {
     fn from(rejection: JsonRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
+        AppError::Rejected { status: rejection.status(), message: rejection.body_text() }
     }
 }
 
 impl From<QueryRejection> for AppError {
     fn from(rejection: QueryRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
+        AppError::Rejected { status: rejection.status(), message: rejection.body_text() }
     }
 }
 
 impl From<PathRejection> for AppError {
     fn from(rejection: PathRejection) -> Self {
-        AppError::BadRequest(rejection.body_text())
+        AppError::Rejected { status: rejection.status(), message: rejection.body_text() }
     }
 }
 

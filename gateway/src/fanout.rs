@@ -62,10 +62,7 @@ impl Fanout {
         };
         for conn in conns {
             match event.change {
-                MembershipChange::Joined => {
-                    conn.channels.write().unwrap_or_else(|e| e.into_inner()).insert(event.channel_id);
-                    self.route(&conn, event.channel_id).await;
-                }
+                MembershipChange::Joined => self.join(&conn, [event.channel_id]).await,
                 MembershipChange::Left => {
                     conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&event.channel_id);
                     self.unroute(conn.id, event.channel_id);
@@ -74,11 +71,9 @@ impl Fanout {
         }
     }
 
-    /// Registers a socket for its user's channels; returns once the subscriptions are made, so
-    /// a socket gets every delivery announced after its registration.
-    pub async fn register(self: &Arc<Self>, conn: &ConnHandle) {
-        let channels: Vec<ChannelId> =
-            conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+    /// Registers a socket under its user, so it follows the user's membership changes from
+    /// now on. Register before reading the user's channels, or a join in between is missed.
+    pub fn register(&self, conn: &ConnHandle) {
         self.routes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -86,8 +81,16 @@ impl Fanout {
             .entry(conn.user)
             .or_default()
             .insert(conn.id, conn.clone());
+    }
+
+    /// Lets a socket use and receive `channels`; returns once the subscriptions are made, so
+    /// the socket gets every delivery announced after this.
+    pub async fn join(self: &Arc<Self>, conn: &ConnHandle, channels: impl IntoIterator<Item = ChannelId>) {
         for channel in channels {
-            self.route(conn, channel).await;
+            let added = conn.channels.write().unwrap_or_else(|e| e.into_inner()).insert(channel);
+            if added {
+                self.route(conn, channel).await;
+            }
         }
         let _ = self.nats.flush().await;
     }
@@ -130,7 +133,14 @@ impl Fanout {
             Ok(subscription) => {
                 tokio::spawn(forward(route, subscription));
             }
-            Err(error) => tracing::error!(%channel, %error, "cannot subscribe to channel deliveries"),
+            Err(error) => {
+                // Drop the route so the next socket of the channel tries again.
+                tracing::error!(%channel, %error, "cannot subscribe to channel deliveries");
+                let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+                if routes.channels.get(&channel).is_some_and(|r| Arc::ptr_eq(r, &route)) {
+                    routes.channels.remove(&channel);
+                }
+            }
         }
     }
 

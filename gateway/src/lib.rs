@@ -52,7 +52,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .max_ack_inflight(config.gateway.publish_max_inflight)
         .backpressure_on_inflight(true)
         .build(nats.clone());
-    shared::streams::ensure_stream(&js, &config.nats).await?;
+    let stream = shared::streams::ensure_stream(&js, &config.nats).await?;
     let db = shared::db::connect(&config.database).await?;
     let mut redis_config = deadpool_redis::Config::from_url(config.redis.url.expose_secret());
     redis_config.pool = Some(deadpool_redis::PoolConfig::new(config.redis.pool_size));
@@ -71,6 +71,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         db,
         redis,
         nats: nats.clone(),
+        stream,
         publisher,
         fanout,
         subjects,
@@ -89,10 +90,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     Ok(())
 }
 
+/// Largest REST request body, in bytes.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
 fn router(state: AppState) -> Router {
     http::router()
         .route("/ws", axum::routing::get(ws::upgrade))
+        .fallback(|| async { error::AppError::NotFound("route") })
+        .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(64 * 1024))
         .with_state(state)
 }

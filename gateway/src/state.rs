@@ -20,6 +20,8 @@ pub struct Inner {
     pub db: sqlx::PgPool,
     pub redis: deadpool_redis::Pool,
     pub nats: async_nats::Client,
+    /// The message stream, to read back the original of a de-duplicated resend.
+    pub stream: async_nats::jetstream::stream::Stream,
     pub publisher: Publisher,
     pub fanout: Arc<Fanout>,
     pub tokens: TokenKeys,

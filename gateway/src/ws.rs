@@ -6,6 +6,7 @@
 
 use crate::auth::bearer_token;
 use crate::error::AppError;
+use crate::publish::PublishFailure;
 use crate::state::AppState;
 use crate::store;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -27,6 +28,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Close code for a socket that could not keep up with its deliveries.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code for a message above the size limit.
+pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code when the gateway shuts down ("service restart").
 pub const CLOSE_RESTART: u16 = 1012;
 /// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
@@ -47,12 +50,12 @@ pub struct ConnHandle {
 }
 
 impl ConnHandle {
-    fn new(user: UserId, channels: HashSet<ChannelId>, queue: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
+    fn new(user: UserId, queue: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
         let (outbound, rx) = mpsc::channel(queue.max(1));
         let conn = Self {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             user,
-            channels: Arc::new(RwLock::new(channels)),
+            channels: Arc::new(RwLock::new(HashSet::new())),
             outbound,
             closing: CancellationToken::new(),
             close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
@@ -110,14 +113,16 @@ pub async fn upgrade(
 ) -> Result<Response, AppError> {
     let user = state.tokens.verify(&token)?.sub;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
+    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_frames);
+    state.fanout.register(&conn);
+    let registration = Registration { state: state.clone(), conn: conn.clone() };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
-    let (conn, outbound) = ConnHandle::new(user, channels, state.config.socket_queue_frames);
-    state.fanout.register(&conn).await;
-    let registration = Registration { state: state.clone(), conn };
+    state.fanout.join(&conn, channels).await;
     Ok(ws
         .protocols([protocol::SUBPROTOCOL])
         .max_message_size(state.config.max_ws_message_bytes)
-        .max_frame_size(state.config.max_ws_message_bytes.min(16 * 1024))
+        // Browsers send a message as one frame: a frame may be as large as a message.
+        .max_frame_size(state.config.max_ws_message_bytes)
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| serve(socket, registration, outbound, sender)))
 }
@@ -173,6 +178,9 @@ async fn read_loop(
                     Some(Ok(Message::Close(_))) | None => break,
                     Some(Err(error)) => {
                         tracing::debug!(conn = conn.id, %error, "socket read failed");
+                        if matches!(error.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_))) {
+                            conn.close(CLOSE_TOO_BIG);
+                        }
                         break;
                     }
                 };
@@ -221,24 +229,37 @@ async fn start_send(
     let dedup_key = message.dedup_key();
     let encoded = serde_json::to_vec(&message).unwrap_or_default();
     let published = state.publisher.submit(subject, dedup_key, encoded.into()).await;
+    let stream = state.stream.clone();
     Some(async move {
         let frame = match published.await {
-            Ok(_) => ServerFrame::MessageAck {
-                id: message.client_msg_id,
-                payload: AckPayload {
-                    status: AckStatus::Stored,
-                    message_id: message.message_id,
-                    channel_id: message.channel_id,
-                },
-            },
-            Err(failure) => ServerFrame::error(
-                Some(message.client_msg_id.0),
-                ErrorCode::PublishFailed,
-                failure.to_string(),
-            ),
+            Ok(ack) => {
+                // A resend within the duplicate window: answer with the id stored first.
+                let message_id = match ack.duplicate {
+                    true => original_message_id(&stream, ack.sequence).await.unwrap_or(message.message_id),
+                    false => message.message_id,
+                };
+                ServerFrame::MessageAck {
+                    id: message.client_msg_id,
+                    payload: AckPayload { status: AckStatus::Stored, message_id, channel_id: message.channel_id },
+                }
+            }
+            Err(failure) => {
+                let code = match failure {
+                    PublishFailure::NotConfirmed(_) => ErrorCode::PublishFailed,
+                    PublishFailure::ShuttingDown => ErrorCode::Unavailable,
+                };
+                ServerFrame::error(Some(message.client_msg_id.0), code, failure.to_string())
+            }
         };
         Utf8Bytes::from(frame.to_json())
     })
+}
+
+/// The id of the message stored at `sequence` of the stream (the PubAck of a duplicate names
+/// the original's sequence).
+async fn original_message_id(stream: &async_nats::jetstream::stream::Stream, sequence: u64) -> Option<shared::ids::MessageId> {
+    let stored = stream.direct_get(sequence).await.ok()?;
+    serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
 }
 
 fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
@@ -269,6 +290,7 @@ async fn write_loop(
     let reason = match code {
         CLOSE_SLOW_CONSUMER => "slow consumer",
         CLOSE_RESTART => "service restart",
+        CLOSE_TOO_BIG => "message too big",
         _ => "",
     };
     let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));

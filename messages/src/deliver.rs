@@ -29,10 +29,10 @@ pub async fn announce(
             channel_id: row.channel_id,
             seq: row.seq,
             sender: message.sender.clone(),
-            content: message.content.clone(),
+            content: row.content.clone(),
             content_type: message.content_type,
-            reply_to: message.reply_to,
-            created_at: message.created_at,
+            reply_to: row.reply_to,
+            created_at: row.created_at,
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());

@@ -28,6 +28,10 @@ pub struct PersistedMessage {
     pub seq: ChannelSeq,
     pub sender_id: UserId,
     pub client_msg_id: ClientMsgId,
+    /// As stored: a resend of a stored message is announced with the stored copy.
+    pub content: String,
+    pub reply_to: Option<MessageId>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
     /// False when an earlier delivery of the same message already stored it.
     pub fresh: bool,
 }
@@ -63,12 +67,14 @@ SELECT n.message_id, n.channel_id, b.base + n.rn, n.sender_id, n.client_msg_id, 
        n.content_type, n.reply_to, n.created_at
 FROM numbered n JOIN bumped b ON b.id = n.channel_id
 ORDER BY n.channel_id, n.rn
-RETURNING message_id, channel_id, seq, sender_id, client_msg_id, true AS fresh
+RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_to, created_at,
+          true AS fresh
 "#;
 
 /// The stored rows of messages that an earlier delivery already persisted.
 const SELECT_STORED: &str = r#"
-SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, false AS fresh
+SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.reply_to,
+       m.created_at, false AS fresh
 FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(channel_id, sender_id, client_msg_id)
 JOIN messages m USING (channel_id, sender_id, client_msg_id)
 "#;

@@ -48,7 +48,7 @@ pub(crate) fn validate_username(username: &str) -> Result<(), AppError> {
     let ok = (3..=32).contains(&username.len())
         && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     ok.then_some(()).ok_or_else(|| {
-        AppError::invalid("invalid_username", "username: 3-32 characters of a-z, 0-9, '_', '.', '-'")
+        AppError::invalid("invalid_username", "username: 3-32 characters of ASCII letters, digits, '_', '.', '-'")
     })
 }
 

@@ -52,9 +52,12 @@ pub struct CreateChannel {
     member_ids: Vec<UserId>,
 }
 
-fn validate_text(value: &Option<String>, field: &'static str, code: &'static str, max: usize) -> ApiResult<()> {
+/// Checks an optional text field: 1–`max` characters, no control characters but newlines
+/// where `multiline`.
+fn validate_text(value: &Option<String>, field: &'static str, code: &'static str, max: usize, multiline: bool) -> ApiResult<()> {
+    let bad_char = |c: char| c.is_control() && !(multiline && c == '\n');
     match value {
-        Some(v) if v.trim().is_empty() || v.chars().count() > max || v.chars().any(char::is_control) => {
+        Some(v) if v.trim().is_empty() || v.chars().count() > max || v.chars().any(bad_char) => {
             Err(AppError::invalid(code, format!("{field}: 1-{max} characters, no control characters")))
         }
         _ => Ok(()),
@@ -66,8 +69,8 @@ pub async fn create(
     AuthUser(user): AuthUser,
     ApiJson(request): ApiJson<CreateChannel>,
 ) -> ApiResult<(StatusCode, Json<ChannelRow>)> {
-    validate_text(&request.name, "name", "invalid_name", 100)?;
-    validate_text(&request.description, "description", "invalid_description", 1_000)?;
+    validate_text(&request.name, "name", "invalid_name", 100, false)?;
+    validate_text(&request.description, "description", "invalid_description", 1_000, true)?;
     let mut members = request.member_ids.clone();
     members.retain(|m| *m != user);
     members.sort();
@@ -76,6 +79,9 @@ pub async fn create(
         return Err(AppError::invalid("too_many_members", format!("at most {MAX_INITIAL_MEMBERS} initial members")));
     }
     let dm_key = match request.kind {
+        ChannelKind::Dm if request.name.is_some() || request.description.is_some() => {
+            return Err(AppError::invalid("dm_immutable", "a dm has no name or description"));
+        }
         ChannelKind::Dm => {
             let [other] = members.as_slice() else {
                 return Err(AppError::invalid("invalid_members", "a dm has exactly one other member"));
@@ -163,8 +169,8 @@ pub async fn update(
     if !role.can_manage() {
         return Err(AppError::Forbidden("only owners and admins change a channel"));
     }
-    validate_text(&request.name, "name", "invalid_name", 100)?;
-    validate_text(&request.description, "description", "invalid_description", 1_000)?;
+    validate_text(&request.name, "name", "invalid_name", 100, false)?;
+    validate_text(&request.description, "description", "invalid_description", 1_000, true)?;
     store::update(&state.db, channel, request.name.as_deref().map(str::trim), request.description.as_deref()).await?;
     Ok(Json(access(&state, channel, user).await?.0))
 }
@@ -222,15 +228,19 @@ pub async fn add_member(
     ApiPath(channel): ApiPath<ChannelId>,
     ApiJson(request): ApiJson<AddMember>,
 ) -> ApiResult<StatusCode> {
-    let (row, role) = member_role(&state, channel, user).await?;
+    // Anyone may add themself to a public channel; otherwise owners and admins add people.
+    let (row, role) = access(&state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
     }
     let new_role = request.role.unwrap_or(Role::Member);
-    let allowed = match new_role {
-        Role::Owner => false,
-        Role::Admin => role == Role::Owner,
-        Role::Member => role.can_manage() || row.kind.0 == ChannelKind::Public && request.user_id == user,
+    let self_join = row.kind.0 == ChannelKind::Public && request.user_id == user && role.is_none();
+    let allowed = match (new_role, role) {
+        (Role::Owner, _) => false,
+        (Role::Admin, Some(role)) => role == Role::Owner,
+        (Role::Member, Some(role)) => role.can_manage(),
+        (Role::Member, None) => self_join,
+        (Role::Admin, None) => false,
     };
     if !allowed {
         return Err(AppError::Forbidden("your role cannot add that member"));
@@ -246,6 +256,9 @@ pub async fn remove_member(
     ApiPath((channel, target)): ApiPath<(ChannelId, UserId)>,
 ) -> ApiResult<StatusCode> {
     let (row, role) = member_role(&state, channel, user).await?;
+    if row.kind.0 == ChannelKind::Dm {
+        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
+    }
     let target_role = store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
     let allowed = if target == user {
         target_role != Role::Owner

@@ -74,7 +74,7 @@ pub async fn search(
     AuthUser(_): AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    if query.q.is_empty() || query.q.len() > 32 {
+    if query.q.is_empty() || query.q.chars().count() > 32 {
         return Err(AppError::invalid("invalid_query", "q: 1-32 characters"));
     }
     let limit = page_limit(query.limit, 20, 100);
