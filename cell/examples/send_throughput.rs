@@ -35,7 +35,15 @@ async fn main() -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (i, user) in users.iter().enumerate() {
         let socket = user.connect(&cell.ws_url(0)).await?;
-        tasks.push(tokio::spawn(run_client(socket, channels[i / 2], i, per_client, window, sent_at.clone(), clients)));
+        tasks.push(tokio::spawn(run_client(
+            socket,
+            channels[i / 2],
+            i,
+            per_client,
+            window,
+            sent_at.clone(),
+            clients,
+        )));
     }
     let mut acks = Vec::new();
     let mut delivers = Vec::new();
@@ -46,7 +54,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     let total = clients * per_client;
-    println!("{clients} clients × {per_client} messages, window {window}, 1 gateway, 1 worker, 16 partitions");
+    println!(
+        "{clients} clients × {per_client} messages, window {window}, 1 gateway, 1 worker, 16 partitions"
+    );
     println!("throughput (send→ack): {:.0} msg/s over {elapsed:.2?}", total as f64 / elapsed.as_secs_f64());
     report("send→ack", &mut acks);
     report("send→deliver", &mut delivers);
@@ -71,7 +81,9 @@ async fn run_client(
         while next < count && next - acked < window {
             let id = format!("{me}-{next}");
             sent_at.lock().unwrap().insert(id.clone(), Instant::now());
-            socket.send_message(channel, &id, "benchmark message of typical length, about sixty bytes").await?;
+            socket
+                .send_message(channel, &id, "benchmark message of typical length, about sixty bytes")
+                .await?;
             next += 1;
         }
         match socket.next_frame(Duration::from_secs(30)).await? {
@@ -98,6 +110,18 @@ async fn run_client(
 
 fn report(what: &str, latencies: &mut [Duration]) {
     latencies.sort();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
-    println!("{what:>13}: p50 {:.1?}  p90 {:.1?}  p99 {:.1?}  max {:.1?}  (n = {})", at(0.5), at(0.9), at(0.99), at(1.0), latencies.len());
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    println!(
+        "{what:>13}: p50 {:.1?}  p90 {:.1?}  p99 {:.1?}  max {:.1?}  (n = {})",
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0),
+        latencies.len()
+    );
 }

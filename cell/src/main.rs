@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         workers: args.workers,
         partitions: 16,
         dir: Some(args.dir.clone()),
+        host: Some(std::net::Ipv4Addr::LOCALHOST),
         ports: Some(CellPorts {
             nats: [(4222, 6222, 8222), (4223, 6223, 8223), (4224, 6224, 8224)],
             postgres: 15432,

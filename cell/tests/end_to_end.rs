@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn cell(gateways: usize, workers: usize) -> TestCell {
-    TestCell::start(CellOptions { gateways, workers, ..Default::default() })
-        .await
-        .expect("the cell starts")
+    TestCell::start(CellOptions { gateways, workers, ..Default::default() }).await.expect("the cell starts")
 }
 
 /// Two users (on gateways `ga` and `gb`) in one new group channel.
@@ -83,7 +81,10 @@ async fn pipelined_sends_are_acked_then_delivered_in_order_and_kept_in_history()
     let alice_got = receive(&mut alice_ws, 200, 200, &cell).await;
     let acked_in = started.elapsed();
     let bob_got = receive(&mut bob_ws, 0, 200, &cell).await;
-    println!("200 pipelined sends acked and delivered in {acked_in:?} ({:.0} msg/s)", 200.0 / acked_in.as_secs_f64());
+    println!(
+        "200 pipelined sends acked and delivered in {acked_in:?} ({:.0} msg/s)",
+        200.0 / acked_in.as_secs_f64()
+    );
 
     assert!(alice_got.errors.is_empty(), "errors: {:?}", alice_got.errors);
     for id in &sent {
@@ -119,7 +120,8 @@ async fn pipelined_sends_are_acked_then_delivered_in_order_and_kept_in_history()
     assert_eq!(rows, 200);
     assert!(transactions < rows, "batches of more than one message per transaction");
 
-    let listed = expect(alice.request(reqwest::Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
+    let listed =
+        expect(alice.request(reqwest::Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
     assert_eq!(listed["channels"][0]["last_seq"], 200);
 }
 
@@ -135,7 +137,10 @@ async fn a_resent_client_id_is_stored_once_even_past_jetstream_dedup() {
     alice_ws.send_message(channel, "same-id", "first").await.unwrap();
     let again = receive(&mut alice_ws, 1, 0, &cell).await;
     assert_eq!(again.acks["same-id"].status, AckStatus::Stored, "a resend is acked again");
-    assert_eq!(again.acks["same-id"].message_id, first.acks["same-id"].message_id, "with the same message id");
+    assert_eq!(
+        again.acks["same-id"].message_id, first.acks["same-id"].message_id,
+        "with the same message id"
+    );
 
     // Beyond JetStream's duplicate window the database's unique key still holds: publish the
     // same client message straight into the stream under another Nats-Msg-Id.
@@ -200,7 +205,9 @@ async fn bad_frames_and_non_members_get_error_frames_and_the_socket_stays_open()
     let mut oversize_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
     oversize_ws.send_text("x".repeat(70 * 1024)).await.unwrap();
     match oversize_ws.next_frame(WAIT).await {
-        Err(shared::local::client::ClientError::Status { body, .. }) => assert!(body.contains("1009"), "{body}"),
+        Err(shared::local::client::ClientError::Status { body, .. }) => {
+            assert!(body.contains("1009"), "{body}")
+        }
         other => panic!("expected close 1009, got {other:?}"),
     }
 
@@ -241,7 +248,18 @@ async fn the_handshake_needs_a_valid_token_and_browsers_can_send_it_as_a_subprot
     assert_eq!(status_of(tokio_tungstenite::connect_async(none).await), 401);
     let mut forged = alice.clone();
     forged.access_token = format!("{}x", alice.access_token);
-    assert!(matches!(forged.connect(&cell.ws_url(0)).await, Err(_)));
+    assert!(forged.connect(&cell.ws_url(0)).await.is_err());
+
+    // A plain GET with a valid token is not an upgrade: a JSON error, not a socket.
+    let plain = reqwest::Client::new()
+        .get(format!("{}/ws", cell.gateway_url(0)))
+        .bearer_auth(&alice.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.status().is_client_error());
+    let body: serde_json::Value = plain.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request");
 
     let mut browser = cell.ws_url(0).into_client_request().unwrap();
     let protocols = format!("chat.v1, bearer.{}", alice.access_token);
@@ -271,9 +289,13 @@ async fn with_two_gateways_and_two_workers_a_message_crosses_gateways_in_order()
     let bob_got = receive(&mut bob_ws, 0, 100, &cell).await;
     for channel in &channels {
         let mine: Vec<&MessageView> = bob_got.news.iter().filter(|m| m.channel_id == *channel).collect();
-        let expected: Vec<String> = sent.iter().filter(|(c, _)| c == channel).map(|(_, id)| id.clone()).collect();
+        let expected: Vec<String> =
+            sent.iter().filter(|(c, _)| c == channel).map(|(_, id)| id.clone()).collect();
         assert_eq!(mine.iter().map(|m| m.client_id.0.clone()).collect::<Vec<_>>(), expected);
-        assert_eq!(mine.iter().map(|m| m.seq.0).collect::<Vec<_>>(), (1..=expected.len() as i64).collect::<Vec<_>>());
+        assert_eq!(
+            mine.iter().map(|m| m.seq.0).collect::<Vec<_>>(),
+            (1..=expected.len() as i64).collect::<Vec<_>>()
+        );
     }
 }
 

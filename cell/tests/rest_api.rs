@@ -31,12 +31,27 @@ async fn register_login_refresh_rotation_and_logout() {
     let alice = ChatClient::register(&base, "alice").await.unwrap();
 
     let again = json!({"email": "other@example.test", "username": "ALICE", "password": "password-x"});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/register"), again).await).await, (409, "username_taken".into()));
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/register"), again).await).await,
+        (409, "username_taken".into())
+    );
     let bad_email = json!({"email": "nope", "username": "zed", "password": "password-x"});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/register"), bad_email).await).await, (422, "invalid_email".into()));
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/register"), bad_email).await).await,
+        (422, "invalid_email".into())
+    );
     let short = json!({"email": "z@example.test", "username": "zed", "password": "short"});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/register"), short).await).await, (422, "invalid_password".into()));
-    let malformed = reqwest::Client::new().post(format!("{base}/api/v1/auth/register")).header("content-type", "application/json").body("{").send().await.unwrap();
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/register"), short).await).await,
+        (422, "invalid_password".into())
+    );
+    let malformed = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body("{")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(malformed).await.0, 400);
 
     let by_email = json!({"email": "alice@example.test", "password": "password-alice"});
@@ -45,9 +60,15 @@ async fn register_login_refresh_rotation_and_logout() {
     assert_eq!(session["token_type"], "Bearer");
     assert_eq!(session["expires_in"], 900);
     let wrong = json!({"username": "alice", "password": "password-wrong"});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/login"), wrong).await).await, (401, "invalid_credentials".into()));
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/login"), wrong).await).await,
+        (401, "invalid_credentials".into())
+    );
     let unknown = json!({"username": "nobody", "password": "password-wrong"});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/login"), unknown).await).await, (401, "invalid_credentials".into()));
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/login"), unknown).await).await,
+        (401, "invalid_credentials".into())
+    );
 
     // Refresh rotates; using a rotated token again revokes the whole family.
     let refresh = |token: &str| post(format!("{base}/api/v1/auth/refresh"), json!({"refresh_token": token}));
@@ -67,11 +88,17 @@ async fn register_login_refresh_rotation_and_logout() {
     assert_eq!(error_of(anonymous).await, (401, "unauthorized".into()));
 
     // Every error has the JSON body, routing and size errors too.
-    assert_eq!(error_of(reqwest::get(format!("{base}/api/v1/nope")).await.unwrap()).await, (404, "not_found".into()));
+    assert_eq!(
+        error_of(reqwest::get(format!("{base}/api/v1/nope")).await.unwrap()).await,
+        (404, "not_found".into())
+    );
     let wrong_method = reqwest::Client::new().put(format!("{base}/api/v1/auth/login")).send().await.unwrap();
     assert_eq!(error_of(wrong_method).await, (405, "method_not_allowed".into()));
     let huge = json!({"email": "h@example.test", "username": "huge", "password": "x".repeat(70 * 1024)});
-    assert_eq!(error_of(post(format!("{base}/api/v1/auth/register"), huge).await).await, (413, "too_large".into()));
+    assert_eq!(
+        error_of(post(format!("{base}/api/v1/auth/register"), huge).await).await,
+        (413, "too_large".into())
+    );
 }
 
 #[tokio::test]
@@ -84,17 +111,27 @@ async fn profiles_are_private_where_they_should_be_and_searchable() {
     let me = expect(alice.request(Method::GET, "/users/me").send().await.unwrap(), 200).await.unwrap();
     assert_eq!(me["email"], "alice@example.test");
     let patch = json!({"display_name": "Alice A.", "avatar_url": "https://img.example/a.png"});
-    let updated = expect(alice.request(Method::PATCH, "/users/me").json(&patch).send().await.unwrap(), 200).await.unwrap();
+    let updated = expect(alice.request(Method::PATCH, "/users/me").json(&patch).send().await.unwrap(), 200)
+        .await
+        .unwrap();
     assert_eq!(updated["display_name"], "Alice A.");
     let bad = json!({"avatar_url": "javascript:alert(1)"});
-    assert_eq!(error_of(alice.request(Method::PATCH, "/users/me").json(&bad).send().await.unwrap()).await, (422, "invalid_avatar_url".into()));
+    assert_eq!(
+        error_of(alice.request(Method::PATCH, "/users/me").json(&bad).send().await.unwrap()).await,
+        (422, "invalid_avatar_url".into())
+    );
 
-    let seen = expect(bob.request(Method::GET, &format!("/users/{}", alice.user_id)).send().await.unwrap(), 200).await.unwrap();
+    let seen =
+        expect(bob.request(Method::GET, &format!("/users/{}", alice.user_id)).send().await.unwrap(), 200)
+            .await
+            .unwrap();
     assert_eq!(seen["display_name"], "Alice A.");
     assert!(seen.get("email").is_none(), "no one else sees alice's email");
 
-    let found = expect(bob.request(Method::GET, "/users/search?q=AL").send().await.unwrap(), 200).await.unwrap();
-    let names: Vec<&str> = found["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    let found =
+        expect(bob.request(Method::GET, "/users/search?q=AL").send().await.unwrap(), 200).await.unwrap();
+    let names: Vec<&str> =
+        found["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, ["alice"]);
 }
 
@@ -108,54 +145,136 @@ async fn channels_enforce_roles_and_history_pages_both_ways() {
 
     // A dm is found, not created twice.
     let dm = json!({"type": "dm", "member_ids": [bob.user_id]});
-    let first = expect(alice.request(Method::POST, "/channels").json(&dm).send().await.unwrap(), 201).await.unwrap();
+    let first =
+        expect(alice.request(Method::POST, "/channels").json(&dm).send().await.unwrap(), 201).await.unwrap();
     let back = json!({"type": "dm", "member_ids": [alice.user_id]});
-    let second = expect(bob.request(Method::POST, "/channels").json(&back).send().await.unwrap(), 200).await.unwrap();
+    let second =
+        expect(bob.request(Method::POST, "/channels").json(&back).send().await.unwrap(), 200).await.unwrap();
     assert_eq!(first["id"], second["id"]);
     let crowded = json!({"type": "dm", "member_ids": [bob.user_id, carol.user_id]});
-    assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&crowded).send().await.unwrap()).await, (422, "invalid_members".into()));
+    assert_eq!(
+        error_of(alice.request(Method::POST, "/channels").json(&crowded).send().await.unwrap()).await,
+        (422, "invalid_members".into())
+    );
     let named_dm = json!({"type": "dm", "name": "us", "member_ids": [carol.user_id]});
-    assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&named_dm).send().await.unwrap()).await, (422, "dm_immutable".into()));
+    assert_eq!(
+        error_of(alice.request(Method::POST, "/channels").json(&named_dm).send().await.unwrap()).await,
+        (422, "dm_immutable".into())
+    );
     let dm_id = first["id"].as_str().unwrap().to_owned();
     let leave_dm = format!("/channels/{dm_id}/members/{}", bob.user_id);
-    assert_eq!(error_of(bob.request(Method::DELETE, &leave_dm).send().await.unwrap()).await, (422, "dm_immutable".into()));
+    assert_eq!(
+        error_of(bob.request(Method::DELETE, &leave_dm).send().await.unwrap()).await,
+        (422, "dm_immutable".into())
+    );
     let nameless = json!({"type": "group", "member_ids": []});
-    assert_eq!(error_of(alice.request(Method::POST, "/channels").json(&nameless).send().await.unwrap()).await, (422, "invalid_name".into()));
+    assert_eq!(
+        error_of(alice.request(Method::POST, "/channels").json(&nameless).send().await.unwrap()).await,
+        (422, "invalid_name".into())
+    );
 
     let group = alice.create_channel("group", "team", &[bob.user_id]).await.unwrap();
     let public = alice.create_channel("public", "lobby", &[]).await.unwrap();
     let path = |c, rest: &str| format!("/channels/{c}{rest}");
 
     // Visibility: a private channel does not exist for outsiders; a public one does.
-    assert_eq!(error_of(carol.request(Method::GET, &path(group, "")).send().await.unwrap()).await, (404, "not_found".into()));
+    assert_eq!(
+        error_of(carol.request(Method::GET, &path(group, "")).send().await.unwrap()).await,
+        (404, "not_found".into())
+    );
     expect(carol.request(Method::GET, &path(public, "")).send().await.unwrap(), 200).await.unwrap();
-    assert_eq!(error_of(carol.request(Method::GET, &path(public, "/messages")).send().await.unwrap()).await, (403, "forbidden".into()));
+    assert_eq!(
+        error_of(carol.request(Method::GET, &path(public, "/messages")).send().await.unwrap()).await,
+        (403, "forbidden".into())
+    );
     // Anyone may join a public channel themself, but not as admin, and not into a private one.
     let as_admin = json!({"user_id": carol.user_id, "role": "admin"});
-    assert_eq!(error_of(carol.request(Method::POST, &path(public, "/members")).json(&as_admin).send().await.unwrap()).await.0, 403);
+    assert_eq!(
+        error_of(
+            carol.request(Method::POST, &path(public, "/members")).json(&as_admin).send().await.unwrap()
+        )
+        .await
+        .0,
+        403
+    );
     let join = json!({"user_id": carol.user_id});
-    expect(carol.request(Method::POST, &path(public, "/members")).json(&join).send().await.unwrap(), 201).await.unwrap();
+    expect(carol.request(Method::POST, &path(public, "/members")).json(&join).send().await.unwrap(), 201)
+        .await
+        .unwrap();
     expect(carol.request(Method::GET, &path(public, "/messages")).send().await.unwrap(), 200).await.unwrap();
-    assert_eq!(error_of(carol.request(Method::POST, &path(group, "/members")).json(&join).send().await.unwrap()).await.0, 404);
+    assert_eq!(
+        error_of(carol.request(Method::POST, &path(group, "/members")).json(&join).send().await.unwrap())
+            .await
+            .0,
+        404
+    );
 
     // Rights: members read, owners and admins manage.
     let rename = json!({"name": "renamed"});
-    assert_eq!(error_of(bob.request(Method::PATCH, &path(group, "")).json(&rename).send().await.unwrap()).await, (403, "forbidden".into()));
-    let renamed = expect(alice.request(Method::PATCH, &path(group, "")).json(&rename).send().await.unwrap(), 200).await.unwrap();
+    assert_eq!(
+        error_of(bob.request(Method::PATCH, &path(group, "")).json(&rename).send().await.unwrap()).await,
+        (403, "forbidden".into())
+    );
+    let renamed =
+        expect(alice.request(Method::PATCH, &path(group, "")).json(&rename).send().await.unwrap(), 200)
+            .await
+            .unwrap();
     assert_eq!(renamed["name"], "renamed");
     let add_carol = json!({"user_id": carol.user_id});
-    assert_eq!(error_of(bob.request(Method::POST, &path(group, "/members")).json(&add_carol).send().await.unwrap()).await.0, 403);
+    assert_eq!(
+        error_of(bob.request(Method::POST, &path(group, "/members")).json(&add_carol).send().await.unwrap())
+            .await
+            .0,
+        403
+    );
     let promote = json!({"user_id": carol.user_id, "role": "admin"});
-    expect(alice.request(Method::POST, &path(group, "/members")).json(&promote).send().await.unwrap(), 201).await.unwrap();
-    assert_eq!(error_of(alice.request(Method::POST, &path(group, "/members")).json(&add_carol).send().await.unwrap()).await, (409, "already_member".into()));
-    let members = expect(bob.request(Method::GET, &path(group, "/members")).send().await.unwrap(), 200).await.unwrap();
-    let mut roles: Vec<(String, String)> = members["members"].as_array().unwrap().iter()
-        .map(|m| (m["username"].as_str().unwrap().to_owned(), m["role"].as_str().unwrap().to_owned())).collect();
+    expect(alice.request(Method::POST, &path(group, "/members")).json(&promote).send().await.unwrap(), 201)
+        .await
+        .unwrap();
+    assert_eq!(
+        error_of(
+            alice.request(Method::POST, &path(group, "/members")).json(&add_carol).send().await.unwrap()
+        )
+        .await,
+        (409, "already_member".into())
+    );
+    let members =
+        expect(bob.request(Method::GET, &path(group, "/members")).send().await.unwrap(), 200).await.unwrap();
+    let mut roles: Vec<(String, String)> = members["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["username"].as_str().unwrap().to_owned(), m["role"].as_str().unwrap().to_owned()))
+        .collect();
     roles.sort();
-    assert_eq!(roles, [("alice".into(), "owner".into()), ("bob".into(), "member".into()), ("carol".into(), "admin".into())]);
+    assert_eq!(
+        roles,
+        [("alice".into(), "owner".into()), ("bob".into(), "member".into()), ("carol".into(), "admin".into())]
+    );
     // An admin removes a member but not the owner; the owner cannot leave.
-    assert_eq!(error_of(carol.request(Method::DELETE, &path(group, &format!("/members/{}", alice.user_id))).send().await.unwrap()).await.0, 403);
-    assert_eq!(error_of(alice.request(Method::DELETE, &path(group, &format!("/members/{}", alice.user_id))).send().await.unwrap()).await, (409, "owner_cannot_leave".into()));
+    assert_eq!(
+        error_of(
+            carol
+                .request(Method::DELETE, &path(group, &format!("/members/{}", alice.user_id)))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        error_of(
+            alice
+                .request(Method::DELETE, &path(group, &format!("/members/{}", alice.user_id)))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await,
+        (409, "owner_cannot_leave".into())
+    );
 
     // History: 5 messages, paged forwards and backwards.
     let mut ws = alice.connect(&cell.ws_url(0)).await.unwrap();
@@ -168,20 +287,64 @@ async fn channels_enforce_roles_and_history_pages_both_ways() {
             delivered += 1;
         }
     }
-    let seqs = |page: &Value| -> Vec<i64> { page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect() };
-    let forward = expect(bob.request(Method::GET, &path(group, "/messages?after_seq=1&limit=3")).send().await.unwrap(), 200).await.unwrap();
+    let seqs = |page: &Value| -> Vec<i64> {
+        page["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()
+    };
+    let forward = expect(
+        bob.request(Method::GET, &path(group, "/messages?after_seq=1&limit=3")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
     assert_eq!((seqs(&forward), forward["has_more"].clone()), (vec![2, 3, 4], json!(true)));
-    let backward = expect(bob.request(Method::GET, &path(group, "/messages?before_seq=3&limit=5")).send().await.unwrap(), 200).await.unwrap();
+    let backward = expect(
+        bob.request(Method::GET, &path(group, "/messages?before_seq=3&limit=5")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
     assert_eq!((seqs(&backward), backward["has_more"].clone()), (vec![2, 1], json!(false)));
-    let latest = expect(bob.request(Method::GET, &path(group, "/messages?limit=2")).send().await.unwrap(), 200).await.unwrap();
+    let latest =
+        expect(bob.request(Method::GET, &path(group, "/messages?limit=2")).send().await.unwrap(), 200)
+            .await
+            .unwrap();
     assert_eq!(seqs(&latest), [5, 4]);
-    assert_eq!(latest["messages"][0]["message_id"].as_str().map(|s| s.parse::<i64>().is_ok()), Some(true), "ids are decimal strings");
-    assert_eq!(error_of(bob.request(Method::GET, &path(group, "/messages?limit=201")).send().await.unwrap()).await, (422, "invalid_limit".into()));
-    assert_eq!(error_of(bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=3")).send().await.unwrap()).await.0, 400);
+    assert_eq!(
+        latest["messages"][0]["message_id"].as_str().map(|s| s.parse::<i64>().is_ok()),
+        Some(true),
+        "ids are decimal strings"
+    );
+    assert_eq!(
+        error_of(bob.request(Method::GET, &path(group, "/messages?limit=201")).send().await.unwrap()).await,
+        (422, "invalid_limit".into())
+    );
+    assert_eq!(
+        error_of(
+            bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=3"))
+                .send()
+                .await
+                .unwrap()
+        )
+        .await
+        .0,
+        400
+    );
 
     // Removing bob ends his access; deleting is the owner's alone.
-    expect(alice.request(Method::DELETE, &path(group, &format!("/members/{}", bob.user_id))).send().await.unwrap(), 204).await.unwrap();
-    assert_eq!(error_of(bob.request(Method::GET, &path(group, "/messages")).send().await.unwrap()).await.0, 404);
+    expect(
+        alice
+            .request(Method::DELETE, &path(group, &format!("/members/{}", bob.user_id)))
+            .send()
+            .await
+            .unwrap(),
+        204,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(bob.request(Method::GET, &path(group, "/messages")).send().await.unwrap()).await.0,
+        404
+    );
     assert_eq!(error_of(carol.request(Method::DELETE, &path(group, "")).send().await.unwrap()).await.0, 403);
     expect(alice.request(Method::DELETE, &path(group, "")).send().await.unwrap(), 204).await.unwrap();
     assert_eq!(error_of(alice.request(Method::GET, &path(group, "")).send().await.unwrap()).await.0, 404);

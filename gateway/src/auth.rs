@@ -110,7 +110,8 @@ pub async fn verify_password(password: String, stored: Option<String>) -> Result
 }
 
 /// Argon2id hash of a random password, used to spend the same time on unknown users.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0n6pYdJ3Dkc0Jx6HqD5n3tP0oYbSMGS/bdC4m3Tt6cM";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0n6pYdJ3Dkc0Jx6HqD5n3tP0oYbSMGS/bdC4m3Tt6cM";
 
 /// A new opaque refresh token and the hash under which it is stored.
 pub fn new_refresh_token() -> (String, Vec<u8>) {

@@ -43,11 +43,14 @@ impl AppError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            AppError::Rejected { status, .. } => (*status, match status.as_u16() {
-                413 => "too_large",
-                415 => "unsupported_media_type",
-                _ => "bad_request",
-            }),
+            AppError::Rejected { status, .. } => (
+                *status,
+                match status.as_u16() {
+                    413 => "too_large",
+                    415 => "unsupported_media_type",
+                    _ => "bad_request",
+                },
+            ),
             AppError::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             AppError::InvalidCredentials(_) => (StatusCode::UNAUTHORIZED, "invalid_credentials"),

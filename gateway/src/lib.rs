@@ -12,11 +12,11 @@ mod store;
 mod ws;
 
 use axum::Router;
+use publish::Publisher;
 use secrecy::ExposeSecret;
 use shared::config::Config;
 use shared::snowflake::SnowflakeGenerator;
 use shared::subjects::Subjects;
-use publish::Publisher;
 use state::{AppState, Inner};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +41,11 @@ pub enum GatewayError {
 
 /// Serves on `listener` until `shutdown`, then drains: stops accepting, answers in-flight
 /// sends, closes sockets with 1012.
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> Result<(), GatewayError> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
     let nats = async_nats::ConnectOptions::new()
         .name(format!("gateway-{}", config.gateway.node_id))
         .retry_on_initial_connect()

@@ -44,12 +44,8 @@ impl Publisher {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(config.publish_max_inflight);
-        let batcher = Batcher {
-            js,
-            rx,
-            linger: config.publish_linger,
-            batch_max: config.publish_batch_max.max(1),
-        };
+        let batcher =
+            Batcher { js, rx, linger: config.publish_linger, batch_max: config.publish_batch_max.max(1) };
         (Self { queue }, tokio::spawn(batcher.run(shutdown)))
     }
 
@@ -117,10 +113,7 @@ impl Batcher {
 
     /// Publishes the batch back to back, flushes once, and returns one future per message
     /// that answers its sender when the PubAck comes.
-    async fn publish_batch(
-        &self,
-        batch: &mut Vec<PublishRequest>,
-    ) -> Vec<impl Future<Output = ()> + use<>> {
+    async fn publish_batch(&self, batch: &mut Vec<PublishRequest>) -> Vec<impl Future<Output = ()> + use<>> {
         let mut pending = Vec::with_capacity(batch.len());
         for request in batch.drain(..) {
             let publish = PublishMessage::build().payload(request.payload).message_id(&request.dedup_key);

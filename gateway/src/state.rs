@@ -37,7 +37,13 @@ impl AppState {
     }
 
     /// Tells every gateway of the cell that `user` joined or left `channel`.
-    pub async fn announce_membership(&self, channel: ChannelId, user: UserId, change: MembershipChange, last_seq: ChannelSeq) {
+    pub async fn announce_membership(
+        &self,
+        channel: ChannelId,
+        user: UserId,
+        change: MembershipChange,
+        last_seq: ChannelSeq,
+    ) {
         let event = MembershipEvent { channel_id: channel, user_id: user, change, last_seq };
         let Ok(payload) = serde_json::to_vec(&event) else { return };
         if let Err(error) = self.nats.publish(self.subjects.membership(), payload.into()).await {

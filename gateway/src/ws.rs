@@ -9,6 +9,7 @@ use crate::error::AppError;
 use crate::publish::PublishFailure;
 use crate::state::AppState;
 use crate::store;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -109,9 +110,10 @@ impl FromRequestParts<AppState> for HandshakeToken {
 pub async fn upgrade(
     State(state): State<AppState>,
     HandshakeToken(token): HandshakeToken,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let user = state.tokens.verify(&token)?.sub;
+    let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
     let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_frames);
     state.fanout.register(&conn);
@@ -141,7 +143,12 @@ impl Drop for Registration {
     }
 }
 
-async fn serve(socket: WebSocket, registration: Registration, outbound: mpsc::Receiver<Utf8Bytes>, sender: SenderView) {
+async fn serve(
+    socket: WebSocket,
+    registration: Registration,
+    outbound: mpsc::Receiver<Utf8Bytes>,
+    sender: SenderView,
+) {
     let conn = registration.conn.clone();
     let state = registration.state.clone();
     let (sink, stream) = socket.split();
@@ -240,7 +247,11 @@ async fn start_send(
                 };
                 ServerFrame::MessageAck {
                     id: message.client_msg_id,
-                    payload: AckPayload { status: AckStatus::Stored, message_id, channel_id: message.channel_id },
+                    payload: AckPayload {
+                        status: AckStatus::Stored,
+                        message_id,
+                        channel_id: message.channel_id,
+                    },
                 }
             }
             Err(failure) => {
@@ -257,7 +268,10 @@ async fn start_send(
 
 /// The id of the message stored at `sequence` of the stream (the PubAck of a duplicate names
 /// the original's sequence).
-async fn original_message_id(stream: &async_nats::jetstream::stream::Stream, sequence: u64) -> Option<shared::ids::MessageId> {
+async fn original_message_id(
+    stream: &async_nats::jetstream::stream::Stream,
+    sequence: u64,
+) -> Option<shared::ids::MessageId> {
     let stored = stream.direct_get(sequence).await.ok()?;
     serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
 }

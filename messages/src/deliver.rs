@@ -19,8 +19,7 @@ pub async fn announce(
 ) -> Result<(), async_nats::Error> {
     let by_key: HashMap<String, &StreamMessage> = batch.iter().map(|m| (m.dedup_key(), m)).collect();
     for row in persisted {
-        let Some(message) = by_key.get(&dedup_key(row.sender_id, row.channel_id, &row.client_msg_id))
-        else {
+        let Some(message) = by_key.get(&dedup_key(row.sender_id, row.channel_id, &row.client_msg_id)) else {
             continue;
         };
         let view = MessageView {

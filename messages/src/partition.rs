@@ -2,9 +2,9 @@
 //! pins the partition to one worker process at a time, which keeps per-channel order with
 //! several workers), take whatever has arrived as one batch, and run [`step`] on it.
 
+use crate::Deps;
 use crate::deliver::announce;
 use crate::persist::{PersistBatch, persist_batch};
-use crate::Deps;
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
 use shared::events::StreamMessage;
@@ -91,7 +91,11 @@ pub async fn step(deps: &Deps, messages: &[Message]) -> Result<(), StepError> {
         }
     }
     let persisted = persist_batch(&deps.db, &batch).await?;
-    tracing::debug!(batch = batch.messages.len(), stored = persisted.iter().filter(|p| p.fresh).count(), "batch persisted");
+    tracing::debug!(
+        batch = batch.messages.len(),
+        stored = persisted.iter().filter(|p| p.fresh).count(),
+        "batch persisted"
+    );
     if let Err(error) = announce(&deps.nats, &deps.subjects, &batch.messages, &persisted).await {
         // Stored and committed: gateways fill what they missed from Postgres, so the batch is
         // still acknowledged rather than stored again.

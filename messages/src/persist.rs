@@ -81,10 +81,7 @@ JOIN messages m USING (channel_id, sender_id, client_msg_id)
 
 /// Stores `batch` in one transaction and returns every message of it that is in Postgres,
 /// ordered by channel and `seq`. Messages of channels that no longer exist are dropped.
-pub async fn persist_batch(
-    db: &PgPool,
-    batch: &PersistBatch,
-) -> Result<Vec<PersistedMessage>, PersistError> {
+pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<PersistedMessage>, PersistError> {
     let columns = Columns::of(&batch.messages);
     let mut channels = columns.channel_id.clone();
     channels.sort();

@@ -132,11 +132,7 @@ impl Default for NatsConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            url: "postgres://chat@127.0.0.1:5432/chat".into(),
-            max_connections: 16,
-            migrate: true,
-        }
+        Self { url: "postgres://chat@127.0.0.1:5432/chat".into(), max_connections: 16, migrate: true }
     }
 }
 
@@ -231,6 +227,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
     fn file_overrides_defaults_and_env_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("cell.toml", "[gateway]\nnode_id = 3\n[nats]\npartitions = 4\n")?;

@@ -92,17 +92,17 @@ impl ClientFrame {
         let payload = raw.payload.map(RawValue::get).unwrap_or("null");
         match raw.kind.as_ref() {
             "message.send" => {
-                let id = ClientMsgId(raw.id.ok_or_else(|| {
-                    FrameError::InvalidPayload("message.send needs an id".into())
-                })?);
+                let id = ClientMsgId(
+                    raw.id.ok_or_else(|| FrameError::InvalidPayload("message.send needs an id".into()))?,
+                );
                 if !id.is_valid() {
                     return Err(FrameError::InvalidPayload(format!(
                         "id must be 1-{} printable ASCII characters",
                         ClientMsgId::MAX_LEN
                     )));
                 }
-                let payload: SendPayload = serde_json::from_str(payload)
-                    .map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                let payload: SendPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
                 payload.validate()?;
                 Ok(ClientFrame::MessageSend { id, payload })
             }
@@ -249,9 +249,8 @@ mod tests {
             ClientFrame::decode(r#"{"type":"nope","payload":{}}"#),
             Err(FrameError::UnknownType("nope".into()))
         );
-        let no_id = format!(
-            r#"{{"type":"message.send","payload":{{"channel_id":"{CHANNEL}","content":"hi"}}}}"#
-        );
+        let no_id =
+            format!(r#"{{"type":"message.send","payload":{{"channel_id":"{CHANNEL}","content":"hi"}}}}"#);
         assert!(matches!(ClientFrame::decode(&no_id), Err(FrameError::InvalidPayload(_))));
         let too_long = format!(
             r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"{}"}}}}"#,

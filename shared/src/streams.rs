@@ -98,7 +98,9 @@ pub async fn ensure_consumers(
                     tracing::info!(%error, partition = p, "consumer not created yet; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
-                Err(source) => return Err(StreamSetupError::Consumer { name: consumer_name(partition), source }),
+                Err(source) => {
+                    return Err(StreamSetupError::Consumer { name: consumer_name(partition), source });
+                }
             }
         };
         consumers.push((partition, consumer));

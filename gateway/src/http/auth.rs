@@ -4,9 +4,9 @@ use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_p
 use crate::error::{ApiJson, ApiResult, AppError};
 use crate::state::AppState;
 use crate::store::{self, tokens::Redeemed, users::UserRow};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use shared::ids::UserId;
 use uuid::Uuid;
@@ -48,7 +48,10 @@ pub(crate) fn validate_username(username: &str) -> Result<(), AppError> {
     let ok = (3..=32).contains(&username.len())
         && username.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
     ok.then_some(()).ok_or_else(|| {
-        AppError::invalid("invalid_username", "username: 3-32 characters of ASCII letters, digits, '_', '.', '-'")
+        AppError::invalid(
+            "invalid_username",
+            "username: 3-32 characters of ASCII letters, digits, '_', '.', '-'",
+        )
     })
 }
 
@@ -70,7 +73,12 @@ fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
 }
 
 /// Issues an access token and a new refresh token of `family`.
-async fn start_session(state: &AppState, user: UserId, family: Uuid, profile: Option<UserRow>) -> ApiResult<Session> {
+async fn start_session(
+    state: &AppState,
+    user: UserId,
+    family: Uuid,
+    profile: Option<UserRow>,
+) -> ApiResult<Session> {
     let access_token = state.tokens.issue(user)?;
     let (refresh_token, hash) = new_refresh_token();
     store::tokens::insert(&state.db, &hash, user, family, state.tokens.refresh_ttl).await?;
@@ -104,10 +112,14 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
-pub async fn login(State(state): State<AppState>, ApiJson(request): ApiJson<LoginRequest>) -> ApiResult<Json<Session>> {
-    let login = request.username.or(request.email).ok_or_else(|| {
-        AppError::invalid("invalid_login", "give a username or an email")
-    })?;
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> ApiResult<Json<Session>> {
+    let login = request
+        .username
+        .or(request.email)
+        .ok_or_else(|| AppError::invalid("invalid_login", "give a username or an email"))?;
     let found = store::users::find_for_login(&state.db, &login).await?;
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
@@ -118,18 +130,26 @@ pub async fn login(State(state): State<AppState>, ApiJson(request): ApiJson<Logi
     Ok(Json(start_session(&state, user.id, Uuid::new_v4(), Some(user)).await?))
 }
 
-pub async fn refresh(State(state): State<AppState>, ApiJson(request): ApiJson<RefreshRequest>) -> ApiResult<Json<Session>> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<Session>> {
     match store::tokens::redeem(&state.db, &hash_refresh_token(&request.refresh_token)).await? {
         Redeemed::Valid { user, family } => {
             let profile = store::users::get(&state.db, user).await?;
             Ok(Json(start_session(&state, user, family, profile).await?))
         }
-        Redeemed::Reused => Err(AppError::InvalidCredentials("refresh token reused; its sessions are revoked")),
+        Redeemed::Reused => {
+            Err(AppError::InvalidCredentials("refresh token reused; its sessions are revoked"))
+        }
         Redeemed::Invalid => Err(AppError::InvalidCredentials("invalid or expired refresh token")),
     }
 }
 
-pub async fn logout(State(state): State<AppState>, ApiJson(request): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+pub async fn logout(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
     store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,9 +8,9 @@ use crate::http::page_limit;
 use crate::state::AppState;
 use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, NewChannel, Role};
 use crate::store::messages::{self as history_store, Page};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use shared::events::MembershipChange;
 use shared::ids::{ChannelId, UserId};
@@ -54,7 +54,13 @@ pub struct CreateChannel {
 
 /// Checks an optional text field: 1–`max` characters, no control characters but newlines
 /// where `multiline`.
-fn validate_text(value: &Option<String>, field: &'static str, code: &'static str, max: usize, multiline: bool) -> ApiResult<()> {
+fn validate_text(
+    value: &Option<String>,
+    field: &'static str,
+    code: &'static str,
+    max: usize,
+    multiline: bool,
+) -> ApiResult<()> {
     let bad_char = |c: char| c.is_control() && !(multiline && c == '\n');
     match value {
         Some(v) if v.trim().is_empty() || v.chars().count() > max || v.chars().any(bad_char) => {
@@ -76,7 +82,10 @@ pub async fn create(
     members.sort();
     members.dedup();
     if members.len() > MAX_INITIAL_MEMBERS {
-        return Err(AppError::invalid("too_many_members", format!("at most {MAX_INITIAL_MEMBERS} initial members")));
+        return Err(AppError::invalid(
+            "too_many_members",
+            format!("at most {MAX_INITIAL_MEMBERS} initial members"),
+        ));
     }
     let dm_key = match request.kind {
         ChannelKind::Dm if request.name.is_some() || request.description.is_some() => {
@@ -114,9 +123,10 @@ pub async fn create(
     .await
     .map_err(|e| match e {
         // Two requests creating the same dm at once: the loser reports a conflict.
-        sqlx::Error::Database(db) if db.constraint() == Some("channels_dm_key_key") => {
-            AppError::Conflict { code: "dm_exists", message: "that dm was just created; fetch it again".into() }
-        }
+        sqlx::Error::Database(db) if db.constraint() == Some("channels_dm_key_key") => AppError::Conflict {
+            code: "dm_exists",
+            message: "that dm was just created; fetch it again".into(),
+        },
         other => other.into(),
     })?;
     for member in members.iter().chain([&user]) {
@@ -127,7 +137,8 @@ pub async fn create(
 
 /// The channel and the caller's role, or the error a caller without access gets.
 async fn access(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Option<Role>)> {
-    let (row, role) = store::get_with_role(&state.db, channel, user).await?.ok_or(AppError::NotFound("channel"))?;
+    let (row, role) =
+        store::get_with_role(&state.db, channel, user).await?.ok_or(AppError::NotFound("channel"))?;
     if role.is_none() && row.kind.0 != ChannelKind::Public {
         return Err(AppError::NotFound("channel"));
     }
@@ -171,7 +182,8 @@ pub async fn update(
     }
     validate_text(&request.name, "name", "invalid_name", 100, false)?;
     validate_text(&request.description, "description", "invalid_description", 1_000, true)?;
-    store::update(&state.db, channel, request.name.as_deref().map(str::trim), request.description.as_deref()).await?;
+    store::update(&state.db, channel, request.name.as_deref().map(str::trim), request.description.as_deref())
+        .await?;
     Ok(Json(access(&state, channel, user).await?.0))
 }
 
@@ -259,15 +271,16 @@ pub async fn remove_member(
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
     }
-    let target_role = store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
-    let allowed = if target == user {
-        target_role != Role::Owner
-    } else {
-        role.can_manage() && role < target_role
-    };
+    let target_role =
+        store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
+    let allowed =
+        if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
     if !allowed {
         return Err(if target == user {
-            AppError::Conflict { code: "owner_cannot_leave", message: "the owner deletes the channel instead".into() }
+            AppError::Conflict {
+                code: "owner_cannot_leave",
+                message: "the owner deletes the channel instead".into(),
+            }
         } else {
             AppError::Forbidden("your role cannot remove that member")
         });
@@ -300,7 +313,9 @@ pub async fn history(
 ) -> ApiResult<Json<HistoryPage>> {
     member_role(&state, channel, user).await?;
     let page = match (query.after_seq, query.before_seq) {
-        (Some(_), Some(_)) => return Err(AppError::BadRequest("give after_seq or before_seq, not both".into())),
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest("give after_seq or before_seq, not both".into()));
+        }
         (Some(after), None) => Page::After(after.max(0)),
         (None, Some(before)) => Page::Before(before),
         (None, None) => Page::Before(i64::MAX),

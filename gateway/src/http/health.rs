@@ -1,9 +1,9 @@
 //! Liveness and readiness.
 
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{Value, json};
 
 /// Alive: the process answers.
@@ -22,5 +22,10 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let draining = state.shutdown.is_cancelled();
     let ready = nats && postgres && redis && !draining;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": ready, "nats": nats, "postgres": postgres, "redis": redis, "draining": draining})))
+    (
+        status,
+        Json(
+            json!({"ready": ready, "nats": nats, "postgres": postgres, "redis": redis, "draining": draining}),
+        ),
+    )
 }

@@ -19,10 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/search", get(users::search))
         .route("/users/{id}", get(users::get))
         .route("/channels", get(channels::list).post(channels::create))
-        .route(
-            "/channels/{id}",
-            get(channels::get).patch(channels::update).delete(channels::delete),
-        )
+        .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
         .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))
         .route("/channels/{id}/messages", get(channels::history));

@@ -5,8 +5,8 @@ use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
 use crate::http::page_limit;
 use crate::state::AppState;
 use crate::store::{self, users::UserRow};
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::ids::UserId;
 
@@ -38,7 +38,10 @@ pub async fn update_me(
     if let Some(Some(url)) = &update.avatar_url
         && (url.len() > 500 || !(url.starts_with("https://") || url.starts_with("http://")))
     {
-        return Err(AppError::invalid("invalid_avatar_url", "avatar_url: an http(s) URL up to 500 characters"));
+        return Err(AppError::invalid(
+            "invalid_avatar_url",
+            "avatar_url: an http(s) URL up to 500 characters",
+        ));
     }
     let avatar = update.avatar_url.as_ref().map(|a| a.as_deref());
     store::users::update_profile(&state.db, user, update.display_name.as_deref().map(str::trim), avatar)
@@ -83,6 +86,7 @@ pub async fn search(
         .into_iter()
         .map(UserRow::without_email)
         .collect();
-    let next_cursor = (users.len() as i64 == limit).then(|| users.last().map(|u| u.username.clone())).flatten();
+    let next_cursor =
+        (users.len() as i64 == limit).then(|| users.last().map(|u| u.username.clone())).flatten();
     Ok(Json(UserPage { users, next_cursor }))
 }

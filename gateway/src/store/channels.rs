@@ -253,15 +253,21 @@ pub async fn members(
 }
 
 pub async fn role_of(db: &PgPool, channel: ChannelId, user: UserId) -> Result<Option<Role>, sqlx::Error> {
-    let row: Option<(String,)> = sqlx::query_as("SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-        .bind(channel)
-        .bind(user)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+            .bind(channel)
+            .bind(user)
+            .fetch_optional(db)
+            .await?;
     Ok(row.map(|(r,)| Role::parse(&r)))
 }
 
-pub async fn add_member(db: &PgPool, channel: ChannelId, user: UserId, role: Role) -> Result<(), sqlx::Error> {
+pub async fn add_member(
+    db: &PgPool,
+    channel: ChannelId,
+    user: UserId,
+    role: Role,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, $3)")
         .bind(channel)
         .bind(user)

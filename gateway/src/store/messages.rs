@@ -45,7 +45,12 @@ pub enum Page {
 }
 
 /// Up to `limit` messages of the page.
-pub async fn history(db: &PgPool, channel: ChannelId, page: Page, limit: i64) -> Result<Vec<MessageView>, sqlx::Error> {
+pub async fn history(
+    db: &PgPool,
+    channel: ChannelId,
+    page: Page,
+    limit: i64,
+) -> Result<Vec<MessageView>, sqlx::Error> {
     let (condition, order, bound) = match page {
         Page::After(seq) => ("m.seq > $2", "ASC", seq),
         Page::Before(seq) => ("m.seq < $2", "DESC", seq),

@@ -6,7 +6,13 @@ use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
-pub async fn insert(db: &PgPool, hash: &[u8], user: UserId, family: Uuid, ttl: Duration) -> Result<(), sqlx::Error> {
+pub async fn insert(
+    db: &PgPool,
+    hash: &[u8],
+    user: UserId,
+    family: Uuid,
+    ttl: Duration,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)
          VALUES ($1, $2, $3, now() + make_interval(secs => $4))",

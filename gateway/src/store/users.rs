@@ -102,8 +102,14 @@ pub async fn update_profile(
 }
 
 /// Users whose username starts with `prefix`, by username, after the `after` cursor.
-pub async fn search(db: &PgPool, prefix: &str, after: Option<&str>, limit: i64) -> Result<Vec<UserRow>, sqlx::Error> {
-    let pattern = format!("{}%", prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+pub async fn search(
+    db: &PgPool,
+    prefix: &str,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<UserRow>, sqlx::Error> {
+    let pattern =
+        format!("{}%", prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users
          WHERE lower(username) LIKE $1 AND ($2::text IS NULL OR lower(username) > lower($2))

@@ -5,8 +5,9 @@
 use super::containers::{ContainerServers, docker_available};
 use super::nats::{NatsCluster, NodePorts};
 use super::postgres::LocalPostgres;
-use super::process::{ChildProcess, ProcessError, free_port};
+use super::process::{ChildProcess, ProcessError, free_port_on, random_loopback};
 use super::redis::LocalRedis;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,6 +20,9 @@ pub struct CellOptions {
     pub partitions: u16,
     /// Where the cell keeps its data; a fresh temporary directory when `None`.
     pub dir: Option<PathBuf>,
+    /// Loopback address every server and process of the cell binds; a random 127.x.y.z when
+    /// `None`, so cells side by side never collide on ports.
+    pub host: Option<Ipv4Addr>,
     /// Fixed ports (the cell runner); free ports when `None`.
     pub ports: Option<CellPorts>,
     /// fsync on in Postgres and append-only Redis (the cell runner), off for tests.
@@ -48,6 +52,7 @@ impl Default for CellOptions {
             workers: 1,
             partitions: 4,
             dir: None,
+            host: None,
             ports: None,
             durable: false,
             bin_dir: None,
@@ -106,13 +111,14 @@ impl AppProcess {
 }
 
 /// The servers of a cell, as local processes or as containers.
+#[allow(clippy::large_enum_variant)] // one per cell; never moved on a hot path
 pub enum Servers {
     Local { nats: NatsCluster, postgres: LocalPostgres, redis: LocalRedis },
     Containers(Box<ContainerServers>),
 }
 
 impl Servers {
-    async fn start(options: &CellOptions, dir: &Path) -> Result<Self, ProcessError> {
+    async fn start(options: &CellOptions, dir: &Path, host: Ipv4Addr) -> Result<Self, ProcessError> {
         let containers = match options.backend {
             Backend::Auto => docker_available(),
             Backend::Local => false,
@@ -124,9 +130,19 @@ impl Servers {
         let ports = options.ports;
         let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
         let (nats, postgres, redis) = tokio::join!(
-            NatsCluster::start(&nats_dir, ports.map(|p| p.nats)),
-            LocalPostgres::start(&postgres_dir, ports.map_or_else(free_port, |p| p.postgres), options.durable),
-            LocalRedis::start(&redis_dir, ports.map_or_else(free_port, |p| p.redis), options.durable),
+            NatsCluster::start(&nats_dir, host, ports.map(|p| p.nats)),
+            LocalPostgres::start(
+                &postgres_dir,
+                host,
+                ports.map_or_else(|| free_port_on(host), |p| p.postgres),
+                options.durable
+            ),
+            LocalRedis::start(
+                &redis_dir,
+                host,
+                ports.map_or_else(|| free_port_on(host), |p| p.redis),
+                options.durable
+            ),
         );
         let (nats, postgres, redis) = (nats?, postgres?, redis?);
         postgres.create_database(DATABASE).await.map_err(|e| ProcessError::Setup(e.to_string()))?;
@@ -161,6 +177,8 @@ pub struct TestCell {
     /// Kept so the temporary directory lives as long as the cell.
     _temp: Option<tempfile::TempDir>,
     pub dir: PathBuf,
+    /// The loopback address the cell's local processes bind.
+    pub host: Ipv4Addr,
     pub servers: Servers,
     pub gateways: Vec<AppProcess>,
     pub workers: Vec<AppProcess>,
@@ -181,7 +199,8 @@ impl TestCell {
         };
         std::fs::create_dir_all(&dir).map_err(setup)?;
         let ports = options.ports;
-        let servers = Servers::start(&options, &dir).await?;
+        let host = options.host.unwrap_or_else(random_loopback);
+        let servers = Servers::start(&options, &dir, host).await?;
 
         let bin_dir = match &options.bin_dir {
             Some(dir) => dir.clone(),
@@ -190,6 +209,7 @@ impl TestCell {
         let mut cell = Self {
             _temp: temp,
             dir: dir.clone(),
+            host,
             servers,
             gateways: Vec::new(),
             workers: Vec::new(),
@@ -197,13 +217,15 @@ impl TestCell {
         };
         for i in 0..options.workers {
             let config = cell.config_toml(None, 0);
-            let worker = cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None)?;
+            let worker =
+                cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None)?;
             cell.workers.push(worker);
         }
         for i in 0..options.gateways {
-            let port = ports.map_or_else(free_port, |p| p.gateway + i as u16);
+            let port = ports.map_or_else(|| free_port_on(host), |p| p.gateway + i as u16);
             let config = cell.config_toml(Some(port), i as u16 + 1);
-            let gateway = cell.app_process(&bin_dir, "gateway", &format!("gateway-{}", i + 1), config, Some(port))?;
+            let gateway =
+                cell.app_process(&bin_dir, "gateway", &format!("gateway-{}", i + 1), config, Some(port))?;
             cell.gateways.push(gateway);
         }
         for i in 0..cell.gateways.len() {
@@ -246,7 +268,8 @@ impl TestCell {
         );
         if let Some(port) = gateway_port {
             config.push_str(&format!(
-                "[gateway]\nlisten = \"127.0.0.1:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n"
+                "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n",
+                self.host
             ));
         }
         config.push_str(&self.options.extra_config);
@@ -254,11 +277,11 @@ impl TestCell {
     }
 
     pub fn gateway_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.gateways[i].port.unwrap_or(0))
+        format!("http://{}:{}", self.host, self.gateways[i].port.unwrap_or(0))
     }
 
     pub fn ws_url(&self, i: usize) -> String {
-        format!("ws://127.0.0.1:{}/ws", self.gateways[i].port.unwrap_or(0))
+        format!("ws://{}:{}/ws", self.host, self.gateways[i].port.unwrap_or(0))
     }
 
     pub fn database_url(&self) -> String {

@@ -43,7 +43,9 @@ impl ChatClient {
             "username": username,
             "password": format!("password-{username}"),
         });
-        let session = expect(http.post(format!("{base_url}/api/v1/auth/register")).json(&body).send().await?, 201).await?;
+        let session =
+            expect(http.post(format!("{base_url}/api/v1/auth/register")).json(&body).send().await?, 201)
+                .await?;
         Ok(Self {
             http,
             base_url: base_url.to_owned(),
@@ -65,14 +67,24 @@ impl ChatClient {
     }
 
     /// Creates a channel of `kind` with `members`; returns its id.
-    pub async fn create_channel(&self, kind: &str, name: &str, members: &[UserId]) -> Result<ChannelId, ClientError> {
+    pub async fn create_channel(
+        &self,
+        kind: &str,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<ChannelId, ClientError> {
         let body = json!({"type": kind, "name": name, "member_ids": members});
-        let channel = expect(self.request(reqwest::Method::POST, "/channels").json(&body).send().await?, 201).await?;
+        let channel =
+            expect(self.request(reqwest::Method::POST, "/channels").json(&body).send().await?, 201).await?;
         Ok(serde_json::from_value(channel["id"].clone())?)
     }
 
     /// Every message of `channel` after `after_seq`, paging through the history API.
-    pub async fn history_after(&self, channel: ChannelId, after_seq: i64) -> Result<Vec<MessageView>, ClientError> {
+    pub async fn history_after(
+        &self,
+        channel: ChannelId,
+        after_seq: i64,
+    ) -> Result<Vec<MessageView>, ClientError> {
         let mut messages = Vec::new();
         let mut after = after_seq;
         loop {
@@ -90,7 +102,9 @@ impl ChatClient {
     /// Opens a WebSocket to `ws_url` with the token in the `Authorization` header.
     pub async fn connect(&self, ws_url: &str) -> Result<ChatSocket, ClientError> {
         let mut request = ws_url.into_client_request()?;
-        let bearer = format!("Bearer {}", self.access_token).parse().map_err(|_| tungstenite::Error::Utf8(String::new()))?;
+        let bearer = format!("Bearer {}", self.access_token)
+            .parse()
+            .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
         request.headers_mut().insert("authorization", bearer);
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(ChatSocket { ws, last_seq: HashMap::new() })
@@ -116,7 +130,12 @@ pub struct ChatSocket {
 
 impl ChatSocket {
     /// Sends a `message.send` without waiting for its ack.
-    pub async fn send_message(&mut self, channel: ChannelId, client_id: &str, content: &str) -> Result<(), ClientError> {
+    pub async fn send_message(
+        &mut self,
+        channel: ChannelId,
+        client_id: &str,
+        content: &str,
+    ) -> Result<(), ClientError> {
         let frame = json!({
             "type": "message.send",
             "id": client_id,
@@ -149,7 +168,8 @@ impl ChatSocket {
                     return Ok(Some(frame));
                 }
                 Message::Close(frame) => {
-                    let reason = frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
+                    let reason =
+                        frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
                     return Err(ClientError::Status { status: 0, body: format!("closed: {reason}") });
                 }
                 _ => continue,

@@ -1,6 +1,7 @@
 //! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`.
 
-use super::process::{ChildProcess, ProcessError, find_executable, free_port};
+use super::process::{ChildProcess, ProcessError, find_executable, free_port_on};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,6 +11,7 @@ const TEMPLATE: &str = include_str!("../../../nats/node.conf.template");
 /// One node's ports and files.
 pub struct NatsNode {
     pub name: String,
+    pub host: Ipv4Addr,
     pub client_port: u16,
     pub cluster_port: u16,
     pub http_port: u16,
@@ -20,7 +22,7 @@ pub struct NatsNode {
 
 impl NatsNode {
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.client_port)
+        format!("nats://{}:{}", self.host, self.client_port)
     }
 
     /// kill -9 the node.
@@ -78,20 +80,24 @@ pub type NodePorts = (u16, u16, u16);
 impl NatsCluster {
     /// Starts 3 nodes with their data under `dir`, on `ports` or free ports, and waits until
     /// JetStream answers on every node.
-    pub async fn start(dir: &Path, ports: Option<[NodePorts; 3]>) -> Result<Self, ProcessError> {
-        let ports = ports.unwrap_or_else(|| std::array::from_fn(|_| (free_port(), free_port(), free_port())));
-        let routes: String = ports
-            .iter()
-            .map(|(_, cluster, _)| format!("    nats-route://127.0.0.1:{cluster}\n"))
-            .collect();
+    pub async fn start(
+        dir: &Path,
+        host: Ipv4Addr,
+        ports: Option<[NodePorts; 3]>,
+    ) -> Result<Self, ProcessError> {
+        let free = || free_port_on(host);
+        let ports = ports.unwrap_or_else(|| std::array::from_fn(|_| (free(), free(), free())));
+        let routes: String =
+            ports.iter().map(|(_, cluster, _)| format!("    nats-route://{host}:{cluster}\n")).collect();
         let mut nodes = Vec::new();
         for (i, (client_port, cluster_port, http_port)) in ports.into_iter().enumerate() {
             let name = format!("n{}", i + 1);
             let node_dir = dir.join(&name);
-            std::fs::create_dir_all(node_dir.join("jetstream")).map_err(|e| ProcessError::Setup(e.to_string()))?;
+            std::fs::create_dir_all(node_dir.join("jetstream"))
+                .map_err(|e| ProcessError::Setup(e.to_string()))?;
             let config = NodeConfig {
                 name: &name,
-                host: "127.0.0.1",
+                host: &host.to_string(),
                 ports: (client_port, cluster_port, http_port),
                 store_dir: &node_dir.join("jetstream").display().to_string(),
                 routes: &routes,
@@ -100,7 +106,16 @@ impl NatsCluster {
             .render();
             let config_path = node_dir.join("nats.conf");
             std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
-            let mut node = NatsNode { name, client_port, cluster_port, http_port, config: config_path, dir: node_dir, process: None };
+            let mut node = NatsNode {
+                name,
+                host,
+                client_port,
+                cluster_port,
+                http_port,
+                config: config_path,
+                dir: node_dir,
+                process: None,
+            };
             node.start()?;
             nodes.push(node);
         }
@@ -134,7 +149,9 @@ pub async fn wait_jetstream(urls: &[String], timeout: Duration) -> bool {
     while tokio::time::Instant::now() < deadline {
         if let Ok(client) = async_nats::connect(urls.to_vec()).await {
             // A short timeout: while no meta leader exists every request would wait 5 s.
-            let js = async_nats::jetstream::ContextBuilder::new().timeout(Duration::from_millis(500)).build(client);
+            let js = async_nats::jetstream::ContextBuilder::new()
+                .timeout(Duration::from_millis(500))
+                .build(client);
             if js.query_account().await.is_ok() {
                 return true;
             }

@@ -11,6 +11,7 @@ use std::time::Duration;
 const PG_BIN_DIRS: &[&str] = &["/usr/lib/postgresql/*/bin"];
 
 pub struct LocalPostgres {
+    pub host: std::net::Ipv4Addr,
     pub port: u16,
     dir: PathBuf,
     durable: bool,
@@ -20,7 +21,12 @@ pub struct LocalPostgres {
 impl LocalPostgres {
     /// Starts Postgres on `port` with its cluster in `dir` (created with `initdb` the first
     /// time). `durable` keeps fsync on (the cell runner); tests turn it off.
-    pub async fn start(dir: &Path, port: u16, durable: bool) -> Result<Self, ProcessError> {
+    pub async fn start(
+        dir: &Path,
+        host: std::net::Ipv4Addr,
+        port: u16,
+        durable: bool,
+    ) -> Result<Self, ProcessError> {
         let setup = |e: std::io::Error| ProcessError::Setup(format!("postgres dir {}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(setup)?;
         let owner = run_as();
@@ -42,7 +48,7 @@ impl LocalPostgres {
                 )));
             }
         }
-        let mut postgres = Self { port, dir: dir.to_owned(), durable, process: None };
+        let mut postgres = Self { host, port, dir: dir.to_owned(), durable, process: None };
         postgres.restart().await?;
         Ok(postgres)
     }
@@ -53,7 +59,7 @@ impl LocalPostgres {
         command
             .arg("-D")
             .arg(self.dir.join("data"))
-            .args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1", "-k"])
+            .args(["-p", &self.port.to_string(), "-c", &format!("listen_addresses={}", self.host), "-k"])
             .arg(&self.dir)
             .args(["-c", "max_connections=300", "-c", "shared_buffers=128MB"]);
         if !self.durable {
@@ -70,7 +76,7 @@ impl LocalPostgres {
     }
 
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!("postgres://postgres@{}:{}/{database}", self.host, self.port)
     }
 
     /// Creates `database` unless it exists.

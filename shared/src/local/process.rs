@@ -4,6 +4,7 @@
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -88,10 +89,19 @@ impl Drop for ChildProcess {
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    free_port_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A TCP port that was free a moment ago on `host`.
+pub fn free_port_on(host: Ipv4Addr) -> u16 {
+    std::net::TcpListener::bind((host, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// A random loopback address other than 127.0.0.1. Each test cell binds all its servers on
+/// its own address, so cells running side by side can never take each other's ports.
+pub fn random_loopback() -> Ipv4Addr {
+    let [a, b, c, ..] = uuid::Uuid::new_v4().into_bytes();
+    Ipv4Addr::new(127, a.max(1), b, c.clamp(2, 254))
 }
 
 /// Finds an executable: `$env_var`, then `PATH`, then the `fallbacks` (globs allowed at
@@ -117,7 +127,12 @@ pub fn find_executable(name: &str, env_var: &str, fallback_dirs: &[&str]) -> Res
                 .filter(|p| p.to_string_lossy().starts_with(&*base.to_string_lossy()))
                 .collect();
             versions.sort();
-            if let Some(found) = versions.iter().rev().map(|v| PathBuf::from(format!("{}{rest}", v.display())).join(name)).find(|c| c.is_file()) {
+            if let Some(found) = versions
+                .iter()
+                .rev()
+                .map(|v| PathBuf::from(format!("{}{rest}", v.display())).join(name))
+                .find(|c| c.is_file())
+            {
                 return Ok(found);
             }
         } else if Path::new(dir).join(name).is_file() {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub struct LocalRedis {
+    pub host: std::net::Ipv4Addr,
     pub port: u16,
     dir: PathBuf,
     persistent: bool,
@@ -16,9 +17,14 @@ pub struct LocalRedis {
 impl LocalRedis {
     /// Starts Redis on `port` with its files in `dir`; `persistent` turns the append-only
     /// file on (the cell runner), off for tests.
-    pub async fn start(dir: &Path, port: u16, persistent: bool) -> Result<Self, ProcessError> {
+    pub async fn start(
+        dir: &Path,
+        host: std::net::Ipv4Addr,
+        port: u16,
+        persistent: bool,
+    ) -> Result<Self, ProcessError> {
         std::fs::create_dir_all(dir).map_err(|e| ProcessError::Setup(e.to_string()))?;
-        let mut redis = Self { port, dir: dir.to_owned(), persistent, process: None };
+        let mut redis = Self { host, port, dir: dir.to_owned(), persistent, process: None };
         redis.restart().await?;
         Ok(redis)
     }
@@ -27,13 +33,13 @@ impl LocalRedis {
         let binary = find_executable("redis-server", "CHAT_REDIS_SERVER", &["/usr/bin"])?;
         let mut command = Command::new(binary);
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--dir"])
+            .args(["--port", &self.port.to_string(), "--bind", &self.host.to_string(), "--dir"])
             .arg(&self.dir)
             .args(["--appendonly", if self.persistent { "yes" } else { "no" }, "--save", ""]);
         self.process = Some(ChildProcess::spawn("redis", command, &self.dir.join("redis.log"))?);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while tokio::time::Instant::now() < deadline {
-            if ping(self.port).await {
+            if ping(self.host, self.port).await {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -42,12 +48,12 @@ impl LocalRedis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.host, self.port)
     }
 }
 
-async fn ping(port: u16) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return false };
+async fn ping(host: std::net::Ipv4Addr, port: u16) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect((host, port)).await else { return false };
     if stream.write_all(b"PING\r\n").await.is_err() {
         return false;
     }
