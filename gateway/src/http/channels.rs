@@ -4,7 +4,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
-use crate::http::page_limit;
+use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, NewChannel, Role};
 use crate::store::messages::{self as history_store, Page};
@@ -37,7 +37,7 @@ pub async fn list(
 ) -> ApiResult<Json<ChannelPage>> {
     let limit = page_limit(query.limit, 100, 500);
     let channels = store::list_for_user(&state.db, user, query.cursor, limit).await?;
-    let next_cursor = (channels.len() as i64 == limit).then(|| channels.last().map(|c| c.id)).flatten();
+    let next_cursor = next_cursor(&channels, limit, |c| c.id);
     Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
@@ -223,7 +223,7 @@ pub async fn members(
     member_role(&state, channel, user).await?;
     let limit = page_limit(query.limit, 100, 500);
     let members = store::members(&state.db, channel, query.cursor, limit).await?;
-    let next_cursor = (members.len() as i64 == limit).then(|| members.last().map(|m| m.user_id)).flatten();
+    let next_cursor = next_cursor(&members, limit, |m| m.user_id);
     Ok(Json(MemberPage { members, next_cursor }))
 }
 

@@ -2,7 +2,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
-use crate::http::page_limit;
+use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::{self, users::UserRow};
 use axum::Json;
@@ -86,7 +86,6 @@ pub async fn search(
         .into_iter()
         .map(UserRow::without_email)
         .collect();
-    let next_cursor =
-        (users.len() as i64 == limit).then(|| users.last().map(|u| u.username.clone())).flatten();
+    let next_cursor = next_cursor(&users, limit, |u| u.username.clone());
     Ok(Json(UserPage { users, next_cursor }))
 }

@@ -124,19 +124,29 @@ pub async fn get_with_role(
     channel: ChannelId,
     user: UserId,
 ) -> Result<Option<(ChannelRow, Option<Role>)>, sqlx::Error> {
-    let row: Option<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, m.role FROM channels c
-         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-         WHERE c.id = $1"
-    )))
-    .bind(channel)
-    .bind(user)
-    .fetch_optional(db)
-    .await?;
+    let row = with_role(db, "c.id = $1::uuid", &channel.0.to_string(), user).await?;
     Ok(row.map(|r| {
         let role = r.role.as_deref().map(Role::parse);
         (r, role)
     }))
+}
+
+/// One channel matching `condition` on `$1`, with `user`'s role (`$2`) in it.
+async fn with_role(
+    db: &PgPool,
+    condition: &str,
+    key: &str,
+    user: UserId,
+) -> Result<Option<ChannelRow>, sqlx::Error> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, m.role FROM channels c
+         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
+         WHERE {condition}"
+    )))
+    .bind(key)
+    .bind(user)
+    .fetch_optional(db)
+    .await
 }
 
 pub struct NewChannel<'a> {
@@ -184,15 +194,7 @@ pub async fn create(db: &PgPool, new: NewChannel<'_>) -> Result<ChannelRow, sqlx
 }
 
 pub async fn find_dm(db: &PgPool, dm_key: &str, user: UserId) -> Result<Option<ChannelRow>, sqlx::Error> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, m.role FROM channels c
-         LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $2
-         WHERE c.dm_key = $1"
-    )))
-    .bind(dm_key)
-    .bind(user)
-    .fetch_optional(db)
-    .await
+    with_role(db, "c.dm_key = $1", dm_key, user).await
 }
 
 pub async fn update(
