@@ -27,6 +27,7 @@ async fn main() -> anyhow::Result<()> {
         durable: true,
         bin_dir: args.bin_dir,
         extra_config: String::new(),
+        gateway_config: String::new(),
         // The embedded default: local processes, whatever else the machine has.
         backend: Backend::Local,
     })

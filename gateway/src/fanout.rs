@@ -3,11 +3,13 @@
 //! not one subscription per socket. It follows membership changes so that a user added to or
 //! removed from a channel starts or stops receiving it at once.
 
+use crate::store::messages::{Page, history};
 use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use shared::events::{MembershipChange, MembershipEvent, SEQ_HEADER};
-use shared::ids::{ChannelId, UserId};
+use shared::ids::{ChannelId, ChannelSeq, UserId};
+use shared::protocol::ServerFrame;
 use shared::subjects::Subjects;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 /// Sockets connected here, by channel and by user.
 pub struct Fanout {
     nats: async_nats::Client,
+    /// To fill holes in a channel's deliveries from the stored messages.
+    db: sqlx::PgPool,
     subjects: Subjects,
     routes: Mutex<Routes>,
     shutdown: CancellationToken,
@@ -35,8 +39,13 @@ struct ChannelRoute {
 }
 
 impl Fanout {
-    pub fn new(nats: async_nats::Client, subjects: Subjects, shutdown: CancellationToken) -> Arc<Self> {
-        Arc::new(Self { nats, subjects, routes: Mutex::default(), shutdown })
+    pub fn new(
+        nats: async_nats::Client,
+        db: sqlx::PgPool,
+        subjects: Subjects,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self { nats, db, subjects, routes: Mutex::default(), shutdown })
     }
 
     /// Follows membership changes until shutdown.
@@ -66,6 +75,7 @@ impl Fanout {
                 MembershipChange::Left => {
                     conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&event.channel_id);
                     self.unroute(conn.id, event.channel_id);
+                    conn.forget_channel(event.channel_id);
                 }
             }
         }
@@ -131,7 +141,7 @@ impl Fanout {
         }
         match self.nats.subscribe(self.subjects.deliver(channel)).await {
             Ok(subscription) => {
-                tokio::spawn(forward(route, subscription));
+                tokio::spawn(forward(route, subscription, channel, self.db.clone()));
             }
             Err(error) => {
                 // Drop the route so the next socket of the channel tries again.
@@ -159,9 +169,16 @@ impl Fanout {
 }
 
 /// Forwards one channel's deliveries to its local sockets until the route stops. The frame is
-/// built once per delivery and shared by every socket. Deliveries whose `seq` was already
-/// forwarded (a worker announcing a redelivered batch again) are dropped.
-async fn forward(route: Arc<ChannelRoute>, mut subscription: async_nats::Subscriber) {
+/// built once per delivery and shared by every socket. A delivery whose `seq` was already
+/// forwarded (a worker announcing a redelivered batch again) is dropped; a delivery past a
+/// hole (a lost core NATS message) is preceded by the missing messages, read from Postgres,
+/// so no socket sees `seq` n+2 before n+1.
+async fn forward(
+    route: Arc<ChannelRoute>,
+    mut subscription: async_nats::Subscriber,
+    channel: ChannelId,
+    db: sqlx::PgPool,
+) {
     let mut last_seq: i64 = 0;
     loop {
         let delivery = tokio::select! {
@@ -169,25 +186,51 @@ async fn forward(route: Arc<ChannelRoute>, mut subscription: async_nats::Subscri
             delivery = subscription.next() => delivery,
         };
         let Some(delivery) = delivery else { break };
-        let seq = delivery
+        let Some(seq) = delivery
             .headers
             .as_ref()
             .and_then(|h| h.get(SEQ_HEADER))
             .and_then(|v| v.as_str().parse::<i64>().ok())
-            .unwrap_or(0);
-        if seq != 0 && seq <= last_seq {
+        else {
+            tracing::warn!(%channel, "delivery without a seq dropped");
+            continue;
+        };
+        if seq <= last_seq {
             continue;
         }
         if last_seq != 0 && seq > last_seq + 1 {
-            tracing::warn!(last_seq, seq, "gap in channel deliveries");
+            fill_gap(&route, channel, &db, last_seq, seq).await;
         }
-        last_seq = last_seq.max(seq);
+        last_seq = seq;
         let Ok(payload) = std::str::from_utf8(&delivery.payload) else { continue };
         let frame = Utf8Bytes::from(format!(r#"{{"type":"message.new","payload":{payload}}}"#));
-        let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in conns.values() {
-            conn.deliver(frame.clone());
-        }
+        send_to_route(&route, channel, ChannelSeq(seq), &frame);
     }
     let _ = subscription.unsubscribe().await;
 }
+
+fn send_to_route(route: &ChannelRoute, channel: ChannelId, seq: ChannelSeq, frame: &Utf8Bytes) {
+    let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
+    for conn in conns.values() {
+        conn.deliver_message(channel, seq, frame.clone());
+    }
+}
+
+/// Sends the stored messages between `after` and `before` (exclusive) to the route.
+async fn fill_gap(route: &ChannelRoute, channel: ChannelId, db: &sqlx::PgPool, after: i64, before: i64) {
+    let missing = (before - after - 1).min(MAX_GAP_FILL);
+    tracing::info!(%channel, after, before, "filling a gap in channel deliveries");
+    match history(db, channel, Page::After(after), missing).await {
+        Ok(messages) => {
+            for message in messages.into_iter().filter(|m| m.seq.0 < before) {
+                let seq = message.seq;
+                let frame = Utf8Bytes::from(ServerFrame::MessageNew { payload: message }.to_json());
+                send_to_route(route, channel, seq, &frame);
+            }
+        }
+        Err(error) => tracing::warn!(%channel, %error, "gap not filled; clients resume with sync"),
+    }
+}
+
+/// Largest hole filled from Postgres; past that, clients resume with `sync`.
+const MAX_GAP_FILL: i64 = 1_000;

@@ -9,6 +9,7 @@ mod http;
 mod publish;
 mod state;
 mod store;
+mod sync;
 mod ws;
 
 use axum::Router;
@@ -64,7 +65,7 @@ pub async fn run(
     let subjects = Subjects::new(&config.nats.subject_prefix);
     let publish_shutdown = CancellationToken::new();
     let (publisher, publish_task) = Publisher::start(js, &config.gateway, publish_shutdown.clone());
-    let fanout = fanout::Fanout::new(nats.clone(), subjects.clone(), shutdown.clone());
+    let fanout = fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), shutdown.clone());
     let membership = tokio::spawn(fanout.clone().follow_membership());
 
     let state = AppState::new(Inner {

@@ -17,13 +17,14 @@ use axum::response::Response;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
 use shared::events::StreamMessage;
-use shared::ids::{ChannelId, UserId};
+use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{
     self, AckPayload, AckStatus, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
 };
+use std::collections::HashMap;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +47,20 @@ pub struct ConnHandle {
     pub user: UserId,
     pub channels: Arc<RwLock<HashSet<ChannelId>>>,
     outbound: mpsc::Sender<Utf8Bytes>,
-    closing: CancellationToken,
+    pub closing: CancellationToken,
     close_code: Arc<AtomicU16>,
+    /// Per channel: the last `seq` sent to this socket, and live messages held during a sync.
+    cursors: Arc<Mutex<HashMap<ChannelId, Cursor>>>,
+    /// Live messages one channel may hold during a sync, at most; past that: 4008.
+    hold_max: usize,
+    /// Serialises the socket's syncs.
+    pub sync_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Default)]
+struct Cursor {
+    last_seq: ChannelSeq,
+    held: Option<Vec<(ChannelSeq, Utf8Bytes)>>,
 }
 
 impl ConnHandle {
@@ -60,6 +73,9 @@ impl ConnHandle {
             outbound,
             closing: CancellationToken::new(),
             close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
+            cursors: Arc::default(),
+            hold_max: queue.max(1),
+            sync_lock: Arc::default(),
         };
         (conn, rx)
     }
@@ -71,6 +87,57 @@ impl ConnHandle {
         }
     }
 
+    /// Queues a channel's message unless this socket already got its `seq`; during a sync of
+    /// the channel the message is held instead. Called in `seq` order per channel.
+    pub fn deliver_message(&self, channel: ChannelId, seq: ChannelSeq, frame: Utf8Bytes) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        let cursor = cursors.entry(channel).or_default();
+        if let Some(held) = cursor.held.as_mut() {
+            if held.len() < self.hold_max {
+                held.push((seq, frame));
+            } else {
+                drop(cursors);
+                self.close(CLOSE_SLOW_CONSUMER);
+            }
+            return;
+        }
+        if seq > cursor.last_seq {
+            cursor.last_seq = seq;
+            self.deliver(frame);
+        }
+    }
+
+    /// Starts holding the channel's live messages (a sync is reading its backlog).
+    pub fn hold_channel(&self, channel: ChannelId) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        cursors.entry(channel).or_default().held.get_or_insert_with(Vec::new);
+    }
+
+    /// Ends a hold: under the cursor lock, `backlog` sends what it has (returning the last
+    /// `seq` it sent, or `None` if it sent nothing), then the held messages after that go out.
+    pub fn release_channel(
+        &self,
+        channel: ChannelId,
+        backlog: impl FnOnce(&mut dyn FnMut(ChannelSeq, Utf8Bytes)) -> Option<ChannelSeq>,
+    ) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        let cursor = cursors.entry(channel).or_default();
+        let held = cursor.held.take().unwrap_or_default();
+        let mut last = backlog(&mut |_, frame| self.deliver(frame)).unwrap_or(cursor.last_seq);
+        for (seq, frame) in held {
+            if seq > last {
+                last = seq;
+                self.deliver(frame);
+            }
+        }
+        cursor.last_seq = last;
+    }
+
+    /// Forgets a channel the socket no longer receives.
+    pub fn forget_channel(&self, channel: ChannelId) {
+        self.cursors.lock().unwrap_or_else(|e| e.into_inner()).remove(&channel);
+    }
+
     /// Asks the writer to close the socket with `code` (the first code asked for wins).
     pub fn close(&self, code: u16) {
         if !self.closing.is_cancelled() {
@@ -79,7 +146,7 @@ impl ConnHandle {
         }
     }
 
-    fn is_member(&self, channel: ChannelId) -> bool {
+    pub fn is_member(&self, channel: ChannelId) -> bool {
         self.channels.read().unwrap_or_else(|e| e.into_inner()).contains(&channel)
     }
 }
@@ -197,6 +264,9 @@ async fn read_loop(
                             pending.push(send);
                         }
                     }
+                    Ok(ClientFrame::Sync { id, payload }) => {
+                        tokio::spawn(crate::sync::run(state.clone(), conn.clone(), id, payload));
+                    }
                     Err(error) => conn.deliver(error_frame(protocol::frame_id(&text), error.code(), error.to_string())),
                 }
             }
@@ -276,7 +346,7 @@ async fn original_message_id(
     serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
 }
 
-fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
+pub fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
     Utf8Bytes::from(ServerFrame::error(id, code, message).to_json())
 }
 

@@ -86,6 +86,8 @@ pub struct GatewayConfig {
     pub publish_ack_timeout: Duration,
     /// Frames queued for one socket, at most; past that the socket is closed with 4008.
     pub socket_queue_frames: usize,
+    /// Messages a `sync` sends per channel, at most; above that `sync.done` says `truncated`.
+    pub sync_backlog_max: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_ws_message_bytes: usize,
     /// How long shutdown waits for in-flight work before giving up.
@@ -157,6 +159,7 @@ impl Default for GatewayConfig {
             publish_max_inflight: 4096,
             publish_ack_timeout: Duration::from_millis(5000),
             socket_queue_frames: 1024,
+            sync_backlog_max: 1000,
             max_ws_message_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(20),
         }

@@ -80,7 +80,9 @@ impl<'de> Deserialize<'de> for MessageId {
 }
 
 /// A message's position in its channel: 1, 2, 3, … without holes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
+)]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct ChannelSeq(pub i64);

@@ -18,7 +18,26 @@ pub const MAX_CONTENT_CHARS: usize = 4_000;
 /// A frame a client sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
-    MessageSend { id: ClientMsgId, payload: SendPayload },
+    MessageSend {
+        id: ClientMsgId,
+        payload: SendPayload,
+    },
+    /// Resume: the client's last seen `seq` per channel (or none: all its channels from 0).
+    Sync {
+        id: Option<String>,
+        payload: SyncPayload,
+    },
+}
+
+/// Most channels one `sync` may name.
+pub const MAX_SYNC_CHANNELS: usize = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncPayload {
+    /// Channel → last `seq` the client has. Absent or empty: every channel of the user, from 0.
+    #[serde(default)]
+    pub channels: std::collections::HashMap<ChannelId, ChannelSeq>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +125,20 @@ impl ClientFrame {
                 payload.validate()?;
                 Ok(ClientFrame::MessageSend { id, payload })
             }
+            "sync" => {
+                let payload: SyncPayload = match raw.payload {
+                    None => SyncPayload::default(),
+                    Some(_) => serde_json::from_str(payload)
+                        .map_err(|e| FrameError::InvalidPayload(e.to_string()))?,
+                };
+                if payload.channels.len() > MAX_SYNC_CHANNELS {
+                    return Err(FrameError::InvalidPayload(format!("at most {MAX_SYNC_CHANNELS} channels")));
+                }
+                if payload.channels.values().any(|seq| seq.0 < 0) {
+                    return Err(FrameError::InvalidPayload("seq must not be negative".into()));
+                }
+                Ok(ClientFrame::Sync { id: raw.id, payload })
+            }
             other => Err(FrameError::UnknownType(other.chars().take(64).collect())),
         }
     }
@@ -156,6 +189,9 @@ pub enum ServerFrame {
     MessageAck { id: ClientMsgId, payload: AckPayload },
     #[serde(rename = "message.new")]
     MessageNew { payload: MessageView },
+    /// A channel's backlog is out; live messages of it follow.
+    #[serde(rename = "sync.done")]
+    SyncDone { payload: SyncDonePayload },
     #[serde(rename = "error")]
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +212,16 @@ impl ServerFrame {
         // Serialising these types cannot fail: no maps with non-string keys, no foreign types.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncDonePayload {
+    pub channel_id: ChannelId,
+    /// The last `seq` sent for the channel, backlog included.
+    pub last_seq: ChannelSeq,
+    /// True when the backlog was above the cap: page the rest from the history API.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,11 +280,27 @@ mod tests {
         let text = format!(
             r#"{{"type":"message.send","id":"c1","payload":{{"channel_id":"{CHANNEL}","content":"hi"}}}}"#
         );
-        let ClientFrame::MessageSend { id, payload } = ClientFrame::decode(&text).unwrap();
+        let Ok(ClientFrame::MessageSend { id, payload }) = ClientFrame::decode(&text) else {
+            panic!("a send")
+        };
         assert_eq!(id.0, "c1");
         assert_eq!(payload.content, "hi");
         assert_eq!(payload.content_type, ContentType::Text);
         assert_eq!(payload.reply_to, None);
+    }
+
+    #[test]
+    fn decodes_sync_with_and_without_channels() {
+        let text = format!(r#"{{"type":"sync","id":"s1","payload":{{"channels":{{"{CHANNEL}":7}}}}}}"#);
+        let Ok(ClientFrame::Sync { id, payload }) = ClientFrame::decode(&text) else { panic!("a sync") };
+        assert_eq!(id.as_deref(), Some("s1"));
+        assert_eq!(payload.channels.values().copied().collect::<Vec<_>>(), [ChannelSeq(7)]);
+        assert_eq!(
+            ClientFrame::decode(r#"{"type":"sync"}"#),
+            Ok(ClientFrame::Sync { id: None, payload: SyncPayload::default() })
+        );
+        let negative = format!(r#"{{"type":"sync","payload":{{"channels":{{"{CHANNEL}":-1}}}}}}"#);
+        assert!(matches!(ClientFrame::decode(&negative), Err(FrameError::InvalidPayload(_))));
     }
 
     #[test]

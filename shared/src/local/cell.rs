@@ -33,6 +33,8 @@ pub struct CellOptions {
     /// Extra TOML for the processes' config: whole `[section]`s other than those the cell
     /// writes itself (`nats`, `database`, `redis`, `gateway`).
     pub extra_config: String,
+    /// Extra `key = value` lines under the gateways' `[gateway]` section.
+    pub gateway_config: String,
     pub backend: Backend,
 }
 
@@ -57,6 +59,7 @@ impl Default for CellOptions {
             durable: false,
             bin_dir: None,
             extra_config: String::new(),
+            gateway_config: String::new(),
             backend: Backend::Auto,
         }
     }
@@ -271,6 +274,8 @@ impl TestCell {
                 "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n",
                 self.host
             ));
+            config.push_str(&self.options.gateway_config);
+            config.push('\n');
         }
         config.push_str(&self.options.extra_config);
         config

@@ -144,6 +144,13 @@ impl ChatSocket {
         self.send_text(frame.to_string()).await
     }
 
+    /// Sends a `sync` for `channels` (channel → last seen seq); empty means all channels.
+    pub async fn sync(&mut self, channels: &[(ChannelId, i64)]) -> Result<(), ClientError> {
+        let channels: serde_json::Map<String, Value> =
+            channels.iter().map(|(c, seq)| (c.to_string(), json!(seq))).collect();
+        self.send_text(json!({"type": "sync", "payload": {"channels": channels}}).to_string()).await
+    }
+
     pub async fn send_text(&mut self, text: String) -> Result<(), ClientError> {
         self.ws.send(Message::Text(text.into())).await?;
         Ok(())

@@ -1,0 +1,172 @@
+//! Exact resume: a client that reconnects and sends `sync` with its last seen `seq` gets
+//! exactly what it missed, in order, then `sync.done`, then live messages — nothing skipped or
+//! doubled at the seam, even while messages keep arriving during the sync.
+
+use shared::ids::{ChannelId, ChannelSeq};
+use shared::local::client::{ChatClient, ChatSocket};
+use shared::local::{CellOptions, TestCell};
+use shared::protocol::{ErrorCode, ServerFrame, SyncDonePayload};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A frame of interest, in arrival order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Message(ChannelId, i64),
+    Done(SyncDonePayload),
+    Error(ErrorCode),
+}
+
+/// Reads frames until `until` holds for what was seen, ignoring acks.
+async fn watch(socket: &mut ChatSocket, cell: &TestCell, until: impl Fn(&[Seen]) -> bool) -> Vec<Seen> {
+    let mut seen = Vec::new();
+    while !until(&seen) {
+        match socket.next_frame(WAIT).await.expect("socket open") {
+            Some(ServerFrame::MessageNew { payload }) => {
+                seen.push(Seen::Message(payload.channel_id, payload.seq.0))
+            }
+            Some(ServerFrame::SyncDone { payload }) => seen.push(Seen::Done(payload)),
+            Some(ServerFrame::Error { payload, .. }) => seen.push(Seen::Error(payload.code)),
+            Some(ServerFrame::MessageAck { .. }) => {}
+            None => panic!("timed out; seen {seen:?}\n{}", cell.logs_tail()),
+        }
+    }
+    seen
+}
+
+async fn send_all(socket: &mut ChatSocket, channel: ChannelId, ids: std::ops::Range<usize>) {
+    for i in ids {
+        socket.send_message(channel, &format!("r-{i}"), &format!("message {i}")).await.unwrap();
+    }
+}
+
+fn has_message(seen: &[Seen], channel: ChannelId, seq: i64) -> bool {
+    seen.contains(&Seen::Message(channel, seq))
+}
+
+#[tokio::test]
+async fn a_reconnecting_client_gets_exactly_what_it_missed_while_live_traffic_continues() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
+    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
+    let channel = alice.create_channel("group", "resume", &[bob.user_id]).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    send_all(&mut alice_ws, channel, 0..5).await;
+    watch(&mut bob_ws, &cell, |s| has_message(s, channel, 5)).await;
+    let last_seen = bob_ws.last_seq[&channel];
+    assert_eq!(last_seen, ChannelSeq(5));
+    bob_ws.close().await;
+
+    send_all(&mut alice_ws, channel, 5..15).await;
+    watch(&mut alice_ws, &cell, |s| has_message(s, channel, 15)).await;
+
+    // Bob comes back and syncs while alice keeps sending.
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    bob_ws.sync(&[(channel, last_seen.0)]).await.unwrap();
+    send_all(&mut alice_ws, channel, 15..25).await;
+    let seen = watch(&mut bob_ws, &cell, |s| {
+        has_message(s, channel, 25) && s.iter().any(|f| matches!(f, Seen::Done(_)))
+    })
+    .await;
+
+    let seqs: Vec<i64> =
+        seen.iter().filter_map(|f| if let Seen::Message(_, seq) = f { Some(*seq) } else { None }).collect();
+    assert_eq!(seqs, (6..=25).collect::<Vec<_>>(), "every missed and live message once, in order");
+    let done_at = seen.iter().position(|f| matches!(f, Seen::Done(_))).unwrap();
+    let Seen::Done(done) = &seen[done_at] else { unreachable!() };
+    assert_eq!(done.channel_id, channel);
+    assert!(!done.truncated);
+    assert!(done.last_seq.0 >= 15, "the backlog covers what was missed: {done:?}");
+    assert_eq!(done_at as i64, done.last_seq.0 - 5, "sync.done follows exactly the backlog");
+}
+
+#[tokio::test]
+async fn sync_caps_the_backlog_covers_all_channels_and_refuses_others_channels() {
+    let options = CellOptions { gateway_config: "sync_backlog_max = 5".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("the cell starts");
+    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
+    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
+    let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
+    let busy = alice.create_channel("group", "busy", &[bob.user_id]).await.unwrap();
+    let quiet = alice.create_channel("group", "quiet", &[bob.user_id]).await.unwrap();
+    let private = carol.create_channel("group", "private", &[]).await.unwrap();
+
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    send_all(&mut alice_ws, busy, 0..12).await;
+    send_all(&mut alice_ws, quiet, 12..14).await;
+    watch(&mut alice_ws, &cell, |s| has_message(s, busy, 12) && has_message(s, quiet, 2)).await;
+
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    bob_ws.sync(&[(busy, 0)]).await.unwrap();
+    let seen = watch(&mut bob_ws, &cell, |s| s.iter().any(|f| matches!(f, Seen::Done(_)))).await;
+    let mut expected: Vec<Seen> = (1..=5).map(|seq| Seen::Message(busy, seq)).collect();
+    expected.push(Seen::Done(SyncDonePayload { channel_id: busy, last_seq: ChannelSeq(5), truncated: true }));
+    assert_eq!(seen, expected, "at most the cap, then truncated: page the rest over REST");
+
+    bob_ws.sync(&[(private, 0)]).await.unwrap();
+    let seen = watch(&mut bob_ws, &cell, |s| !s.is_empty()).await;
+    assert_eq!(seen, [Seen::Error(ErrorCode::NotAMember)]);
+
+    // No channels: all of bob's, from the start.
+    bob_ws.sync(&[]).await.unwrap();
+    let seen =
+        watch(&mut bob_ws, &cell, |s| s.iter().filter(|f| matches!(f, Seen::Done(_))).count() == 2).await;
+    let mut channels = [busy, quiet];
+    channels.sort();
+    let mut expected = Vec::new();
+    for channel in channels {
+        let count = if channel == busy { 5 } else { 2 };
+        expected.extend((1..=count).map(|seq| Seen::Message(channel, seq)));
+        let done =
+            SyncDonePayload { channel_id: channel, last_seq: ChannelSeq(count), truncated: channel == busy };
+        expected.push(Seen::Done(done));
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
+    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
+    let channel = alice.create_channel("group", "holes", &[bob.user_id]).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    send_all(&mut alice_ws, channel, 0..1).await;
+    watch(&mut bob_ws, &cell, |s| has_message(s, channel, 1)).await;
+
+    // Messages 2..=4 are stored, but only 4's delivery is announced: 2 and 3 were "lost".
+    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+    for seq in 2..=4i64 {
+        sqlx::query(
+            "INSERT INTO messages (message_id, channel_id, seq, sender_id, client_msg_id, content, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'stored quietly', now())",
+        )
+        .bind(1_000 + seq)
+        .bind(channel)
+        .bind(seq)
+        .bind(alice.user_id)
+        .bind(format!("g-{seq}"))
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE channels SET last_seq = 4 WHERE id = $1").bind(channel).execute(&db).await.unwrap();
+    let fourth = &alice.history_after(channel, 3).await.unwrap()[0];
+    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(shared::events::SEQ_HEADER, "4");
+    let subject = shared::subjects::Subjects::new("chat").deliver(channel);
+    nats.publish_with_headers(subject, headers, serde_json::to_vec(fourth).unwrap().into()).await.unwrap();
+    nats.flush().await.unwrap();
+
+    let seen = watch(&mut bob_ws, &cell, |s| has_message(s, channel, 4)).await;
+    assert_eq!(seen, [2, 3, 4].map(|seq| Seen::Message(channel, seq)), "the hole is filled first, in order");
+
+    send_all(&mut alice_ws, channel, 1..2).await;
+    let seen = watch(&mut bob_ws, &cell, |s| has_message(s, channel, 5)).await;
+    assert_eq!(seen, [Seen::Message(channel, 5)]);
+}
