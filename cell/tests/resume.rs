@@ -110,7 +110,8 @@ async fn sync_caps_the_backlog_covers_all_channels_and_refuses_others_channels()
     let seen = watch(&mut bob_ws, &cell, |s| !s.is_empty()).await;
     assert_eq!(seen, [Seen::Error(ErrorCode::NotAMember)]);
 
-    // No channels: all of bob's, from the start.
+    // No channels: all of bob's, from the start — but never twice on one socket: what this
+    // socket already got of the busy channel is not sent again.
     bob_ws.sync(&[]).await.unwrap();
     let seen =
         watch(&mut bob_ws, &cell, |s| s.iter().filter(|f| matches!(f, Seen::Done(_))).count() == 2).await;
@@ -119,7 +120,9 @@ async fn sync_caps_the_backlog_covers_all_channels_and_refuses_others_channels()
     let mut expected = Vec::new();
     for channel in channels {
         let count = if channel == busy { 5 } else { 2 };
-        expected.extend((1..=count).map(|seq| Seen::Message(channel, seq)));
+        if channel == quiet {
+            expected.extend((1..=count).map(|seq| Seen::Message(channel, seq)));
+        }
         let done =
             SyncDonePayload { channel_id: channel, last_seq: ChannelSeq(count), truncated: channel == busy };
         expected.push(Seen::Done(done));

@@ -34,7 +34,7 @@ pub async fn run(state: AppState, conn: ConnHandle, id: Option<String>, payload:
         }
         if let Err(error) = sync_channel(&state, &conn, channel, after).await {
             tracing::warn!(%channel, %error, "sync failed");
-            conn.release_channel(channel, |_| None);
+            conn.release_channel(channel, |_, _| None);
             conn.deliver(error_frame(id.clone(), ErrorCode::Internal, "sync failed; send it again"));
         }
     }
@@ -53,16 +53,19 @@ async fn sync_channel(
     let mut backlog = history(&state.db, channel, Page::After(after.0), cap as i64 + 1).await?;
     let truncated = backlog.len() > cap;
     backlog.truncate(cap);
-    conn.release_channel(channel, |deliver| {
+    conn.release_channel(channel, |already, deliver| {
         let mut last = after;
         for message in backlog {
             last = message.seq;
-            deliver(message.seq, Utf8Bytes::from(ServerFrame::MessageNew { payload: message }.to_json()));
+            deliver(
+                Some(message.seq),
+                Utf8Bytes::from(ServerFrame::MessageNew { payload: message }.to_json()),
+            );
         }
-        let done = ServerFrame::SyncDone {
-            payload: SyncDonePayload { channel_id: channel, last_seq: last, truncated },
-        };
-        deliver(ChannelSeq(0), Utf8Bytes::from(done.to_json()));
+        let last_seq = last.max(already);
+        let done =
+            ServerFrame::SyncDone { payload: SyncDonePayload { channel_id: channel, last_seq, truncated } };
+        deliver(None, Utf8Bytes::from(done.to_json()));
         Some(last)
     });
     Ok(())

@@ -34,6 +34,8 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code when the gateway shuts down ("service restart").
 pub const CLOSE_RESTART: u16 = 1012;
+/// How long live messages wait for a new socket's first frame (a `sync`, typically).
+const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
 const MAX_PENDING_SENDS_PER_SOCKET: usize = 256;
 
@@ -113,17 +115,25 @@ impl ConnHandle {
         cursors.entry(channel).or_default().held.get_or_insert_with(Vec::new);
     }
 
-    /// Ends a hold: under the cursor lock, `backlog` sends what it has (returning the last
-    /// `seq` it sent, or `None` if it sent nothing), then the held messages after that go out.
+    /// Ends a hold: under the cursor lock, `backlog` sends what it has and returns the last
+    /// `seq` it covers (`None` if it sent nothing); then the held messages after that go out.
+    /// Backlog messages this socket was already sent live are skipped: they are on their way,
+    /// in order, and sending them again would double them.
     pub fn release_channel(
         &self,
         channel: ChannelId,
-        backlog: impl FnOnce(&mut dyn FnMut(ChannelSeq, Utf8Bytes)) -> Option<ChannelSeq>,
+        backlog: impl FnOnce(ChannelSeq, &mut dyn FnMut(Option<ChannelSeq>, Utf8Bytes)) -> Option<ChannelSeq>,
     ) {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(channel).or_default();
         let held = cursor.held.take().unwrap_or_default();
-        let mut last = backlog(&mut |_, frame| self.deliver(frame)).unwrap_or(cursor.last_seq);
+        let already = cursor.last_seq;
+        let mut send = |seq: Option<ChannelSeq>, frame| {
+            if seq.is_none_or(|seq| seq > already) {
+                self.deliver(frame);
+            }
+        };
+        let mut last = backlog(already, &mut send).map_or(already, |last| last.max(already));
         for (seq, frame) in held {
             if seq > last {
                 last = seq;
@@ -131,6 +141,21 @@ impl ConnHandle {
             }
         }
         cursor.last_seq = last;
+    }
+
+    /// Releases every held channel but those in `keep` (a sync is about to release them).
+    pub fn release_all_but(&self, keep: &HashSet<ChannelId>) {
+        let held: Vec<ChannelId> = {
+            let cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+            cursors
+                .iter()
+                .filter(|(c, cursor)| cursor.held.is_some() && !keep.contains(c))
+                .map(|(c, _)| *c)
+                .collect()
+        };
+        for channel in held {
+            self.release_channel(channel, |_, _| None);
+        }
     }
 
     /// Forgets a channel the socket no longer receives.
@@ -186,6 +211,11 @@ pub async fn upgrade(
     state.fanout.register(&conn);
     let registration = Registration { state: state.clone(), conn: conn.clone() };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
+    // Live messages wait for the client's first frame: if it is a `sync`, its backlog goes
+    // out first, so a resuming client never sees a live message before the ones it missed.
+    for channel in &channels {
+        conn.hold_channel(*channel);
+    }
     state.fanout.join(&conn, channels).await;
     Ok(ws
         .protocols([protocol::SUBPROTOCOL])
@@ -237,9 +267,16 @@ async fn read_loop(
     sender: &SenderView,
 ) {
     let mut pending = FuturesUnordered::new();
+    let first_frame_grace = tokio::time::sleep(FIRST_FRAME_GRACE);
+    tokio::pin!(first_frame_grace);
+    let mut awaiting_first_frame = true;
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
+            _ = &mut first_frame_grace, if awaiting_first_frame => {
+                awaiting_first_frame = false;
+                conn.release_all_but(&HashSet::new());
+            }
             Some(answer) = pending.next(), if !pending.is_empty() => conn.deliver(answer),
             frame = stream.next(), if pending.len() < MAX_PENDING_SENDS_PER_SOCKET => {
                 let text = match frame {
@@ -258,7 +295,18 @@ async fn read_loop(
                         break;
                     }
                 };
-                match ClientFrame::decode(&text) {
+                let frame = ClientFrame::decode(&text);
+                if std::mem::take(&mut awaiting_first_frame) {
+                    let syncing: HashSet<ChannelId> = match &frame {
+                        Ok(ClientFrame::Sync { payload, .. }) if payload.channels.is_empty() => {
+                            conn.channels.read().unwrap_or_else(|e| e.into_inner()).clone()
+                        }
+                        Ok(ClientFrame::Sync { payload, .. }) => payload.channels.keys().copied().collect(),
+                        _ => HashSet::new(),
+                    };
+                    conn.release_all_but(&syncing);
+                }
+                match frame {
                     Ok(ClientFrame::MessageSend { id, payload }) => {
                         if let Some(send) = start_send(state, conn, sender, id, payload).await {
                             pending.push(send);

@@ -101,12 +101,12 @@ pub async fn step(deps: &Deps, messages: &[Message]) -> Result<(), StepError> {
         // still acknowledged rather than stored again.
         tracing::warn!(%error, "announcing deliveries failed");
     }
-    // The consumer acknowledges cumulatively (ack policy "all"): acking the last message
-    // acknowledges the whole batch. Double ack: wait for the server to confirm.
-    if let Some(last) = messages.last()
-        && let Err(error) = last.double_ack().await
-    {
-        tracing::warn!(%error, "ack not confirmed; the batch may be redelivered and skipped as stored");
+    // Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack
+    // would also acknowledge a message lost on its way to this worker. Double acks, all in
+    // flight at once: each waits for the server to confirm.
+    let acks = futures::future::join_all(messages.iter().map(|m| m.double_ack())).await;
+    if let Some(error) = acks.into_iter().find_map(Result::err) {
+        tracing::warn!(%error, "ack not confirmed; the message may be redelivered and skipped as stored");
     }
     Ok(())
 }

@@ -123,7 +123,7 @@ mod tests {
         let consumer = consumer_config(&nats, &WorkerConfig::default(), Partition(5)).unwrap();
         assert_eq!(consumer.durable_name.as_deref(), Some("persist-p005"));
         assert_eq!(consumer.filter_subject, "t1.msg.5.*");
-        assert_eq!(consumer.ack_policy, AckPolicy::All);
+        assert_eq!(consumer.ack_policy, AckPolicy::Explicit);
         assert_eq!(consumer.priority_policy, PriorityPolicy::PinnedClient);
         assert_eq!(consumer.priority_groups, vec![WORKER_GROUP.to_string()]);
     }

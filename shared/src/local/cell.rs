@@ -5,7 +5,7 @@
 use super::containers::{ContainerServers, docker_available};
 use super::nats::{NatsCluster, NodePorts};
 use super::postgres::LocalPostgres;
-use super::process::{ChildProcess, ProcessError, free_port_on, random_loopback};
+use super::process::{ChildProcess, ProcessError, free_ports_on, random_loopback};
 use super::redis::LocalRedis;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -134,18 +134,8 @@ impl Servers {
         let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
         let (nats, postgres, redis) = tokio::join!(
             NatsCluster::start(&nats_dir, host, ports.map(|p| p.nats)),
-            LocalPostgres::start(
-                &postgres_dir,
-                host,
-                ports.map_or_else(|| free_port_on(host), |p| p.postgres),
-                options.durable
-            ),
-            LocalRedis::start(
-                &redis_dir,
-                host,
-                ports.map_or_else(|| free_port_on(host), |p| p.redis),
-                options.durable
-            ),
+            LocalPostgres::start(&postgres_dir, host, ports.map_or(0, |p| p.postgres), options.durable),
+            LocalRedis::start(&redis_dir, host, ports.map_or(0, |p| p.redis), options.durable),
         );
         let (nats, postgres, redis) = (nats?, postgres?, redis?);
         postgres.create_database(DATABASE).await.map_err(|e| ProcessError::Setup(e.to_string()))?;
@@ -201,8 +191,22 @@ impl TestCell {
             }
         };
         std::fs::create_dir_all(&dir).map_err(setup)?;
-        let ports = options.ports;
         let host = options.host.unwrap_or_else(random_loopback);
+        // Every port of the cell from one allocation, so no two of them can be the same.
+        let (ports, gateway_ports) = match options.ports {
+            Some(p) => (p, (0..options.gateways).map(|i| p.gateway + i as u16).collect()),
+            None => {
+                let free = free_ports_on(host, 11 + options.gateways);
+                let ports = CellPorts {
+                    nats: std::array::from_fn(|i| (free[3 * i], free[3 * i + 1], free[3 * i + 2])),
+                    postgres: free[9],
+                    redis: free[10],
+                    gateway: free[11],
+                };
+                (ports, free[11..].to_vec())
+            }
+        };
+        let options = CellOptions { ports: Some(ports), ..options };
         let servers = Servers::start(&options, &dir, host).await?;
 
         let bin_dir = match &options.bin_dir {
@@ -224,8 +228,7 @@ impl TestCell {
                 cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None)?;
             cell.workers.push(worker);
         }
-        for i in 0..options.gateways {
-            let port = ports.map_or_else(|| free_port_on(host), |p| p.gateway + i as u16);
+        for (i, &port) in gateway_ports.iter().enumerate() {
             let config = cell.config_toml(Some(port), i as u16 + 1);
             let gateway =
                 cell.app_process(&bin_dir, "gateway", &format!("gateway-{}", i + 1), config, Some(port))?;

@@ -6,6 +6,7 @@
 pub mod cell;
 pub mod client;
 pub mod containers;
+pub mod load;
 pub mod nats;
 pub mod postgres;
 pub mod process;

@@ -1,6 +1,6 @@
 //! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`.
 
-use super::process::{ChildProcess, ProcessError, find_executable, free_port_on};
+use super::process::{ChildProcess, ProcessError, find_executable, free_ports_on};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,8 +85,10 @@ impl NatsCluster {
         host: Ipv4Addr,
         ports: Option<[NodePorts; 3]>,
     ) -> Result<Self, ProcessError> {
-        let free = || free_port_on(host);
-        let ports = ports.unwrap_or_else(|| std::array::from_fn(|_| (free(), free(), free())));
+        let ports = ports.unwrap_or_else(|| {
+            let free = free_ports_on(host, 9);
+            std::array::from_fn(|i| (free[3 * i], free[3 * i + 1], free[3 * i + 2]))
+        });
         let routes: String =
             ports.iter().map(|(_, cluster, _)| format!("    nats-route://{host}:{cluster}\n")).collect();
         let mut nodes = Vec::new();

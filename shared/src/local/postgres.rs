@@ -63,7 +63,9 @@ impl LocalPostgres {
             .arg(&self.dir)
             .args(["-c", "max_connections=300", "-c", "shared_buffers=128MB"]);
         if !self.durable {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            // Survives a crash of the server process (the OS keeps its writes), not of the
+            // machine. Commits stay synchronous: a worker acks only what Postgres has in its WAL.
+            command.args(["-c", "fsync=off", "-c", "full_page_writes=off"]);
         }
         if let Some((uid, gid)) = run_as() {
             command.uid(uid).gid(gid);

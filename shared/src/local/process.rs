@@ -97,6 +97,14 @@ pub fn free_port_on(host: Ipv4Addr) -> u16 {
     std::net::TcpListener::bind((host, 0)).and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
+/// `n` distinct TCP ports that were free a moment ago on `host` (all held open together, so
+/// none is handed out twice).
+pub fn free_ports_on(host: Ipv4Addr, n: usize) -> Vec<u16> {
+    let listeners: Vec<std::net::TcpListener> =
+        (0..n).filter_map(|_| std::net::TcpListener::bind((host, 0)).ok()).collect();
+    listeners.iter().filter_map(|l| l.local_addr().ok()).map(|a| a.port()).collect()
+}
+
 /// A random loopback address other than 127.0.0.1. Each test cell binds all its servers on
 /// its own address, so cells running side by side can never take each other's ports.
 pub fn random_loopback() -> Ipv4Addr {
