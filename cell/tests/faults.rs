@@ -92,3 +92,117 @@ async fn restart_postgres() {
     postgres.restart().await.unwrap();
     verdict(&cell, load, "kill -9 and restart Postgres").await;
 }
+
+/// The node that leads the message stream's Raft group.
+async fn stream_leader(cell: &TestCell) -> String {
+    let client = async_nats::connect(cell.nats_urls()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("CHAT_MESSAGES").await.unwrap();
+    let info = stream.info().await.unwrap();
+    info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("the stream has a leader")
+}
+
+#[tokio::test]
+async fn kill_9_the_stream_leader_then_restart_it() {
+    let (mut cell, load) = loaded_cell().await;
+    let leader = stream_leader(&cell).await;
+    let Servers::Local { nats, .. } = &mut cell.servers else { unreachable!("local backend") };
+    let node = nats.node_mut(&leader).unwrap();
+    node.kill9();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    node.start().unwrap();
+    verdict(&cell, load, &format!("kill -9 the stream leader {leader}")).await;
+}
+
+#[tokio::test]
+async fn sigstop_the_stream_leader_past_the_election_timeout_then_sigcont() {
+    let (mut cell, load) = loaded_cell().await;
+    let leader = stream_leader(&cell).await;
+    let Servers::Local { nats, .. } = &mut cell.servers else { unreachable!("local backend") };
+    let process = nats.node_mut(&leader).unwrap().process.as_ref().unwrap();
+    process.signal(nix::sys::signal::Signal::SIGSTOP);
+    // NATS elects a new leader after a few seconds without heartbeats from a stalled one.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    process.signal(nix::sys::signal::Signal::SIGCONT);
+    verdict(&cell, load, &format!("SIGSTOP the stream leader {leader} for 8 s")).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_while_others_keep_receiving() {
+    use shared::local::client::ChatClient;
+    use shared::protocol::ServerFrame;
+    let options = CellOptions { backend: Backend::Local, ..Default::default() };
+    let cell = TestCell::start(options).await.expect("the cell starts");
+    let base = cell.gateway_url(0);
+    let alice = ChatClient::register(&base, "alice").await.unwrap();
+    let bob = ChatClient::register(&base, "bob").await.unwrap();
+    let carol = ChatClient::register(&base, "carol").await.unwrap();
+    let channel = alice.create_channel("group", "firehose", &[bob.user_id, carol.user_id]).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap(); // never reads until the end
+
+    // About 12 MB towards carol: more than her TCP buffers and her socket's queue hold.
+    const TOTAL: usize = 3000;
+    let body = "x".repeat(3900);
+    let bob_reader = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        while seqs.len() < TOTAL {
+            match bob_ws.next_frame(Duration::from_secs(60)).await {
+                Ok(Some(ServerFrame::MessageNew { payload })) => seqs.push(payload.seq.0),
+                Ok(Some(_)) => {}
+                other => panic!("bob stopped receiving after {}: {other:?}", seqs.len()),
+            }
+        }
+        seqs
+    });
+    for chunk in 0..TOTAL / 100 {
+        for i in 0..100 {
+            alice_ws.send_message(channel, &format!("f-{}", chunk * 100 + i), &body).await.unwrap();
+        }
+        let mut acks = 0;
+        while acks < 100 {
+            match alice_ws.next_frame(Duration::from_secs(60)).await.unwrap() {
+                Some(ServerFrame::MessageAck { .. }) => acks += 1,
+                Some(ServerFrame::Error { payload, .. }) => panic!("send failed: {payload:?}"),
+                Some(_) => {}
+                None => panic!("no acks\n{}", cell.logs_tail()),
+            }
+        }
+    }
+    let bob_seqs = bob_reader.await.unwrap();
+    assert_eq!(bob_seqs, (1..=TOTAL as i64).collect::<Vec<_>>(), "bob got everything, in order");
+
+    // Carol's socket was closed under her: she reads what was buffered, then the end.
+    let mut carol_seen = 0usize;
+    let ended = loop {
+        match carol_ws.next_frame(Duration::from_secs(30)).await {
+            Ok(Some(ServerFrame::MessageNew { .. })) => carol_seen += 1,
+            Ok(Some(_)) => {}
+            Ok(None) => break "still open".to_string(),
+            Err(error) => break error.to_string(),
+        }
+    };
+    println!("slow consumer: carol read {carol_seen} of {TOTAL} before the end ({ended})");
+    assert_ne!(ended, "still open", "the slow socket was closed");
+    assert!(carol_seen < TOTAL, "carol was cut off before the end");
+    let last = carol_ws.last_seq.get(&channel).map_or(0, |s| s.0);
+
+    // She resumes and gets exactly the rest.
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    carol_ws.sync(&[(channel, last)]).await.unwrap();
+    let mut rest = Vec::new();
+    loop {
+        match carol_ws.next_frame(Duration::from_secs(30)).await.unwrap() {
+            Some(ServerFrame::MessageNew { payload }) => rest.push(payload.seq.0),
+            Some(ServerFrame::SyncDone { payload }) if !payload.truncated => break,
+            Some(ServerFrame::SyncDone { payload }) => {
+                // More than one backlog's worth: continue from where it stopped.
+                carol_ws.sync(&[(channel, payload.last_seq.0)]).await.unwrap();
+            }
+            Some(_) => {}
+            None => panic!("resume stalled after {} messages", rest.len()),
+        }
+    }
+    assert_eq!(rest, (last + 1..=TOTAL as i64).collect::<Vec<_>>(), "the resume fills exactly the rest");
+}
