@@ -20,10 +20,7 @@ async fn cell(gateways: usize, workers: usize) -> TestCell {
 
 /// Two users (on gateways `ga` and `gb`) in one new group channel.
 async fn two_members(cell: &TestCell, ga: usize, gb: usize) -> (ChatClient, ChatClient, ChannelId) {
-    let alice = ChatClient::register(&cell.gateway_url(ga), "alice").await.unwrap();
-    let bob = ChatClient::register(&cell.gateway_url(gb), "bob").await.unwrap();
-    let channel = alice.create_channel("group", "general", &[bob.user_id]).await.unwrap();
-    (alice, bob, channel)
+    cell.two_members(ga, gb).await.expect("two members in a channel")
 }
 
 /// What a socket received until it had `acks` acks and `news` deliveries.

@@ -48,9 +48,7 @@ fn has_message(seen: &[Seen], channel: ChannelId, seq: i64) -> bool {
 #[tokio::test]
 async fn a_reconnecting_client_gets_exactly_what_it_missed_while_live_traffic_continues() {
     let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
-    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
-    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
-    let channel = alice.create_channel("group", "resume", &[bob.user_id]).await.unwrap();
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
     let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
 
     let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
@@ -133,9 +131,7 @@ async fn sync_caps_the_backlog_covers_all_channels_and_refuses_others_channels()
 #[tokio::test]
 async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later() {
     let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
-    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
-    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
-    let channel = alice.create_channel("group", "holes", &[bob.user_id]).await.unwrap();
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
     let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
     let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
     send_all(&mut alice_ws, channel, 0..1).await;

@@ -2,11 +2,13 @@
 //! (the real `gateway` and `messages` binaries). The cell runner keeps one in `.cell/` on
 //! fixed ports; each test starts its own in a temporary directory on free ports.
 
+use super::client::{ChatClient, ClientError};
 use super::containers::{ContainerServers, docker_available};
 use super::nats::{NatsCluster, NodePorts};
 use super::postgres::LocalPostgres;
 use super::process::{ChildProcess, ProcessError, free_ports_on, random_loopback};
 use super::redis::LocalRedis;
+use crate::ids::ChannelId;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -340,6 +342,18 @@ impl TestCell {
                 process.terminate(Duration::from_secs(20)).await;
             }
         }
+    }
+
+    /// Alice (on gateway `ga`) and Bob (on gateway `gb`), registered, in a new group channel.
+    pub async fn two_members(
+        &self,
+        ga: usize,
+        gb: usize,
+    ) -> Result<(ChatClient, ChatClient, ChannelId), ClientError> {
+        let alice = ChatClient::register(&self.gateway_url(ga), "alice").await?;
+        let bob = ChatClient::register(&self.gateway_url(gb), "bob").await?;
+        let channel = alice.create_channel("group", "general", &[bob.user_id]).await?;
+        Ok((alice, bob, channel))
     }
 
     /// The last lines of every process log, to print when a test fails.
