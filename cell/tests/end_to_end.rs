@@ -328,3 +328,18 @@ async fn the_stream_is_replicated_on_three_nodes_and_partitioned_by_channel() {
     let stored = stream.info_with_subjects(subject.clone()).await.unwrap().next().await;
     assert_eq!(stored.map(|r| r.unwrap()), Some((subject, 1)), "the message sits on its partition's subject");
 }
+
+#[tokio::test]
+async fn a_full_publish_window_waits_and_still_acks_everything() {
+    // 8 publishes in flight at most, far below what one pipelined client sends.
+    let options = CellOptions { gateway_config: "publish_max_inflight = 8".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("the cell starts");
+    let (alice, _bob, channel) = two_members(&cell, 0, 0).await;
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    for i in 0..200 {
+        alice_ws.send_message(channel, &format!("w-{i}"), "through a narrow window").await.unwrap();
+    }
+    let got = receive(&mut alice_ws, 200, 200, &cell).await;
+    assert!(got.errors.is_empty(), "{:?}", got.errors);
+    assert_eq!(seqs(&got.news), (1..=200).collect::<Vec<_>>());
+}

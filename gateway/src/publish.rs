@@ -7,8 +7,6 @@
 
 use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use shared::config::GatewayConfig;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -77,26 +75,27 @@ struct Batcher {
 
 impl Batcher {
     async fn run(mut self, shutdown: CancellationToken) {
-        let mut awaiting = FuturesUnordered::new();
+        // Each PubAck is awaited by a task of its own: an ack future keeps its in-flight permit
+        // until it completes, so acks must make progress while this loop waits for a permit.
+        let mut awaiting = tokio::task::JoinSet::new();
         let mut batch = Vec::with_capacity(self.batch_max);
         loop {
+            while awaiting.try_join_next().is_some() {}
             tokio::select! {
-                biased;
-                Some(()) = awaiting.next(), if !awaiting.is_empty() => continue,
                 _ = shutdown.cancelled() => break,
                 received = self.rx.recv_many(&mut batch, self.batch_max) => {
                     if received == 0 { break; }
                 }
             }
             self.fill_until_linger(&mut batch).await;
-            awaiting.extend(self.publish_batch(&mut batch).await);
+            self.publish_batch(&mut batch, &mut awaiting).await;
         }
         // Drain: publish what is queued, then answer everything in flight.
         self.rx.close();
         while self.rx.recv_many(&mut batch, self.batch_max).await > 0 {
-            awaiting.extend(self.publish_batch(&mut batch).await);
+            self.publish_batch(&mut batch, &mut awaiting).await;
         }
-        while awaiting.next().await.is_some() {}
+        while awaiting.join_next().await.is_some() {}
     }
 
     /// Tops the batch up with what arrives within the linger time.
@@ -111,17 +110,18 @@ impl Batcher {
         }
     }
 
-    /// Publishes the batch back to back, flushes once, and returns one future per message
-    /// that answers its sender when the PubAck comes.
-    async fn publish_batch(&self, batch: &mut Vec<PublishRequest>) -> Vec<impl Future<Output = ()> + use<>> {
-        let mut pending = Vec::with_capacity(batch.len());
+    /// Publishes the batch back to back and flushes once; a task per message answers its
+    /// sender when the PubAck comes.
+    async fn publish_batch(&self, batch: &mut Vec<PublishRequest>, awaiting: &mut tokio::task::JoinSet<()>) {
         for request in batch.drain(..) {
             let publish = PublishMessage::build().payload(request.payload).message_id(&request.dedup_key);
             match self.js.send_publish(request.subject, publish).await {
-                Ok(ack) => pending.push(async move {
-                    let result = ack.await.map_err(|e| PublishFailure::NotConfirmed(e.to_string()));
-                    let _ = request.reply.send(result);
-                }),
+                Ok(ack) => {
+                    awaiting.spawn(async move {
+                        let result = ack.await.map_err(|e| PublishFailure::NotConfirmed(e.to_string()));
+                        let _ = request.reply.send(result);
+                    });
+                }
                 Err(error) => {
                     let _ = request.reply.send(Err(PublishFailure::NotConfirmed(error.to_string())));
                 }
@@ -130,6 +130,5 @@ impl Batcher {
         if let Err(error) = self.js.client().flush().await {
             tracing::warn!(%error, "flushing a publish batch failed");
         }
-        pending
     }
 }

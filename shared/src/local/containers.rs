@@ -59,6 +59,7 @@ impl ContainerServers {
                 store_dir: "/data/jetstream",
                 routes: &routes,
                 no_advertise: true,
+                sync_interval: "always",
             }
             .render();
             let host_port = free_port();

@@ -51,6 +51,8 @@ pub struct NodeConfig<'a> {
     /// `nats-route://…` lines, one per node.
     pub routes: &'a str,
     pub no_advertise: bool,
+    /// `always` in every real cell; benchmarks compare it with the server default (`2m`).
+    pub sync_interval: &'a str,
 }
 
 impl NodeConfig<'_> {
@@ -66,6 +68,7 @@ impl NodeConfig<'_> {
             .replace("{{store_dir}}", self.store_dir)
             .replace("{{cluster_name}}", "chat-cell")
             .replace("{{no_advertise}}", if self.no_advertise { "true" } else { "false" })
+            .replace("{{sync_interval}}", self.sync_interval)
             .replace("{{routes}}", self.routes.trim_end())
     }
 }
@@ -84,6 +87,16 @@ impl NatsCluster {
         dir: &Path,
         host: Ipv4Addr,
         ports: Option<[NodePorts; 3]>,
+    ) -> Result<Self, ProcessError> {
+        Self::start_with_sync(dir, host, ports, "always").await
+    }
+
+    /// [`NatsCluster::start`] with another `sync_interval`, for measuring what `always` costs.
+    pub async fn start_with_sync(
+        dir: &Path,
+        host: Ipv4Addr,
+        ports: Option<[NodePorts; 3]>,
+        sync_interval: &str,
     ) -> Result<Self, ProcessError> {
         let ports = ports.unwrap_or_else(|| {
             let free = free_ports_on(host, 9);
@@ -104,6 +117,7 @@ impl NatsCluster {
                 store_dir: &node_dir.join("jetstream").display().to_string(),
                 routes: &routes,
                 no_advertise: false,
+                sync_interval,
             }
             .render();
             let config_path = node_dir.join("nats.conf");
