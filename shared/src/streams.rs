@@ -69,13 +69,19 @@ pub async fn ensure_stream(
     let config = stream_config(nats)?;
     let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
     loop {
-        match js.create_or_update_stream(config.clone()).await {
-            Ok(_) => return Ok(js.get_stream(&config.name).await?),
+        // Right after a create, the new stream's leader may not answer yet: read it back in
+        // the same loop.
+        let result = match js.create_or_update_stream(config.clone()).await {
+            Ok(_) => js.get_stream(&config.name).await.map_err(StreamSetupError::from),
+            Err(error) => Err(error.into()),
+        };
+        match result {
+            Ok(stream) => return Ok(stream),
             Err(error) if tokio::time::Instant::now() < deadline => {
-                tracing::info!(%error, "stream not created yet; retrying");
+                tracing::info!(%error, "stream not ready yet; retrying");
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(error),
         }
     }
 }
