@@ -23,11 +23,13 @@ async fn main() -> anyhow::Result<()> {
             postgres: 15432,
             redis: 16379,
             gateway: args.port,
+            admin: 9100,
         }),
         durable: true,
         bin_dir: args.bin_dir,
         extra_config: String::new(),
         gateway_config: String::new(),
+        worker_config: String::new(),
         // The embedded default: local processes, whatever else the machine has.
         backend: Backend::Local,
     })
@@ -37,6 +39,9 @@ async fn main() -> anyhow::Result<()> {
         println!("  REST       {}/api/v1", cell.gateway_url(i));
         println!("  WebSocket  {}", cell.ws_url(i));
         println!("  health     {}/health  {}/ready", cell.gateway_url(i), cell.gateway_url(i));
+    }
+    for app in cell.gateways.iter().chain(&cell.workers) {
+        println!("  {:<10} {}/metrics  /health  /ready", app.name, cell.admin_url(app));
     }
     println!("  NATS       {}", cell.nats_urls().join(", "));
     println!("  Postgres   {}", cell.database_url());

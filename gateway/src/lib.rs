@@ -13,6 +13,8 @@ mod sync;
 mod ws;
 
 use axum::Router;
+use shared::admin::{Admin, PoolGauges, ReadyReport};
+use std::sync::Arc;
 use publish::Publisher;
 use secrecy::ExposeSecret;
 use shared::config::Config;
@@ -36,6 +38,8 @@ pub enum GatewayError {
     NodeId(#[from] shared::snowflake::NodeIdOutOfRange),
     #[error("serving: {0}")]
     Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] shared::admin::AdminError),
     #[error("subscribing: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
 }
@@ -68,6 +72,30 @@ pub async fn run(
     let fanout = fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), shutdown.clone());
     let membership = tokio::spawn(fanout.clone().follow_membership());
 
+    let admin_stop = CancellationToken::new();
+    let admin_state = Arc::new(std::sync::OnceLock::<AppState>::new());
+    let for_ready = admin_state.clone();
+    let mut admin = Admin::new(
+        "gateway",
+        Arc::new(move || {
+            let state = for_ready.get().cloned();
+            Box::pin(async move {
+                match state {
+                    Some(state) => http::health::readiness(&state).await,
+                    None => ReadyReport { checks: vec![("started", false)], draining: false },
+                }
+            })
+        }),
+    );
+    let pools = PoolGauges::register(&mut admin.registry);
+    let (sampled_db, sampled_redis) = (db.clone(), redis.clone());
+    admin.before_scrape.push(Arc::new(move || {
+        pools.set_postgres(&sampled_db);
+        let status = sampled_redis.status();
+        pools.set("redis", status.size.saturating_sub(status.available), status.available, status.max_size);
+    }));
+    let admin_task = shared::admin::serve(config.gateway.admin_listen, admin, admin_stop.clone()).await?;
+
     let state = AppState::new(Inner {
         snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
         tokens: auth::TokenKeys::new(&config.gateway),
@@ -82,6 +110,7 @@ pub async fn run(
         subjects,
         shutdown: shutdown.clone(),
     });
+    let _ = admin_state.set(state.clone());
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
@@ -92,6 +121,8 @@ pub async fn run(
     membership.abort();
     let _ = nats.flush().await;
     state.db.close().await;
+    admin_stop.cancel();
+    let _ = admin_task.await;
     Ok(())
 }
 

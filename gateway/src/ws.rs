@@ -1,8 +1,11 @@
 //! The WebSocket endpoint `GET /ws`. The access token is checked before the upgrade (401
 //! otherwise), from `Authorization: Bearer` or, for browsers, the subprotocol list
 //! `chat.v1, bearer.<token>`. Each socket has a reader (decodes frames, validates, publishes,
-//! answers acks as PubAcks arrive, pipelined) and a writer fed by one bounded queue; a socket
-//! whose queue overflows is closed with 4008 so it never slows anyone else down.
+//! answers acks as PubAcks arrive, pipelined) and a writer fed by one queue bounded in bytes; a
+//! socket whose live frames overflow it is closed with 4008 so it never slows anyone else
+//! down. The backlog of a `sync` (itself capped at `sync_backlog_max` messages, one sync at a
+//! time per socket) is queued outside that budget, so a large resume over a slow link does not
+//! get a healthy client cut off by the live messages arriving meanwhile.
 
 use crate::auth::bearer_token;
 use crate::error::AppError;
@@ -23,7 +26,7 @@ use shared::protocol::{
 };
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -48,13 +51,14 @@ pub struct ConnHandle {
     pub id: u64,
     pub user: UserId,
     pub channels: Arc<RwLock<HashSet<ChannelId>>>,
-    outbound: mpsc::Sender<Utf8Bytes>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    /// Bytes of live frames queued or held and not yet written; bounded by `queue_max_bytes`.
+    live_bytes: Arc<AtomicUsize>,
+    queue_max_bytes: usize,
     pub closing: CancellationToken,
     close_code: Arc<AtomicU16>,
     /// Per channel: the last `seq` sent to this socket, and live messages held during a sync.
     cursors: Arc<Mutex<HashMap<ChannelId, Cursor>>>,
-    /// Live messages one channel may hold during a sync, at most; past that: 4008.
-    hold_max: usize,
     /// Serialises the socket's syncs.
     pub sync_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -65,28 +69,60 @@ struct Cursor {
     held: Option<Vec<(ChannelSeq, Utf8Bytes)>>,
 }
 
+/// A frame on its way to the writer, and whose budget it is charged to.
+pub struct Outbound {
+    frame: Utf8Bytes,
+    live: bool,
+}
+
 impl ConnHandle {
-    fn new(user: UserId, queue: usize) -> (Self, mpsc::Receiver<Utf8Bytes>) {
-        let (outbound, rx) = mpsc::channel(queue.max(1));
+    fn new(user: UserId, queue_max_bytes: usize) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
+        // Unbounded as a channel, bounded in bytes by `live_bytes` (live frames) and by the
+        // sync backlog cap (backlog frames).
+        let (outbound, rx) = mpsc::unbounded_channel();
         let conn = Self {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             user,
             channels: Arc::new(RwLock::new(HashSet::new())),
             outbound,
+            live_bytes: Arc::default(),
+            queue_max_bytes,
             closing: CancellationToken::new(),
             close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
             cursors: Arc::default(),
-            hold_max: queue.max(1),
             sync_lock: Arc::default(),
         };
         (conn, rx)
     }
 
-    /// Queues a frame; a full queue closes the socket with 4008 instead of waiting.
-    pub fn deliver(&self, frame: Utf8Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.outbound.try_send(frame) {
+    /// Charges `bytes` of live frames to the socket's budget; past it, closes the socket with
+    /// 4008 and says no.
+    fn charge(&self, bytes: usize) -> bool {
+        let before = self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.queue_max_bytes {
+            self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
             self.close(CLOSE_SLOW_CONSUMER);
+            return false;
         }
+        true
+    }
+
+    /// Queues a live frame (delivery, ack, error); past the byte budget the socket is closed
+    /// with 4008 instead of waiting.
+    pub fn deliver(&self, frame: Utf8Bytes) {
+        if self.charge(frame.len()) {
+            let _ = self.outbound.send(Outbound { frame, live: true });
+        }
+    }
+
+    /// Queues a frame of a sync's backlog, outside the live budget.
+    fn deliver_backlog(&self, frame: Utf8Bytes) {
+        let _ = self.outbound.send(Outbound { frame, live: false });
+    }
+
+    /// Moves a held frame (already charged) to the queue.
+    fn deliver_held(&self, frame: Utf8Bytes) {
+        let _ = self.outbound.send(Outbound { frame, live: true });
     }
 
     /// Queues a channel's message unless this socket already got its `seq`; during a sync of
@@ -95,11 +131,9 @@ impl ConnHandle {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(channel).or_default();
         if let Some(held) = cursor.held.as_mut() {
-            if held.len() < self.hold_max {
+            // Held frames take the live budget: a hold is memory like the queue.
+            if self.charge(frame.len()) {
                 held.push((seq, frame));
-            } else {
-                drop(cursors);
-                self.close(CLOSE_SLOW_CONSUMER);
             }
             return;
         }
@@ -130,14 +164,16 @@ impl ConnHandle {
         let already = cursor.last_seq;
         let mut send = |seq: Option<ChannelSeq>, frame| {
             if seq.is_none_or(|seq| seq > already) {
-                self.deliver(frame);
+                self.deliver_backlog(frame);
             }
         };
         let mut last = backlog(already, &mut send).map_or(already, |last| last.max(already));
         for (seq, frame) in held {
             if seq > last {
                 last = seq;
-                self.deliver(frame);
+                self.deliver_held(frame);
+            } else {
+                self.live_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
             }
         }
         cursor.last_seq = last;
@@ -160,7 +196,9 @@ impl ConnHandle {
 
     /// Forgets a channel the socket no longer receives.
     pub fn forget_channel(&self, channel: ChannelId) {
-        self.cursors.lock().unwrap_or_else(|e| e.into_inner()).remove(&channel);
+        let forgotten = self.cursors.lock().unwrap_or_else(|e| e.into_inner()).remove(&channel);
+        let held: usize = forgotten.and_then(|c| c.held).iter().flatten().map(|(_, f)| f.len()).sum();
+        self.live_bytes.fetch_sub(held, Ordering::Relaxed);
     }
 
     /// Asks the writer to close the socket with `code` (the first code asked for wins).
@@ -207,7 +245,7 @@ pub async fn upgrade(
     let user = state.tokens.verify(&token)?.sub;
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
-    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_frames);
+    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_bytes);
     state.fanout.register(&conn);
     let registration = Registration { state: state.clone(), conn: conn.clone() };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
@@ -243,7 +281,7 @@ impl Drop for Registration {
 async fn serve(
     socket: WebSocket,
     registration: Registration,
-    outbound: mpsc::Receiver<Utf8Bytes>,
+    outbound: mpsc::UnboundedReceiver<Outbound>,
     sender: SenderView,
 ) {
     let conn = registration.conn.clone();
@@ -401,7 +439,7 @@ pub fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<Strin
 /// Writes queued frames until the socket is closed; then sends the close frame.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::Receiver<Utf8Bytes>,
+    mut outbound: mpsc::UnboundedReceiver<Outbound>,
     conn: ConnHandle,
 ) {
     loop {
@@ -410,12 +448,17 @@ async fn write_loop(
             _ = conn.closing.cancelled() => break,
             frame = outbound.recv() => frame,
         };
-        let Some(frame) = frame else { break };
+        let Some(Outbound { frame, live }) = frame else { break };
+        let bytes = frame.len();
         // A peer that stops reading blocks this send; closing must still get through.
         tokio::select! {
             biased;
             _ = conn.closing.cancelled() => break,
             sent = sink.send(Message::Text(frame)) => if sent.is_err() { return },
+        }
+        // Written (into the socket's buffer): no longer the gateway's memory.
+        if live {
+            conn.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
     let code = conn.close_code.load(Ordering::Relaxed);
@@ -431,4 +474,54 @@ async fn write_loop(
         let _ = sink.close().await;
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bytes: usize) -> Utf8Bytes {
+        Utf8Bytes::from("x".repeat(bytes))
+    }
+
+    #[test]
+    fn live_frames_past_the_byte_budget_close_the_socket_with_4008() {
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000);
+        conn.deliver(frame(400));
+        conn.deliver(frame(400));
+        assert!(!conn.closing.is_cancelled());
+        // Written frames leave the budget.
+        let written = queue.try_recv().unwrap();
+        conn.live_bytes.fetch_sub(written.frame.len(), Ordering::Relaxed);
+        conn.deliver(frame(400));
+        assert!(!conn.closing.is_cancelled(), "800 of 1000 bytes queued");
+        conn.deliver(frame(400));
+        assert!(conn.closing.is_cancelled());
+        assert_eq!(conn.close_code.load(Ordering::Relaxed), CLOSE_SLOW_CONSUMER);
+    }
+
+    #[test]
+    fn a_sync_backlog_is_outside_the_budget_but_held_live_messages_are_inside() {
+        let channel = ChannelId(uuid::Uuid::new_v4());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000);
+        conn.hold_channel(channel);
+        conn.deliver_message(channel, ChannelSeq(5), frame(600));
+        assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 600);
+        conn.release_channel(channel, |_, send| {
+            for seq in 1..=5 {
+                send(Some(ChannelSeq(seq)), frame(900));
+            }
+            Some(ChannelSeq(5))
+        });
+        assert!(!conn.closing.is_cancelled(), "4500 backlog bytes do not count");
+        // The held copy of seq 5 was covered by the backlog: dropped, and its bytes released.
+        assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 0);
+        let queued: Vec<bool> = std::iter::from_fn(|| queue.try_recv().ok()).map(|o| o.live).collect();
+        assert_eq!(queued, [false; 5]);
+
+        conn.hold_channel(channel);
+        conn.deliver_message(channel, ChannelSeq(6), frame(600));
+        conn.deliver_message(channel, ChannelSeq(7), frame(600));
+        assert!(conn.closing.is_cancelled(), "held messages beyond the budget: 4008");
+    }
 }

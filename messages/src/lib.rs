@@ -3,12 +3,16 @@
 //! transaction with contiguous per-channel `seq`, announce the stored messages to the
 //! gateways, and only then acknowledge the batch.
 
+mod dead_letter;
 mod deliver;
+mod metrics;
 mod partition;
 mod persist;
 
+pub use dead_letter::{ERROR_HEADER, REASON_HEADER, SEQUENCE_HEADER, SUBJECT_HEADER};
 pub use persist::{PersistBatch, PersistError, PersistedMessage, persist_batch};
 
+use shared::admin::{self, Admin, PoolGauges, ReadyReport};
 use shared::config::Config;
 use shared::streams;
 use std::sync::Arc;
@@ -23,11 +27,15 @@ pub enum WorkerError {
     Streams(#[from] streams::StreamSetupError),
     #[error(transparent)]
     Db(#[from] shared::db::DbSetupError),
+    #[error(transparent)]
+    Admin(#[from] shared::admin::AdminError),
 }
 
 /// What every partition loop needs.
 pub(crate) struct Deps {
     pub nats: async_nats::Client,
+    pub js: async_nats::jetstream::Context,
+    pub metrics: metrics::WorkerMetrics,
     pub db: sqlx::PgPool,
     pub subjects: shared::subjects::Subjects,
     pub config: Config,
@@ -42,11 +50,35 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
         .connect(config.nats.urls.clone())
         .await?;
     let db = shared::db::connect(&config.database).await?;
+
+    let ready_nats = nats.clone();
+    let ready_db = db.clone();
+    let draining = shutdown.clone();
+    let mut admin = Admin::new(
+        "messages",
+        Arc::new(move || {
+            let (nats, db, draining) = (ready_nats.clone(), ready_db.clone(), draining.is_cancelled());
+            Box::pin(async move {
+                let checks = vec![("nats", admin::nats_connected(&nats)), ("postgres", admin::postgres_answers(&db).await)];
+                ReadyReport { checks, draining }
+            })
+        }),
+    );
+    let metrics = metrics::WorkerMetrics::register(&mut admin.registry);
+    let pools = PoolGauges::register(&mut admin.registry);
+    let sampled_db = db.clone();
+    admin.before_scrape.push(Arc::new(move || pools.set_postgres(&sampled_db)));
+    let admin_stop = CancellationToken::new();
+    let admin_task = admin::serve(config.worker.admin_listen, admin, admin_stop.clone()).await?;
+
     let js = async_nats::jetstream::new(nats.clone());
     let stream = streams::ensure_stream(&js, &config.nats).await?;
+    streams::ensure_dead_letter_stream(&js, &config.nats).await?;
     let consumers = streams::ensure_consumers(&stream, &config.nats, &config.worker).await?;
     let deps = Arc::new(Deps {
         nats,
+        js,
+        metrics,
         db,
         subjects: shared::subjects::Subjects::new(&config.nats.subject_prefix),
         config: config.clone(),
@@ -54,6 +86,17 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     tracing::info!(partitions = consumers.len(), "message workers pulling");
 
     let tracker = TaskTracker::new();
+    tracker.spawn(sample_lag(
+        deps.clone(),
+        consumers.iter().map(|(p, c)| (*p, c.clone())).collect(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(dead_letter::count_max_deliveries(
+        deps.nats.clone(),
+        config.nats.stream.clone(),
+        deps.metrics.clone(),
+        shutdown.clone(),
+    ));
     for (partition, consumer) in consumers {
         tracker.spawn(partition::run(deps.clone(), partition, consumer, shutdown.clone()));
     }
@@ -64,5 +107,30 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     }
     let _ = deps.nats.flush().await;
     deps.db.close().await;
+    admin_stop.cancel();
+    let _ = admin_task.await;
     Ok(())
+}
+
+/// How often each partition's consumer lag is read from the server.
+const LAG_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Keeps the consumer-lag gauges current until `shutdown`.
+async fn sample_lag(
+    deps: Arc<Deps>,
+    consumers: Vec<(shared::subjects::Partition, async_nats::jetstream::consumer::PullConsumer)>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(LAG_SAMPLE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for (partition, consumer) in &consumers {
+            if let Ok(info) = consumer.get_info().await {
+                deps.metrics.set_lag(*partition, info.num_pending, info.num_ack_pending);
+            }
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 use crate::Deps;
 use crate::deliver::announce;
-use crate::persist::{PersistBatch, persist_batch};
+use crate::dead_letter::dead_letter;
+use crate::metrics::DeadLetterReason;
+use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
 use shared::events::StreamMessage;
@@ -54,7 +56,7 @@ pub async fn run(deps: Arc<Deps>, partition: Partition, consumer: PullConsumer, 
             }
             // A step that fails is retried until it succeeds or shutdown: the batch stays
             // unacknowledged, so nothing after it in the partition gets ahead of it.
-            while let Err(error) = step(&deps, &messages).await {
+            while let Err(error) = step(&deps, partition, &messages).await {
                 tracing::warn!(partition = partition.0, %error, "persisting batch failed; retrying");
                 for message in &messages {
                     let _ = message.ack_with(AckKind::Progress).await;
@@ -73,30 +75,41 @@ pub async fn run(deps: Arc<Deps>, partition: Partition, consumer: PullConsumer, 
 pub enum StepError {
     #[error(transparent)]
     Persist(#[from] crate::persist::PersistError),
+    #[error(transparent)]
+    DeadLetter(#[from] crate::dead_letter::DeadLetterError),
 }
 
 /// Persists one fetched batch in one transaction, announces it, then acknowledges it. Order
-/// of effects: write (with the dedup key) → commit → announce → ack; never ack first.
-pub async fn step(deps: &Deps, messages: &[Message]) -> Result<(), StepError> {
-    let mut batch = PersistBatch { messages: Vec::with_capacity(messages.len()) };
+/// of effects: write (with the dedup key) → commit → announce → ack; never ack first. A
+/// message that can never be persisted goes to the dead-letter stream instead (see
+/// [`persist_isolating`]); any other failure is returned and the whole batch retried.
+pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Result<(), StepError> {
+    let dead_letters = deps.subjects.dead_letter(partition);
+    let mut decoded = Vec::with_capacity(messages.len());
     for message in messages {
+        if message.info().is_ok_and(|info| info.delivered > 1) {
+            deps.metrics.redeliveries.inc();
+        }
         match serde_json::from_slice::<StreamMessage>(&message.payload) {
-            Ok(decoded) => batch.messages.push(decoded),
+            Ok(stream_message) => decoded.push((message, stream_message)),
+            // Gateways only publish what they encoded themselves; anything else never
+            // becomes valid.
             Err(error) => {
-                // Gateways only publish what they encoded themselves; anything else never
-                // becomes valid, so it is terminated rather than redelivered forever.
-                tracing::error!(subject = %message.subject, %error, "undecodable message terminated");
-                let _ = message.ack_with(AckKind::Term).await;
+                let reason = DeadLetterReason::Undecodable;
+                dead_letter(&deps.js, dead_letters.clone(), &deps.metrics, message, reason, &error.to_string())
+                    .await?;
             }
         }
     }
-    let persisted = persist_batch(&deps.db, &batch).await?;
-    tracing::debug!(
-        batch = batch.messages.len(),
-        stored = persisted.iter().filter(|p| p.fresh).count(),
-        "batch persisted"
-    );
-    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch.messages, &persisted).await {
+    let started = std::time::Instant::now();
+    let (persisted, kept) = persist_isolating(deps, &dead_letters, decoded).await?;
+    deps.metrics.persist_seconds.observe(started.elapsed().as_secs_f64());
+    deps.metrics.persist_batch_size.observe(kept.len() as f64);
+    let fresh = persisted.iter().filter(|p| p.fresh).count();
+    deps.metrics.persisted.inc_by(fresh as u64);
+    tracing::debug!(batch = kept.len(), stored = fresh, "batch persisted");
+    let batch: Vec<StreamMessage> = kept.iter().map(|(_, m)| m.clone()).collect();
+    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch, &persisted).await {
         // Stored and committed: gateways fill what they missed from Postgres, so the batch is
         // still acknowledged rather than stored again.
         tracing::warn!(%error, "announcing deliveries failed");
@@ -104,11 +117,49 @@ pub async fn step(deps: &Deps, messages: &[Message]) -> Result<(), StepError> {
     // Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack
     // would also acknowledge a message lost on its way to this worker. Double acks, all in
     // flight at once: each waits for the server to confirm.
-    let acks = futures::future::join_all(messages.iter().map(|m| m.double_ack())).await;
+    let acks = futures::future::join_all(kept.iter().map(|(m, _)| m.double_ack())).await;
     if let Some(error) = acks.into_iter().find_map(Result::err) {
         tracing::warn!(%error, "ack not confirmed; the message may be redelivered and skipped as stored");
     }
     Ok(())
+}
+
+type Decoded<'a> = Vec<(&'a Message, StreamMessage)>;
+
+/// Persists the batch in one transaction. If Postgres refuses its data, persists the messages
+/// one by one, in stream order, each in its own transaction, and dead-letters each one it
+/// refuses alone; the rest keep their order and get their `seq`. Returns what is stored and
+/// the messages kept (all but the dead-lettered ones).
+async fn persist_isolating<'a>(
+    deps: &Deps,
+    dead_letters: &str,
+    decoded: Decoded<'a>,
+) -> Result<(Vec<PersistedMessage>, Decoded<'a>), StepError> {
+    let batch = PersistBatch { messages: decoded.iter().map(|(_, m)| m.clone()).collect() };
+    match persist_batch(&deps.db, &batch).await {
+        Ok(persisted) => return Ok((persisted, decoded)),
+        Err(error) if !error.is_permanent() => return Err(error.into()),
+        Err(error) => tracing::warn!(%error, batch = batch.messages.len(), "batch refused; persisting one by one"),
+    }
+    let mut persisted = Vec::with_capacity(decoded.len());
+    let mut kept = Vec::with_capacity(decoded.len());
+    for (message, stream_message) in decoded {
+        let alone = PersistBatch { messages: vec![stream_message] };
+        match persist_batch(&deps.db, &alone).await {
+            Ok(rows) => {
+                persisted.extend(rows);
+                kept.extend(alone.messages.into_iter().map(|m| (message, m)));
+            }
+            Err(error) if error.is_permanent() => {
+                let reason = DeadLetterReason::Rejected;
+                dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, message, reason, &error.to_string())
+                    .await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    persisted.sort_by_key(|r| (r.channel_id, r.seq));
+    Ok((persisted, kept))
 }
 
 /// Exponential backoff between retries, 100 ms up to 5 s.

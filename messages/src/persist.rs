@@ -13,6 +13,17 @@ pub enum PersistError {
     Db(#[from] sqlx::Error),
 }
 
+impl PersistError {
+    /// Whether Postgres refused the data itself (SQLSTATE class 22, data exception, or 23,
+    /// integrity violation): retrying the same rows fails the same way. Everything else
+    /// (connection lost, server restarting, serialization failure, a bug in a query) is
+    /// retried, never dead-lettered: a broken deploy must not empty the stream.
+    pub fn is_permanent(&self) -> bool {
+        let Self::Db(sqlx::Error::Database(error)) = self else { return false };
+        error.code().is_some_and(|code| code.starts_with("22") || code.starts_with("23"))
+    }
+}
+
 /// Messages to store together, in stream order.
 #[derive(Debug, Default)]
 pub struct PersistBatch {

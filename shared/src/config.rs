@@ -41,6 +41,9 @@ pub struct NatsConfig {
     /// How long JetStream remembers a `Nats-Msg-Id` to drop resends.
     #[serde(with = "secs")]
     pub duplicate_window: Duration,
+    /// Stream keeping messages that could not be persisted (and the server's notices of
+    /// messages past `max_deliver`), for an operator to inspect and replay.
+    pub dead_letter_stream: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -64,6 +67,8 @@ pub struct RedisConfig {
 #[serde(default)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// `/metrics`, `/health` and `/ready`, apart from client traffic.
+    pub admin_listen: SocketAddr,
     /// Snowflake node id, unique per gateway of a cell (0–1023).
     pub node_id: u16,
     /// Secret that signs access tokens (HS256), shared by the gateways of a cell.
@@ -84,8 +89,9 @@ pub struct GatewayConfig {
     /// How long to wait for a PubAck before answering `publish_failed`.
     #[serde(with = "millis")]
     pub publish_ack_timeout: Duration,
-    /// Frames queued for one socket, at most; past that the socket is closed with 4008.
-    pub socket_queue_frames: usize,
+    /// Bytes of live frames queued (or held during a sync) for one socket, at most; past that
+    /// the socket is closed with 4008. A sync's backlog is queued outside this budget.
+    pub socket_queue_bytes: usize,
     /// Messages a `sync` sends per channel, at most; above that `sync.done` says `truncated`.
     pub sync_backlog_max: usize,
     /// Largest WebSocket message accepted, in bytes.
@@ -98,11 +104,18 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct WorkerConfig {
+    /// `/metrics`, `/health` and `/ready`.
+    pub admin_listen: SocketAddr,
     /// Messages persisted in one transaction, at most.
     pub batch_max: usize,
-    /// JetStream redelivers a message not acked within this.
-    #[serde(with = "secs")]
-    pub ack_wait: Duration,
+    /// JetStream redelivers a message not acked in time; the n-th delivery waits the n-th of
+    /// these (the last one repeats), so the first is the ack wait. A worker busy with a batch
+    /// extends it with progress acks.
+    #[serde(with = "secs_list")]
+    pub redelivery_backoff: Vec<Duration>,
+    /// Deliveries of one message, at most; past that the server gives up on it and its notice
+    /// lands in the dead-letter stream. Must exceed the length of `redelivery_backoff`.
+    pub max_deliver: i64,
     /// How long a partition stays pinned to a worker that stopped pulling.
     #[serde(with = "secs")]
     pub pin_timeout: Duration,
@@ -128,6 +141,7 @@ impl Default for NatsConfig {
             partitions: 16,
             replicas: 3,
             duplicate_window: Duration::from_secs(120),
+            dead_letter_stream: "CHAT_DEAD_LETTERS".into(),
         }
     }
 }
@@ -148,6 +162,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             node_id: 0,
             jwt_secret: "change-me-in-every-real-deployment".into(),
             jwt_issuer: "chat-cell".into(),
@@ -158,7 +173,7 @@ impl Default for GatewayConfig {
             publish_batch_max: 100,
             publish_max_inflight: 4096,
             publish_ack_timeout: Duration::from_millis(5000),
-            socket_queue_frames: 1024,
+            socket_queue_bytes: 256 * 1024,
             sync_backlog_max: 1000,
             max_ws_message_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(20),
@@ -169,8 +184,10 @@ impl Default for GatewayConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9092)),
             batch_max: 256,
-            ack_wait: Duration::from_secs(30),
+            redelivery_backoff: [30, 60, 120, 300, 600].map(Duration::from_secs).to_vec(),
+            max_deliver: 10,
             pin_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
         }
@@ -212,6 +229,15 @@ mod secs {
     use std::time::Duration;
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Lists of durations in config files are whole seconds.
+mod secs_list {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        Vec::<u64>::deserialize(d).map(|secs| secs.into_iter().map(Duration::from_secs).collect())
     }
 }
 

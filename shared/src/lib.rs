@@ -3,6 +3,7 @@
 //! `local` feature it also starts the cell's servers as local processes for the cell runner
 //! and the integration tests.
 
+pub mod admin;
 pub mod config;
 pub mod db;
 pub mod events;

@@ -155,6 +155,11 @@ impl SendPayload {
                 "content has {chars} characters, more than {MAX_CONTENT_CHARS}"
             )));
         }
+        // Postgres text cannot hold NUL, and no other control character belongs in a chat
+        // message: refused here, so the stream never carries a message that cannot be stored.
+        if self.content.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+            return Err(FrameError::InvalidPayload("content contains control characters".into()));
+        }
         Ok(())
     }
 }
@@ -319,6 +324,15 @@ mod tests {
             "x".repeat(MAX_CONTENT_CHARS + 1)
         );
         assert!(matches!(ClientFrame::decode(&too_long), Err(FrameError::InvalidPayload(_))));
+        for control in ["\\u0000", "\\u001b[2J", "\\u0085"] {
+            let text = format!(
+                r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"a{control}b"}}}}"#
+            );
+            assert!(matches!(ClientFrame::decode(&text), Err(FrameError::InvalidPayload(_))), "{control}");
+        }
+        let multi_line =
+            format!(r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"a\n\tb"}}}}"#);
+        assert!(ClientFrame::decode(&multi_line).is_ok());
         let bad_channel = r#"{"type":"message.send","id":"c","payload":{"channel_id":"x","content":"a"}}"#;
         assert!(matches!(ClientFrame::decode(bad_channel), Err(FrameError::InvalidPayload(_))));
     }
@@ -347,6 +361,7 @@ mod tests {
             if let Ok(ClientFrame::MessageSend { id, payload }) = ClientFrame::decode(&text) {
                 prop_assert!(id.is_valid());
                 prop_assert!(!payload.content.trim().is_empty());
+                prop_assert!(!payload.content.contains('\0'));
             }
         }
     }

@@ -8,6 +8,7 @@ use async_nats::jetstream::{self, consumer::pull, stream};
 
 const STREAM_DEFINITION: &str = include_str!("../../nats/stream-messages.json");
 const CONSUMER_DEFINITION: &str = include_str!("../../nats/consumer-partition.json");
+const DEAD_LETTER_DEFINITION: &str = include_str!("../../nats/stream-dead-letters.json");
 
 /// Name of the priority group every worker pulls in; the server pins each partition's
 /// consumer to one puller of this group.
@@ -36,6 +37,23 @@ pub fn stream_config(nats: &NatsConfig) -> Result<stream::Config, StreamSetupErr
     Ok(config)
 }
 
+/// The dead-letter stream's config: `nats/stream-dead-letters.json` capturing what workers
+/// dead-letter and the server's notices of message-stream messages past `max_deliver` (the
+/// notice names the stream sequence; the message itself stays in the message stream).
+pub fn dead_letter_stream_config(nats: &NatsConfig) -> Result<stream::Config, StreamSetupError> {
+    let mut config: stream::Config = serde_json::from_str(DEAD_LETTER_DEFINITION)?;
+    config.name = nats.dead_letter_stream.clone();
+    config.subjects = vec![
+        Subjects::new(&nats.subject_prefix).dead_letter_filter(),
+        format!("{MAX_DELIVERIES_ADVISORY}.{}.*", nats.stream),
+    ];
+    config.num_replicas = nats.replicas;
+    Ok(config)
+}
+
+/// Prefix of the server's notices that a consumer gave up on a message.
+pub const MAX_DELIVERIES_ADVISORY: &str = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES";
+
 /// Durable name of a partition's consumer.
 pub fn consumer_name(partition: Partition) -> String {
     format!("persist-p{:03}", partition.0)
@@ -50,7 +68,9 @@ pub fn consumer_config(
     let mut config: pull::Config = serde_json::from_str(CONSUMER_DEFINITION)?;
     config.durable_name = Some(consumer_name(partition));
     config.filter_subject = Subjects::new(&nats.subject_prefix).partition_filter(partition);
-    config.ack_wait = worker.ack_wait;
+    config.ack_wait = worker.redelivery_backoff.first().copied().unwrap_or(config.ack_wait);
+    config.backoff = worker.redelivery_backoff.clone();
+    config.max_deliver = worker.max_deliver;
     config.priority_timeout = worker.pin_timeout;
     config.num_replicas = nats.replicas;
     Ok(config)
@@ -66,7 +86,18 @@ pub async fn ensure_stream(
     js: &jetstream::Context,
     nats: &NatsConfig,
 ) -> Result<stream::Stream, StreamSetupError> {
-    let config = stream_config(nats)?;
+    ensure(js, stream_config(nats)?).await
+}
+
+/// Creates the dead-letter stream, or updates it to the current definition.
+pub async fn ensure_dead_letter_stream(
+    js: &jetstream::Context,
+    nats: &NatsConfig,
+) -> Result<stream::Stream, StreamSetupError> {
+    ensure(js, dead_letter_stream_config(nats)?).await
+}
+
+async fn ensure(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, StreamSetupError> {
     let deadline = tokio::time::Instant::now() + SETUP_PATIENCE;
     loop {
         // Right after a create, the new stream's leader may not answer yet: read it back in
@@ -132,5 +163,15 @@ mod tests {
         assert_eq!(consumer.ack_policy, AckPolicy::Explicit);
         assert_eq!(consumer.priority_policy, PriorityPolicy::PinnedClient);
         assert_eq!(consumer.priority_groups, vec![WORKER_GROUP.to_string()]);
+        // Finite redelivery with backoff: the first wait is the ack wait, and the server
+        // requires more deliveries than backoff steps.
+        assert_eq!(consumer.ack_wait, consumer.backoff[0]);
+        assert!(consumer.max_deliver > consumer.backoff.len() as i64);
+        let dead = dead_letter_stream_config(&nats).unwrap();
+        assert_eq!(dead.name, "CHAT_DEAD_LETTERS");
+        assert_eq!(
+            dead.subjects,
+            vec!["t1.dead.>".to_string(), "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.T1.*".to_string()]
+        );
     }
 }

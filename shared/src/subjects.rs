@@ -52,6 +52,16 @@ impl Subjects {
         format!("{}.deliver.{channel}", self.prefix)
     }
 
+    /// Where a worker puts a message of `partition` it could not persist.
+    pub fn dead_letter(&self, partition: Partition) -> String {
+        format!("{}.dead.{}", self.prefix, partition.0)
+    }
+
+    /// Everything the dead-letter stream captures from the workers.
+    pub fn dead_letter_filter(&self) -> String {
+        format!("{}.dead.>", self.prefix)
+    }
+
     /// Core NATS subject of membership changes, followed by every gateway.
     pub fn membership(&self) -> String {
         format!("{}.membership", self.prefix)

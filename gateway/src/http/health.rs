@@ -1,31 +1,35 @@
-//! Liveness and readiness.
+//! Liveness and readiness, on the client port as well as the admin port.
 
 use crate::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
+use shared::admin::{self, ReadyReport};
 
 /// Alive: the process answers.
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: NATS connected, Postgres and Redis answer, not shutting down.
+/// Ready: NATS connected, Postgres and Redis answer, not draining.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let nats = state.nats.connection_state() == async_nats::connection::State::Connected;
-    let postgres = sqlx::query("SELECT 1").execute(&state.db).await.is_ok();
+    let report = readiness(&state).await;
+    let status = if report.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(report.to_json()))
+}
+
+pub async fn readiness(state: &AppState) -> ReadyReport {
     let redis = match state.redis.get().await {
         Ok(mut conn) => deadpool_redis::redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok(),
         Err(_) => false,
     };
-    let draining = state.shutdown.is_cancelled();
-    let ready = nats && postgres && redis && !draining;
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (
-        status,
-        Json(
-            json!({"ready": ready, "nats": nats, "postgres": postgres, "redis": redis, "draining": draining}),
-        ),
-    )
+    ReadyReport {
+        checks: vec![
+            ("nats", admin::nats_connected(&state.nats)),
+            ("postgres", admin::postgres_answers(&state.db).await),
+            ("redis", redis),
+        ],
+        draining: state.shutdown.is_cancelled(),
+    }
 }

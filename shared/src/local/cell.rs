@@ -33,10 +33,12 @@ pub struct CellOptions {
     /// executable when `None`.
     pub bin_dir: Option<PathBuf>,
     /// Extra TOML for the processes' config: whole `[section]`s other than those the cell
-    /// writes itself (`nats`, `database`, `redis`, `gateway`).
+    /// writes itself (`nats`, `database`, `redis`, `gateway`, `worker`).
     pub extra_config: String,
     /// Extra `key = value` lines under the gateways' `[gateway]` section.
     pub gateway_config: String,
+    /// Extra `key = value` lines under the workers' `[worker]` section.
+    pub worker_config: String,
     pub backend: Backend,
 }
 
@@ -62,6 +64,7 @@ impl Default for CellOptions {
             bin_dir: None,
             extra_config: String::new(),
             gateway_config: String::new(),
+            worker_config: String::new(),
             backend: Backend::Auto,
         }
     }
@@ -74,6 +77,9 @@ pub struct CellPorts {
     pub redis: u16,
     /// Port of the first gateway; the others take the next ones.
     pub gateway: u16,
+    /// Admin port (`/metrics`, `/health`, `/ready`) of the first gateway; the other gateways,
+    /// then the workers, take the next ones.
+    pub admin: u16,
 }
 
 /// One of the cell's own processes (a gateway or a worker) and how to start it again.
@@ -85,6 +91,8 @@ pub struct AppProcess {
     pub process: Option<ChildProcess>,
     /// The HTTP port, for gateways.
     pub port: Option<u16>,
+    /// The admin port: `/metrics`, `/health`, `/ready`.
+    pub admin_port: u16,
 }
 
 impl AppProcess {
@@ -195,17 +203,23 @@ impl TestCell {
         std::fs::create_dir_all(&dir).map_err(setup)?;
         let host = options.host.unwrap_or_else(random_loopback);
         // Every port of the cell from one allocation, so no two of them can be the same.
-        let (ports, gateway_ports) = match options.ports {
-            Some(p) => (p, (0..options.gateways).map(|i| p.gateway + i as u16).collect()),
+        let apps = options.gateways + options.workers;
+        let (ports, gateway_ports, admin_ports): (_, Vec<u16>, Vec<u16>) = match options.ports {
+            Some(p) => (
+                p,
+                (0..options.gateways).map(|i| p.gateway + i as u16).collect(),
+                (0..apps).map(|i| p.admin + i as u16).collect(),
+            ),
             None => {
-                let free = free_ports_on(host, 11 + options.gateways);
+                let free = free_ports_on(host, 11 + options.gateways + apps);
                 let ports = CellPorts {
                     nats: std::array::from_fn(|i| (free[3 * i], free[3 * i + 1], free[3 * i + 2])),
                     postgres: free[9],
                     redis: free[10],
                     gateway: free[11],
+                    admin: free[11 + options.gateways],
                 };
-                (ports, free[11..].to_vec())
+                (ports, free[11..11 + options.gateways].to_vec(), free[11 + options.gateways..].to_vec())
             }
         };
         let options = CellOptions { ports: Some(ports), ..options };
@@ -224,16 +238,17 @@ impl TestCell {
             workers: Vec::new(),
             options: options.clone(),
         };
-        for i in 0..options.workers {
-            let config = cell.config_toml(None, 0);
+        let (gateway_admin, worker_admin) = admin_ports.split_at(options.gateways);
+        for (i, &admin) in worker_admin.iter().enumerate() {
+            let config = cell.config_toml(None, 0, admin);
             let worker =
-                cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None)?;
+                cell.app_process(&bin_dir, "messages", &format!("worker-{}", i + 1), config, None, admin)?;
             cell.workers.push(worker);
         }
-        for (i, &port) in gateway_ports.iter().enumerate() {
-            let config = cell.config_toml(Some(port), i as u16 + 1);
-            let gateway =
-                cell.app_process(&bin_dir, "gateway", &format!("gateway-{}", i + 1), config, Some(port))?;
+        for (i, (&port, &admin)) in gateway_ports.iter().zip(gateway_admin).enumerate() {
+            let config = cell.config_toml(Some(port), i as u16 + 1, admin);
+            let name = format!("gateway-{}", i + 1);
+            let gateway = cell.app_process(&bin_dir, "gateway", &name, config, Some(port), admin)?;
             cell.gateways.push(gateway);
         }
         for i in 0..cell.gateways.len() {
@@ -249,6 +264,7 @@ impl TestCell {
         name: &str,
         config: String,
         port: Option<u16>,
+        admin_port: u16,
     ) -> Result<AppProcess, ProcessError> {
         let config_path = self.dir.join(format!("{name}.toml"));
         std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
@@ -259,13 +275,14 @@ impl TestCell {
             log: self.dir.join(format!("{name}.log")),
             process: None,
             port,
+            admin_port,
         };
         process.start()?;
         Ok(process)
     }
 
     /// The TOML config of a gateway (with its port and node id) or a worker.
-    fn config_toml(&self, gateway_port: Option<u16>, node_id: u16) -> String {
+    fn config_toml(&self, gateway_port: Option<u16>, node_id: u16, admin_port: u16) -> String {
         let urls: Vec<String> = self.nats_urls().iter().map(|u| format!("\"{u}\"")).collect();
         let mut config = format!(
             "[nats]\nurls = [{}]\npartitions = {}\n\n[database]\nurl = \"{}\"\n\n[redis]\nurl = \"{}\"\n\n",
@@ -274,16 +291,26 @@ impl TestCell {
             self.database_url(),
             self.redis_url(),
         );
+        let admin = format!("admin_listen = \"{}:{admin_port}\"\n", self.host);
         if let Some(port) = gateway_port {
             config.push_str(&format!(
-                "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n",
+                "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n{admin}",
                 self.host
             ));
             config.push_str(&self.options.gateway_config);
             config.push('\n');
+        } else {
+            config.push_str(&format!("[worker]\n{admin}"));
+            config.push_str(&self.options.worker_config);
+            config.push('\n');
         }
         config.push_str(&self.options.extra_config);
         config
+    }
+
+    /// The admin endpoint (`/metrics`, `/health`, `/ready`) of a gateway or worker.
+    pub fn admin_url(&self, app: &AppProcess) -> String {
+        format!("http://{}:{}", self.host, app.admin_port)
     }
 
     pub fn gateway_url(&self, i: usize) -> String {
