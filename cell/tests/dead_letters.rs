@@ -19,7 +19,8 @@ const WAIT: Duration = Duration::from_secs(30);
 #[tokio::test]
 async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() {
     // One partition: every message of the test goes through the same consumer and worker.
-    let cell = TestCell::start(CellOptions { partitions: 1, ..Default::default() }).await.expect("cell starts");
+    let cell =
+        TestCell::start(CellOptions { partitions: 1, ..Default::default() }).await.expect("cell starts");
     let (alice, _bob, channel) = cell.two_members(0, 0).await.unwrap();
     let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
     send_and_wait(&mut socket, channel, &["before-1", "before-2"], &cell).await;

@@ -9,14 +9,19 @@ use shared::local::{CellOptions, TestCell};
 use std::time::Duration;
 
 async fn loaded_cell() -> (TestCell, Load) {
-    let options = CellOptions { gateways: 2, workers: 2, backend: Backend::Local, ..Default::default() };
+    loaded_cell_with(CellOptions::default()).await
+}
+
+async fn loaded_cell_with(options: CellOptions) -> (TestCell, Load) {
+    let options = CellOptions { gateways: 2, workers: 2, backend: Backend::Local, ..options };
     let cell = TestCell::start(options).await.expect("the cell starts");
     let load = Load::start(&cell, LoadOptions::default()).await.expect("the load starts");
     tokio::time::sleep(Duration::from_secs(3)).await;
     (cell, load)
 }
 
-async fn verdict(cell: &TestCell, load: Load, fault: &str) -> Report {
+/// Stops the load, checks it, and returns the report and how many times clients reconnected.
+async fn verdict(cell: &TestCell, load: Load, fault: &str) -> (Report, usize) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let drained = load.stop_sending(Duration::from_secs(60)).await;
     assert_eq!(drained, 20, "every send got an answer\n{}", cell.logs_tail());
@@ -48,7 +53,7 @@ async fn verdict(cell: &TestCell, load: Load, fault: &str) -> Report {
         "{fault}: {report}\n{}",
         cell.logs_tail()
     );
-    report
+    (report, reconnects)
 }
 
 #[tokio::test]
@@ -125,6 +130,34 @@ async fn sigstop_the_stream_leader_past_the_election_timeout_then_sigcont() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     process.signal(nix::sys::signal::Signal::SIGCONT);
     verdict(&cell, load, &format!("SIGSTOP the stream leader {leader} for 8 s")).await;
+}
+
+/// The drain of a deploy: every worker, then every gateway, gets SIGTERM under load and is
+/// started again once it has exited by itself. Gateways close their sockets with 1012 spread
+/// over the drain window after answering every in-flight send; clients reconnect to the other
+/// gateway and `sync`.
+#[tokio::test]
+async fn a_rolling_restart_of_every_worker_and_gateway_loses_nothing() {
+    let options = CellOptions { gateway_config: "drain_window = 2000\n".into(), ..Default::default() };
+    let (mut cell, load) = loaded_cell_with(options).await;
+    for i in 0..cell.workers.len() {
+        let status = cell.workers[i].terminate(Duration::from_secs(25)).await;
+        assert!(status.is_some_and(|s| s.success()), "worker {i} drained and exited: {status:?}");
+        cell.workers[i].start().unwrap();
+        assert!(cell.wait_admin_ready(&cell.workers[i], Duration::from_secs(60)).await, "worker {i} back");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for i in 0..cell.gateways.len() {
+        let status = cell.gateways[i].terminate(Duration::from_secs(25)).await;
+        assert!(status.is_some_and(|s| s.success()), "gateway {i} drained and exited: {status:?}");
+        let log = std::fs::read_to_string(cell.gateways[i].log_path()).unwrap_or_default();
+        assert!(log.contains("draining sockets"), "gateway {i} drained its sockets");
+        cell.gateways[i].start().unwrap();
+        cell.wait_gateway_ready(i, Duration::from_secs(60)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let (report, reconnects) = verdict(&cell, load, "rolling restart of 2 workers and 2 gateways").await;
+    assert!(reconnects >= 20, "every client was moved at least once: {report}, {reconnects} reconnects");
 }
 
 #[tokio::test]

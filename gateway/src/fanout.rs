@@ -3,11 +3,12 @@
 //! not one subscription per socket. It follows membership changes so that a user added to or
 //! removed from a channel starts or stops receiving it at once.
 
+use crate::metrics::GatewayMetrics;
 use crate::store::messages::{Page, history};
 use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::events::{MembershipChange, MembershipEvent, SEQ_HEADER};
+use shared::events::{CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
 use shared::subjects::Subjects;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 /// Sockets connected here, by channel and by user.
 pub struct Fanout {
     nats: async_nats::Client,
+    metrics: Arc<GatewayMetrics>,
     /// To fill holes in a channel's deliveries from the stored messages.
     db: sqlx::PgPool,
     subjects: Subjects,
@@ -43,9 +45,10 @@ impl Fanout {
         nats: async_nats::Client,
         db: sqlx::PgPool,
         subjects: Subjects,
+        metrics: Arc<GatewayMetrics>,
         shutdown: CancellationToken,
     ) -> Arc<Self> {
-        Arc::new(Self { nats, db, subjects, routes: Mutex::default(), shutdown })
+        Arc::new(Self { nats, metrics, db, subjects, routes: Mutex::default(), shutdown })
     }
 
     /// Follows membership changes until shutdown.
@@ -141,7 +144,7 @@ impl Fanout {
         }
         match self.nats.subscribe(self.subjects.deliver(channel)).await {
             Ok(subscription) => {
-                tokio::spawn(forward(route, subscription, channel, self.db.clone()));
+                tokio::spawn(forward(route, subscription, channel, self.db.clone(), self.metrics.clone()));
             }
             Err(error) => {
                 // Drop the route so the next socket of the channel tries again.
@@ -178,6 +181,7 @@ async fn forward(
     mut subscription: async_nats::Subscriber,
     channel: ChannelId,
     db: sqlx::PgPool,
+    metrics: Arc<GatewayMetrics>,
 ) {
     let mut last_seq: i64 = 0;
     loop {
@@ -199,7 +203,13 @@ async fn forward(
             continue;
         }
         if last_seq != 0 && seq > last_seq + 1 {
+            metrics.gap_fills.inc();
             fill_gap(&route, channel, &db, last_seq, seq).await;
+        }
+        let created_us = delivery.headers.as_ref().and_then(|h| h.get(CREATED_HEADER));
+        if let Some(created_us) = created_us.and_then(|v| v.as_str().parse::<i64>().ok()) {
+            let age_us = chrono::Utc::now().timestamp_micros() - created_us;
+            metrics.send_deliver_seconds.observe(age_us.max(0) as f64 / 1e6);
         }
         last_seq = seq;
         let Ok(payload) = std::str::from_utf8(&delivery.payload) else { continue };

@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod fanout;
 mod http;
+mod metrics;
 mod publish;
 mod state;
 mod store;
@@ -13,16 +14,17 @@ mod sync;
 mod ws;
 
 use axum::Router;
-use shared::admin::{Admin, PoolGauges, ReadyReport};
-use std::sync::Arc;
 use publish::Publisher;
 use secrecy::ExposeSecret;
+use shared::admin::{Admin, PoolGauges, ReadyReport};
 use shared::config::Config;
 use shared::snowflake::SnowflakeGenerator;
 use shared::subjects::Subjects;
 use state::{AppState, Inner};
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -68,9 +70,6 @@ pub async fn run(
     let redis = redis_config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
     let subjects = Subjects::new(&config.nats.subject_prefix);
     let publish_shutdown = CancellationToken::new();
-    let (publisher, publish_task) = Publisher::start(js, &config.gateway, publish_shutdown.clone());
-    let fanout = fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), shutdown.clone());
-    let membership = tokio::spawn(fanout.clone().follow_membership());
 
     let admin_stop = CancellationToken::new();
     let admin_state = Arc::new(std::sync::OnceLock::<AppState>::new());
@@ -88,14 +87,22 @@ pub async fn run(
         }),
     );
     let pools = PoolGauges::register(&mut admin.registry);
-    let (sampled_db, sampled_redis) = (db.clone(), redis.clone());
+    let metrics = Arc::new(metrics::GatewayMetrics::register(&mut admin.registry));
+    let (sampled_db, sampled_redis, sampled_metrics) = (db.clone(), redis.clone(), metrics.clone());
+    let draining = shutdown.clone();
     admin.before_scrape.push(Arc::new(move || {
+        sampled_metrics.draining.set(i64::from(draining.is_cancelled()));
         pools.set_postgres(&sampled_db);
         let status = sampled_redis.status();
         pools.set("redis", status.size.saturating_sub(status.available), status.available, status.max_size);
     }));
     let admin_task = shared::admin::serve(config.gateway.admin_listen, admin, admin_stop.clone()).await?;
 
+    let (publisher, publish_task) =
+        Publisher::start(js, &config.gateway, metrics.clone(), publish_shutdown.clone());
+    let fanout =
+        fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), metrics.clone(), shutdown.clone());
+    let membership = tokio::spawn(fanout.clone().follow_membership());
     let state = AppState::new(Inner {
         snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
         tokens: auth::TokenKeys::new(&config.gateway),
@@ -109,13 +116,22 @@ pub async fn run(
         fanout,
         subjects,
         shutdown: shutdown.clone(),
+        metrics,
+        sockets: TaskTracker::new(),
     });
     let _ = admin_state.set(state.clone());
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    // Drain: `/ready` fails and no new connection is accepted from the moment of the signal;
+    // each socket goes on working until its moment of the drain window, answers its
+    // in-flight sends, and closes with 1012; the publisher outlives them all.
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
-
-    // Sockets are closed (1012) by now; answer whatever sends are still queued.
+    state.sockets.close();
+    let open = state.sockets.len();
+    tracing::info!(open, window = ?config.gateway.drain_window, "draining sockets");
+    if tokio::time::timeout(config.gateway.shutdown_grace, state.sockets.wait()).await.is_err() {
+        tracing::warn!(left = state.sockets.len(), "sockets still open at the end of the grace period");
+    }
     publish_shutdown.cancel();
     let _ = tokio::time::timeout(config.gateway.shutdown_grace, publish_task).await;
     membership.abort();
@@ -129,12 +145,24 @@ pub async fn run(
 /// Largest REST request body, in bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Counts every HTTP response by status (WebSocket upgrades answer 101).
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    state.metrics.http_request(response.status().as_u16());
+    response
+}
+
 fn router(state: AppState) -> Router {
     http::router()
         .route("/ws", axum::routing::get(ws::upgrade))
         .fallback(|| async { error::AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -5,9 +5,12 @@
 //! (`publish_max_inflight`); past it the task waits, and the queue in front of it fills, which
 //! is where senders feel back-pressure.
 
-use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
+use crate::metrics::GatewayMetrics;
+use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
 use shared::config::GatewayConfig;
+use shared::events::TRACE_HEADER;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +26,8 @@ pub enum PublishFailure {
 struct PublishRequest {
     subject: String,
     dedup_key: String,
+    /// `traceparent` of the send, carried to the worker in a header.
+    trace: String,
     payload: Bytes,
     reply: oneshot::Sender<Result<PublishAck, PublishFailure>>,
 }
@@ -39,11 +44,12 @@ impl Publisher {
     pub fn start(
         js: jetstream::Context,
         config: &GatewayConfig,
+        metrics: Arc<GatewayMetrics>,
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(config.publish_max_inflight);
-        let batcher =
-            Batcher { js, rx, linger: config.publish_linger, batch_max: config.publish_batch_max.max(1) };
+        let batch_max = config.publish_batch_max.max(1);
+        let batcher = Batcher { js, rx, linger: config.publish_linger, batch_max, metrics };
         (Self { queue }, tokio::spawn(batcher.run(shutdown)))
     }
 
@@ -54,9 +60,11 @@ impl Publisher {
         subject: String,
         dedup_key: String,
         payload: Bytes,
+        trace: String,
     ) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
         let (reply, answer) = oneshot::channel();
-        let queued = self.queue.send(PublishRequest { subject, dedup_key, payload, reply }).await.is_ok();
+        let queued =
+            self.queue.send(PublishRequest { subject, dedup_key, trace, payload, reply }).await.is_ok();
         async move {
             if !queued {
                 return Err(PublishFailure::ShuttingDown);
@@ -71,6 +79,7 @@ struct Batcher {
     rx: mpsc::Receiver<PublishRequest>,
     linger: std::time::Duration,
     batch_max: usize,
+    metrics: Arc<GatewayMetrics>,
 }
 
 impl Batcher {
@@ -113,16 +122,26 @@ impl Batcher {
     /// Publishes the batch back to back and flushes once; a task per message answers its
     /// sender when the PubAck comes.
     async fn publish_batch(&self, batch: &mut Vec<PublishRequest>, awaiting: &mut tokio::task::JoinSet<()>) {
+        let started = std::time::Instant::now();
+        self.metrics.publish_batch_size.observe(batch.len() as f64);
         for request in batch.drain(..) {
-            let publish = PublishMessage::build().payload(request.payload).message_id(&request.dedup_key);
+            let publish = PublishMessage::build()
+                .payload(request.payload)
+                .message_id(&request.dedup_key)
+                .header(TRACE_HEADER, request.trace.as_str());
             match self.js.send_publish(request.subject, publish).await {
                 Ok(ack) => {
+                    let metrics = self.metrics.clone();
                     awaiting.spawn(async move {
-                        let result = ack.await.map_err(|e| PublishFailure::NotConfirmed(e.to_string()));
+                        let result = ack.await.map_err(|e| {
+                            metrics.puback_error(e.kind() == PublishErrorKind::TimedOut);
+                            PublishFailure::NotConfirmed(e.to_string())
+                        });
                         let _ = request.reply.send(result);
                     });
                 }
                 Err(error) => {
+                    self.metrics.puback_error(error.kind() == PublishErrorKind::TimedOut);
                     let _ = request.reply.send(Err(PublishFailure::NotConfirmed(error.to_string())));
                 }
             }
@@ -130,5 +149,6 @@ impl Batcher {
         if let Err(error) = self.js.client().flush().await {
             tracing::warn!(%error, "flushing a publish batch failed");
         }
+        self.metrics.publish_flush_seconds.observe(started.elapsed().as_secs_f64());
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::auth::TokenKeys;
 use crate::fanout::Fanout;
+use crate::metrics::GatewayMetrics;
 use crate::publish::Publisher;
 use shared::config::GatewayConfig;
 use shared::events::{MembershipChange, MembershipEvent};
@@ -11,6 +12,7 @@ use shared::subjects::Subjects;
 use std::ops::Deref;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -29,6 +31,9 @@ pub struct Inner {
     pub subjects: Subjects,
     pub partitions: u16,
     pub shutdown: CancellationToken,
+    pub metrics: Arc<GatewayMetrics>,
+    /// Every upgraded socket's task, so shutdown can wait until each has drained.
+    pub sockets: TaskTracker,
 }
 
 impl AppState {

@@ -9,6 +9,7 @@
 
 use crate::auth::bearer_token;
 use crate::error::AppError;
+use crate::metrics::{GatewayMetrics, SendOutcome};
 use crate::publish::PublishFailure;
 use crate::state::AppState;
 use crate::store;
@@ -19,7 +20,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
-use shared::events::StreamMessage;
+use shared::events::{StreamMessage, new_traceparent, trace_id};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{
     self, AckPayload, AckStatus, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
@@ -35,8 +36,16 @@ use tokio_util::sync::CancellationToken;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code for a message above the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code of an orderly end.
+const CLOSE_NORMAL: u16 = 1000;
+/// How long a closing socket may take to write what is queued before its close frame.
+const FLUSH_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Close code when the gateway shuts down ("service restart").
 pub const CLOSE_RESTART: u16 = 1012;
+/// The peer closed without a code (recorded, never sent).
+const CLOSE_NO_STATUS: u16 = 1005;
+/// The connection ended without a close frame (recorded, never sent).
+const CLOSE_ABNORMAL: u16 = 1006;
 /// How long live messages wait for a new socket's first frame (a `sync`, typically).
 const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
@@ -52,6 +61,7 @@ pub struct ConnHandle {
     pub user: UserId,
     pub channels: Arc<RwLock<HashSet<ChannelId>>>,
     outbound: mpsc::UnboundedSender<Outbound>,
+    metrics: Arc<GatewayMetrics>,
     /// Bytes of live frames queued or held and not yet written; bounded by `queue_max_bytes`.
     live_bytes: Arc<AtomicUsize>,
     queue_max_bytes: usize,
@@ -67,16 +77,24 @@ pub struct ConnHandle {
 struct Cursor {
     last_seq: ChannelSeq,
     held: Option<Vec<(ChannelSeq, Utf8Bytes)>>,
+    /// The hold only waits for the socket's first frame (no sync is reading the backlog), so
+    /// it may end early.
+    held_for_first_frame: bool,
 }
 
-/// A frame on its way to the writer, and whose budget it is charged to.
-pub struct Outbound {
-    frame: Utf8Bytes,
-    live: bool,
+/// What the writer gets: a frame (and whose budget it is charged to), or the end of the
+/// socket, after everything queued before it.
+pub enum Outbound {
+    Frame { frame: Utf8Bytes, live: bool },
+    Close,
 }
 
 impl ConnHandle {
-    fn new(user: UserId, queue_max_bytes: usize) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
+    fn new(
+        user: UserId,
+        queue_max_bytes: usize,
+        metrics: Arc<GatewayMetrics>,
+    ) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
         // Unbounded as a channel, bounded in bytes by `live_bytes` (live frames) and by the
         // sync backlog cap (backlog frames).
         let (outbound, rx) = mpsc::unbounded_channel();
@@ -85,6 +103,7 @@ impl ConnHandle {
             user,
             channels: Arc::new(RwLock::new(HashSet::new())),
             outbound,
+            metrics,
             live_bytes: Arc::default(),
             queue_max_bytes,
             closing: CancellationToken::new(),
@@ -111,18 +130,18 @@ impl ConnHandle {
     /// with 4008 instead of waiting.
     pub fn deliver(&self, frame: Utf8Bytes) {
         if self.charge(frame.len()) {
-            let _ = self.outbound.send(Outbound { frame, live: true });
+            let _ = self.outbound.send(Outbound::Frame { frame, live: true });
         }
     }
 
     /// Queues a frame of a sync's backlog, outside the live budget.
     fn deliver_backlog(&self, frame: Utf8Bytes) {
-        let _ = self.outbound.send(Outbound { frame, live: false });
+        let _ = self.outbound.send(Outbound::Frame { frame, live: false });
     }
 
     /// Moves a held frame (already charged) to the queue.
     fn deliver_held(&self, frame: Utf8Bytes) {
-        let _ = self.outbound.send(Outbound { frame, live: true });
+        let _ = self.outbound.send(Outbound::Frame { frame, live: true });
     }
 
     /// Queues a channel's message unless this socket already got its `seq`; during a sync of
@@ -130,6 +149,16 @@ impl ConnHandle {
     pub fn deliver_message(&self, channel: ChannelId, seq: ChannelSeq, frame: Utf8Bytes) {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(channel).or_default();
+        // Waiting for the first frame is worth at most half the budget: past that the held
+        // messages go out, so a busy channel cannot get a reading client closed.
+        if cursor.held_for_first_frame
+            && self.live_bytes.load(Ordering::Relaxed) + frame.len() > self.queue_max_bytes / 2
+        {
+            for (seq, held) in cursor.held.take().unwrap_or_default() {
+                self.send_held(cursor, seq, held);
+            }
+            cursor.held_for_first_frame = false;
+        }
         if let Some(held) = cursor.held.as_mut() {
             // Held frames take the live budget: a hold is memory like the queue.
             if self.charge(frame.len()) {
@@ -146,7 +175,28 @@ impl ConnHandle {
     /// Starts holding the channel's live messages (a sync is reading its backlog).
     pub fn hold_channel(&self, channel: ChannelId) {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
-        cursors.entry(channel).or_default().held.get_or_insert_with(Vec::new);
+        let cursor = cursors.entry(channel).or_default();
+        cursor.held.get_or_insert_with(Vec::new);
+        cursor.held_for_first_frame = false;
+    }
+
+    /// Holds the channel's live messages until the socket's first frame (a `sync`, usually),
+    /// or until they take half the socket's budget.
+    pub fn hold_until_first_frame(&self, channel: ChannelId) {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        let cursor = cursors.entry(channel).or_default();
+        cursor.held.get_or_insert_with(Vec::new);
+        cursor.held_for_first_frame = true;
+    }
+
+    /// Queues a held (already charged) message unless the socket already got its `seq`.
+    fn send_held(&self, cursor: &mut Cursor, seq: ChannelSeq, frame: Utf8Bytes) {
+        if seq > cursor.last_seq {
+            cursor.last_seq = seq;
+            self.deliver_held(frame);
+        } else {
+            self.live_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
+        }
     }
 
     /// Ends a hold: under the cursor lock, `backlog` sends what it has and returns the last
@@ -161,22 +211,17 @@ impl ConnHandle {
         let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
         let cursor = cursors.entry(channel).or_default();
         let held = cursor.held.take().unwrap_or_default();
+        cursor.held_for_first_frame = false;
         let already = cursor.last_seq;
         let mut send = |seq: Option<ChannelSeq>, frame| {
             if seq.is_none_or(|seq| seq > already) {
                 self.deliver_backlog(frame);
             }
         };
-        let mut last = backlog(already, &mut send).map_or(already, |last| last.max(already));
+        cursor.last_seq = backlog(already, &mut send).map_or(already, |last| last.max(already));
         for (seq, frame) in held {
-            if seq > last {
-                last = seq;
-                self.deliver_held(frame);
-            } else {
-                self.live_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
-            }
+            self.send_held(cursor, seq, frame);
         }
-        cursor.last_seq = last;
     }
 
     /// Releases every held channel but those in `keep` (a sync is about to release them).
@@ -201,11 +246,24 @@ impl ConnHandle {
         self.live_bytes.fetch_sub(held, Ordering::Relaxed);
     }
 
-    /// Asks the writer to close the socket with `code` (the first code asked for wins).
+    /// Closes the socket with `code` once everything queued so far is written (unless it is
+    /// being closed already).
+    fn finish(&self, code: u16) {
+        if !self.closing.is_cancelled() {
+            self.close_code.store(code, Ordering::Relaxed);
+            let _ = self.outbound.send(Outbound::Close);
+        }
+    }
+
+    /// Asks the writer to close the socket with `code` now, dropping what is queued (the
+    /// first code asked for wins).
     pub fn close(&self, code: u16) {
         if !self.closing.is_cancelled() {
             self.close_code.store(code, Ordering::Relaxed);
             self.closing.cancel();
+            if code == CLOSE_SLOW_CONSUMER {
+                self.metrics.slow_consumer_closes.inc();
+            }
         }
     }
 
@@ -245,23 +303,24 @@ pub async fn upgrade(
     let user = state.tokens.verify(&token)?.sub;
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
-    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_bytes);
+    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_bytes, state.metrics.clone());
     state.fanout.register(&conn);
     let registration = Registration { state: state.clone(), conn: conn.clone() };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
     // Live messages wait for the client's first frame: if it is a `sync`, its backlog goes
     // out first, so a resuming client never sees a live message before the ones it missed.
     for channel in &channels {
-        conn.hold_channel(*channel);
+        conn.hold_until_first_frame(*channel);
     }
     state.fanout.join(&conn, channels).await;
+    let sockets = state.sockets.clone();
     Ok(ws
         .protocols([protocol::SUBPROTOCOL])
         .max_message_size(state.config.max_ws_message_bytes)
         // Browsers send a message as one frame: a frame may be as large as a message.
         .max_frame_size(state.config.max_ws_message_bytes)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| serve(socket, registration, outbound, sender)))
+        .on_upgrade(move |socket| sockets.track_future(serve(socket, registration, outbound, sender))))
 }
 
 /// Unregisters the socket from the fanout however the connection ends, even if the upgrade
@@ -286,31 +345,51 @@ async fn serve(
 ) {
     let conn = registration.conn.clone();
     let state = registration.state.clone();
+    state.metrics.connections_opened.inc();
+    state.metrics.connections.inc();
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
-    let shutdown = state.shutdown.clone();
-    tokio::select! {
-        _ = read_loop(stream, &conn, &state, &sender) => {}
-        _ = shutdown.cancelled() => conn.close(CLOSE_RESTART),
+    let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
+    let code = read_loop(stream, &conn, &state, &sender).await;
+    // Every send of the socket is answered by now; those answers go out before the close.
+    conn.finish(code);
+    if tokio::time::timeout(FLUSH_BEFORE_CLOSE, &mut writer).await.is_err() {
+        conn.close(code);
+        let _ = writer.await;
     }
-    conn.close(1000);
     drop(registration);
-    let _ = writer.await;
+    state.metrics.connections.dec();
+    state.metrics.closed(conn.close_code.load(Ordering::Relaxed));
 }
 
+/// Reads and handles the socket's frames until the peer closes, the socket is closed under
+/// it, or the gateway drains (at a random moment of the drain window, so that clients
+/// reconnect elsewhere spread out); then answers every send still in flight. Returns the
+/// close code to end with.
 async fn read_loop(
     mut stream: futures::stream::SplitStream<WebSocket>,
     conn: &ConnHandle,
     state: &AppState,
     sender: &SenderView,
-) {
+) -> u16 {
     let mut pending = FuturesUnordered::new();
     let first_frame_grace = tokio::time::sleep(FIRST_FRAME_GRACE);
     tokio::pin!(first_frame_grace);
     let mut awaiting_first_frame = true;
+    let shutdown = state.shutdown.clone();
+    let drain_window = state.config.drain_window;
+    let drain = async move {
+        shutdown.cancelled().await;
+        tokio::time::sleep(drain_window.mul_f64(rand::random::<f64>())).await;
+    };
+    tokio::pin!(drain);
+    let mut code = CLOSE_NORMAL;
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
+            _ = &mut drain => {
+                code = CLOSE_RESTART;
+                break;
+            }
             _ = &mut first_frame_grace, if awaiting_first_frame => {
                 awaiting_first_frame = false;
                 conn.release_all_but(&HashSet::new());
@@ -320,20 +399,35 @@ async fn read_loop(
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
+                        state.metrics.frame_in("binary");
                         conn.deliver(error_frame(None, ErrorCode::MalformedFrame, "frames are JSON text"));
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Ok(Message::Close(frame))) => {
+                        code = frame.map_or(CLOSE_NO_STATUS, |f| f.code);
+                        break;
+                    }
+                    None => {
+                        code = CLOSE_ABNORMAL;
+                        break;
+                    }
                     Some(Err(error)) => {
                         tracing::debug!(conn = conn.id, %error, "socket read failed");
-                        if matches!(error.into_inner().downcast_ref::<tungstenite::Error>(), Some(tungstenite::Error::Capacity(_))) {
-                            conn.close(CLOSE_TOO_BIG);
-                        }
+                        let too_big = matches!(
+                            error.into_inner().downcast_ref::<tungstenite::Error>(),
+                            Some(tungstenite::Error::Capacity(_))
+                        );
+                        code = if too_big { CLOSE_TOO_BIG } else { CLOSE_ABNORMAL };
                         break;
                     }
                 };
                 let frame = ClientFrame::decode(&text);
+                state.metrics.frame_in(match &frame {
+                    Ok(ClientFrame::MessageSend { .. }) => "message.send",
+                    Ok(ClientFrame::Sync { .. }) => "sync",
+                    Err(_) => "invalid",
+                });
                 if std::mem::take(&mut awaiting_first_frame) {
                     let syncing: HashSet<ChannelId> = match &frame {
                         Ok(ClientFrame::Sync { payload, .. }) if payload.channels.is_empty() => {
@@ -353,7 +447,12 @@ async fn read_loop(
                     Ok(ClientFrame::Sync { id, payload }) => {
                         tokio::spawn(crate::sync::run(state.clone(), conn.clone(), id, payload));
                     }
-                    Err(error) => conn.deliver(error_frame(protocol::frame_id(&text), error.code(), error.to_string())),
+                    Err(error) => {
+                        if text.contains(r#""message.send""#) {
+                            state.metrics.send(SendOutcome::Rejected);
+                        }
+                        conn.deliver(error_frame(protocol::frame_id(&text), error.code(), error.to_string()));
+                    }
                 }
             }
         }
@@ -362,6 +461,7 @@ async fn read_loop(
     while let Some(answer) = pending.next().await {
         conn.deliver(answer);
     }
+    code
 }
 
 /// Validates a send and queues its publish, in the socket's frame order; the returned future
@@ -373,7 +473,9 @@ async fn start_send(
     id: shared::ids::ClientMsgId,
     payload: SendPayload,
 ) -> Option<impl Future<Output = Utf8Bytes> + use<>> {
+    let received = std::time::Instant::now();
     if !conn.is_member(payload.channel_id) {
+        state.metrics.send(SendOutcome::Rejected);
         conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, "you are not a member of that channel"));
         return None;
     }
@@ -391,16 +493,22 @@ async fn start_send(
     let subject = state.subjects.publish(message.channel_id, state.partitions);
     let dedup_key = message.dedup_key();
     let encoded = serde_json::to_vec(&message).unwrap_or_default();
-    let published = state.publisher.submit(subject, dedup_key, encoded.into()).await;
+    let trace = new_traceparent();
+    tracing::debug!(trace_id = trace_id(&trace), conn = conn.id, "send published");
+    let published = state.publisher.submit(subject, dedup_key, encoded.into(), trace).await;
     let stream = state.stream.clone();
+    let metrics = state.metrics.clone();
     Some(async move {
-        let frame = match published.await {
+        let result = published.await;
+        metrics.send_ack_seconds.observe(received.elapsed().as_secs_f64());
+        let frame = match result {
             Ok(ack) => {
                 // A resend within the duplicate window: answer with the id stored first.
                 let message_id = match ack.duplicate {
                     true => original_message_id(&stream, ack.sequence).await.unwrap_or(message.message_id),
                     false => message.message_id,
                 };
+                metrics.send(if ack.duplicate { SendOutcome::Duplicate } else { SendOutcome::Acked });
                 ServerFrame::MessageAck {
                     id: message.client_msg_id,
                     payload: AckPayload {
@@ -411,6 +519,7 @@ async fn start_send(
                 }
             }
             Err(failure) => {
+                metrics.send(SendOutcome::Failed);
                 let code = match failure {
                     PublishFailure::NotConfirmed(_) => ErrorCode::PublishFailed,
                     PublishFailure::ShuttingDown => ErrorCode::Unavailable,
@@ -448,20 +557,26 @@ async fn write_loop(
             _ = conn.closing.cancelled() => break,
             frame = outbound.recv() => frame,
         };
-        let Some(Outbound { frame, live }) = frame else { break };
+        let Some(Outbound::Frame { frame, live }) = frame else { break };
         let bytes = frame.len();
+        let frame_text = frame.clone();
         // A peer that stops reading blocks this send; closing must still get through.
         tokio::select! {
             biased;
             _ = conn.closing.cancelled() => break,
             sent = sink.send(Message::Text(frame)) => if sent.is_err() { return },
         }
+        conn.metrics.frame_out(&frame_text);
         // Written (into the socket's buffer): no longer the gateway's memory.
         if live {
             conn.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
         }
     }
     let code = conn.close_code.load(Ordering::Relaxed);
+    // 1005 and 1006 only describe a close that came without a code; they are never sent.
+    if matches!(code, CLOSE_NO_STATUS | CLOSE_ABNORMAL) {
+        return;
+    }
     let reason = match code {
         CLOSE_SLOW_CONSUMER => "slow consumer",
         CLOSE_RESTART => "service restart",
@@ -480,19 +595,32 @@ async fn write_loop(
 mod tests {
     use super::*;
 
+    fn metrics() -> Arc<GatewayMetrics> {
+        Arc::new(GatewayMetrics::register(&mut prometheus_client::registry::Registry::default()))
+    }
+
+    /// The queued frames' lengths and budgets.
+    fn drain(queue: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<(usize, bool)> {
+        std::iter::from_fn(|| match queue.try_recv().ok()? {
+            Outbound::Frame { frame, live } => Some((frame.len(), live)),
+            Outbound::Close => None,
+        })
+        .collect()
+    }
+
     fn frame(bytes: usize) -> Utf8Bytes {
         Utf8Bytes::from("x".repeat(bytes))
     }
 
     #[test]
     fn live_frames_past_the_byte_budget_close_the_socket_with_4008() {
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000);
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
         conn.deliver(frame(400));
         conn.deliver(frame(400));
         assert!(!conn.closing.is_cancelled());
         // Written frames leave the budget.
-        let written = queue.try_recv().unwrap();
-        conn.live_bytes.fetch_sub(written.frame.len(), Ordering::Relaxed);
+        let Ok(Outbound::Frame { frame: written, .. }) = queue.try_recv() else { panic!("a frame") };
+        conn.live_bytes.fetch_sub(written.len(), Ordering::Relaxed);
         conn.deliver(frame(400));
         assert!(!conn.closing.is_cancelled(), "800 of 1000 bytes queued");
         conn.deliver(frame(400));
@@ -503,7 +631,7 @@ mod tests {
     #[test]
     fn a_sync_backlog_is_outside_the_budget_but_held_live_messages_are_inside() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000);
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
         conn.hold_channel(channel);
         conn.deliver_message(channel, ChannelSeq(5), frame(600));
         assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 600);
@@ -516,12 +644,27 @@ mod tests {
         assert!(!conn.closing.is_cancelled(), "4500 backlog bytes do not count");
         // The held copy of seq 5 was covered by the backlog: dropped, and its bytes released.
         assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 0);
-        let queued: Vec<bool> = std::iter::from_fn(|| queue.try_recv().ok()).map(|o| o.live).collect();
+        let queued: Vec<bool> = drain(&mut queue).into_iter().map(|(_, live)| live).collect();
         assert_eq!(queued, [false; 5]);
 
         conn.hold_channel(channel);
         conn.deliver_message(channel, ChannelSeq(6), frame(600));
         conn.deliver_message(channel, ChannelSeq(7), frame(600));
         assert!(conn.closing.is_cancelled(), "held messages beyond the budget: 4008");
+    }
+
+    #[test]
+    fn waiting_for_the_first_frame_ends_at_half_the_budget_instead_of_closing() {
+        let channel = ChannelId(uuid::Uuid::new_v4());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        conn.hold_until_first_frame(channel);
+        conn.deliver_message(channel, ChannelSeq(1), frame(300));
+        assert!(queue.try_recv().is_err(), "held");
+        conn.deliver_message(channel, ChannelSeq(2), frame(300));
+        assert!(!conn.closing.is_cancelled());
+        let queued: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();
+        assert_eq!(queued, [300, 300], "released in order once past half the budget");
+        conn.deliver_message(channel, ChannelSeq(3), frame(300));
+        assert_eq!(drain(&mut queue), [(300, true)], "no longer held");
     }
 }

@@ -3,7 +3,7 @@
 //! online forward it to their sockets as `message.new`.
 
 use crate::persist::PersistedMessage;
-use shared::events::{SEQ_HEADER, StreamMessage, dedup_key};
+use shared::events::{CREATED_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id};
 use shared::protocol::MessageView;
 use shared::subjects::Subjects;
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ pub async fn announce(
     subjects: &Subjects,
     batch: &[StreamMessage],
     persisted: &[PersistedMessage],
+    traces: &HashMap<String, String>,
 ) -> Result<(), async_nats::Error> {
     let by_key: HashMap<String, &StreamMessage> = batch.iter().map(|m| (m.dedup_key(), m)).collect();
     for row in persisted {
@@ -35,6 +36,11 @@ pub async fn announce(
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());
+        headers.insert(CREATED_HEADER, row.created_at.timestamp_micros().to_string().as_str());
+        if let Some(trace) = traces.get(&message.dedup_key()) {
+            tracing::debug!(trace_id = trace_id(trace), seq = row.seq.0, "delivery announced");
+            headers.insert(TRACE_HEADER, trace.as_str());
+        }
         let payload = serde_json::to_vec(&view)?;
         nats.publish_with_headers(subjects.deliver(row.channel_id), headers, payload.into()).await?;
     }

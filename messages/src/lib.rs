@@ -59,7 +59,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
         Arc::new(move || {
             let (nats, db, draining) = (ready_nats.clone(), ready_db.clone(), draining.is_cancelled());
             Box::pin(async move {
-                let checks = vec![("nats", admin::nats_connected(&nats)), ("postgres", admin::postgres_answers(&db).await)];
+                let checks = vec![
+                    ("nats", admin::nats_connected(&nats)),
+                    ("postgres", admin::postgres_answers(&db).await),
+                ];
                 ReadyReport { checks, draining }
             })
         }),

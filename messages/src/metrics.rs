@@ -101,6 +101,12 @@ impl WorkerMetrics {
             "Messages put in the dead-letter stream, by reason",
             metrics.dead_lettered.clone(),
         );
+        // Every reason from 0, so an alert on any increase sees the first one.
+        for reason in
+            [DeadLetterReason::Undecodable, DeadLetterReason::Rejected, DeadLetterReason::MaxDeliver]
+        {
+            let _ = metrics.dead_lettered.get_or_create(&ReasonLabels { reason: reason.as_str() });
+        }
         metrics
     }
 

@@ -3,13 +3,13 @@
 //! several workers), take whatever has arrived as one batch, and run [`step`] on it.
 
 use crate::Deps;
-use crate::deliver::announce;
 use crate::dead_letter::dead_letter;
+use crate::deliver::announce;
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
-use shared::events::StreamMessage;
+use shared::events::{StreamMessage, TRACE_HEADER};
 use shared::streams::WORKER_GROUP;
 use shared::subjects::Partition;
 use std::sync::Arc;
@@ -96,8 +96,15 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
             // becomes valid.
             Err(error) => {
                 let reason = DeadLetterReason::Undecodable;
-                dead_letter(&deps.js, dead_letters.clone(), &deps.metrics, message, reason, &error.to_string())
-                    .await?;
+                dead_letter(
+                    &deps.js,
+                    dead_letters.clone(),
+                    &deps.metrics,
+                    message,
+                    reason,
+                    &error.to_string(),
+                )
+                .await?;
             }
         }
     }
@@ -109,7 +116,15 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
     deps.metrics.persisted.inc_by(fresh as u64);
     tracing::debug!(batch = kept.len(), stored = fresh, "batch persisted");
     let batch: Vec<StreamMessage> = kept.iter().map(|(_, m)| m.clone()).collect();
-    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch, &persisted).await {
+    // The trace of each message, from its publish to its delivery.
+    let traces: std::collections::HashMap<String, String> = kept
+        .iter()
+        .filter_map(|(message, decoded)| {
+            let trace = message.headers.as_ref()?.get(TRACE_HEADER)?.as_str().to_owned();
+            Some((decoded.dedup_key(), trace))
+        })
+        .collect();
+    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch, &persisted, &traces).await {
         // Stored and committed: gateways fill what they missed from Postgres, so the batch is
         // still acknowledged rather than stored again.
         tracing::warn!(%error, "announcing deliveries failed");
@@ -139,7 +154,9 @@ async fn persist_isolating<'a>(
     match persist_batch(&deps.db, &batch).await {
         Ok(persisted) => return Ok((persisted, decoded)),
         Err(error) if !error.is_permanent() => return Err(error.into()),
-        Err(error) => tracing::warn!(%error, batch = batch.messages.len(), "batch refused; persisting one by one"),
+        Err(error) => {
+            tracing::warn!(%error, batch = batch.messages.len(), "batch refused; persisting one by one")
+        }
     }
     let mut persisted = Vec::with_capacity(decoded.len());
     let mut kept = Vec::with_capacity(decoded.len());
@@ -152,8 +169,15 @@ async fn persist_isolating<'a>(
             }
             Err(error) if error.is_permanent() => {
                 let reason = DeadLetterReason::Rejected;
-                dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, message, reason, &error.to_string())
-                    .await?;
+                dead_letter(
+                    &deps.js,
+                    dead_letters.to_owned(),
+                    &deps.metrics,
+                    message,
+                    reason,
+                    &error.to_string(),
+                )
+                .await?;
             }
             Err(error) => return Err(error.into()),
         }

@@ -96,7 +96,12 @@ pub struct GatewayConfig {
     pub sync_backlog_max: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_ws_message_bytes: usize,
-    /// How long shutdown waits for in-flight work before giving up.
+    /// On shutdown, sockets are closed with 1012 each at a random moment of this window, so
+    /// their clients reconnect to other gateways spread out rather than all at once.
+    #[serde(with = "millis")]
+    pub drain_window: Duration,
+    /// How long shutdown waits for in-flight work before giving up; above `drain_window`
+    /// plus `publish_ack_timeout`.
     #[serde(with = "secs")]
     pub shutdown_grace: Duration,
 }
@@ -173,9 +178,10 @@ impl Default for GatewayConfig {
             publish_batch_max: 100,
             publish_max_inflight: 4096,
             publish_ack_timeout: Duration::from_millis(5000),
-            socket_queue_bytes: 256 * 1024,
+            socket_queue_bytes: 1024 * 1024,
             sync_backlog_max: 1000,
             max_ws_message_bytes: 64 * 1024,
+            drain_window: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(20),
         }
     }

@@ -11,6 +11,26 @@ use serde::{Deserialize, Serialize};
 /// without parsing the payload.
 pub const SEQ_HEADER: &str = "Chat-Seq";
 
+/// Header of a delivery carrying when its message was received by a gateway (Unix
+/// microseconds), for the send→deliver latency.
+pub const CREATED_HEADER: &str = "Chat-Created-Us";
+
+/// W3C trace context header: set by the gateway on the publish of each send, carried by the
+/// worker onto the delivery, so one message can be followed through every process's logs.
+pub const TRACE_HEADER: &str = "traceparent";
+
+/// A new W3C `traceparent` (version 00, sampled) with a random trace id.
+pub fn new_traceparent() -> String {
+    let trace: u128 = rand::random();
+    let span: u64 = rand::random();
+    format!("00-{trace:032x}-{span:016x}-01")
+}
+
+/// The trace id inside a `traceparent`.
+pub fn trace_id(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or(traceparent)
+}
+
 /// A message as a gateway publishes it into the stream; the worker gives it its `seq`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamMessage {

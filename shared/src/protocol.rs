@@ -330,8 +330,9 @@ mod tests {
             );
             assert!(matches!(ClientFrame::decode(&text), Err(FrameError::InvalidPayload(_))), "{control}");
         }
-        let multi_line =
-            format!(r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"a\n\tb"}}}}"#);
+        let multi_line = format!(
+            r#"{{"type":"message.send","id":"c","payload":{{"channel_id":"{CHANNEL}","content":"a\n\tb"}}}}"#
+        );
         assert!(ClientFrame::decode(&multi_line).is_ok());
         let bad_channel = r#"{"type":"message.send","id":"c","payload":{"channel_id":"x","content":"a"}}"#;
         assert!(matches!(ClientFrame::decode(bad_channel), Err(FrameError::InvalidPayload(_))));

@@ -112,9 +112,11 @@ impl AppProcess {
         }
     }
 
-    pub async fn terminate(&mut self, grace: Duration) {
-        if let Some(process) = self.process.as_mut() {
-            process.terminate(grace).await;
+    /// SIGTERM, then SIGKILL after `grace`; the exit status if it stopped by itself.
+    pub async fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        match self.process.as_mut() {
+            Some(process) => process.terminate(grace).await,
+            None => None,
         }
     }
 
@@ -353,6 +355,20 @@ impl TestCell {
         }
         let log = self.gateways[i].log.clone();
         Err(ProcessError::NotReady(format!("{} ({})", self.gateways[i].name, tail(&log)), log))
+    }
+
+    /// Waits until a gateway's or worker's admin endpoint says it is ready.
+    pub async fn wait_admin_ready(&self, app: &AppProcess, timeout: Duration) -> bool {
+        let url = format!("{}/ready", self.admin_url(app));
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while tokio::time::Instant::now() < deadline {
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
     }
 
     /// Stops gateways and workers gracefully (SIGTERM), then the servers.

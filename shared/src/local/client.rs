@@ -184,7 +184,9 @@ impl ChatSocket {
         }
     }
 
+    /// Closes the socket as a client normally does (1000).
     pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+        use tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+        let _ = self.ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "".into() })).await;
     }
 }

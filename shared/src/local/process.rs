@@ -59,18 +59,19 @@ impl ChildProcess {
     }
 
     /// SIGTERM, then kill -9 if the process has not exited within `grace`.
-    pub async fn terminate(&mut self, grace: Duration) {
+    pub async fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         self.signal(Signal::SIGCONT);
         self.signal(Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + grace;
         while tokio::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         tracing::warn!(name = %self.name, "did not stop in time; killing");
         self.kill9();
+        None
     }
 
     /// True while the process runs.

@@ -1,0 +1,216 @@
+//! The gateway's metrics (names in `docs/metrics.md`). Labels are bounded: frame types, close
+//! codes, outcomes and HTTP statuses, never user or channel ids.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use shared::admin::{latency_buckets, size_buckets};
+
+#[derive(Clone)]
+pub struct GatewayMetrics {
+    pub connections: Gauge,
+    pub connections_opened: Counter,
+    connections_closed: Family<CodeLabels, Counter>,
+    frames_in: Family<TypeLabels, Counter>,
+    frames_out: Family<TypeLabels, Counter>,
+    sends: Family<OutcomeLabels, Counter>,
+    pub send_ack_seconds: Histogram,
+    pub send_deliver_seconds: Histogram,
+    pub publish_batch_size: Histogram,
+    pub publish_flush_seconds: Histogram,
+    puback_errors: Family<KindLabels, Counter>,
+    pub gap_fills: Counter,
+    pub sync_backlog_messages: Histogram,
+    pub slow_consumer_closes: Counter,
+    /// Registered so dashboards and alerts have the series; rate limits are not built yet.
+    rate_limited: Family<LimitLabels, Counter>,
+    http_requests: Family<StatusLabels, Counter>,
+    pub draining: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: u16,
+}
+
+/// How a `message.send` ended.
+#[derive(Clone, Copy, Debug)]
+pub enum SendOutcome {
+    /// Stored in the stream: `message.ack`.
+    Acked,
+    /// A resend the stream already had: `message.ack` with the original id.
+    Duplicate,
+    /// Refused before publishing (not a member, invalid).
+    Rejected,
+    /// No PubAck: a retryable `error`.
+    Failed,
+}
+
+impl GatewayMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let metrics = Self {
+            connections: Gauge::default(),
+            connections_opened: Counter::default(),
+            connections_closed: Family::default(),
+            frames_in: Family::default(),
+            frames_out: Family::default(),
+            sends: Family::default(),
+            send_ack_seconds: Histogram::new(latency_buckets()),
+            send_deliver_seconds: Histogram::new(latency_buckets()),
+            publish_batch_size: Histogram::new(size_buckets()),
+            publish_flush_seconds: Histogram::new(latency_buckets()),
+            puback_errors: Family::default(),
+            gap_fills: Counter::default(),
+            sync_backlog_messages: Histogram::new(size_buckets()),
+            slow_consumer_closes: Counter::default(),
+            rate_limited: Family::default(),
+            http_requests: Family::default(),
+            draining: Gauge::default(),
+        };
+        let r = registry;
+        r.register("chat_gateway_connections", "Open WebSocket connections", metrics.connections.clone());
+        r.register(
+            "chat_gateway_connections_opened",
+            "WebSocket connections accepted",
+            metrics.connections_opened.clone(),
+        );
+        r.register(
+            "chat_gateway_connections_closed",
+            "WebSocket connections closed, by close code (1006: without a close frame)",
+            metrics.connections_closed.clone(),
+        );
+        r.register("chat_gateway_frames_in", "Client frames received, by type", metrics.frames_in.clone());
+        r.register("chat_gateway_frames_out", "Server frames written, by type", metrics.frames_out.clone());
+        r.register("chat_gateway_sends", "message.send frames by outcome", metrics.sends.clone());
+        r.register_with_unit(
+            "chat_gateway_send_ack",
+            "From a message.send received to its ack or error queued",
+            Unit::Seconds,
+            metrics.send_ack_seconds.clone(),
+        );
+        r.register_with_unit(
+            "chat_gateway_send_deliver",
+            "From a message.send received (on any gateway) to its delivery forwarded here",
+            Unit::Seconds,
+            metrics.send_deliver_seconds.clone(),
+        );
+        r.register(
+            "chat_gateway_publish_batch_size",
+            "Messages per publish batch",
+            metrics.publish_batch_size.clone(),
+        );
+        r.register_with_unit(
+            "chat_gateway_publish_flush",
+            "Time to publish and flush one batch",
+            Unit::Seconds,
+            metrics.publish_flush_seconds.clone(),
+        );
+        r.register(
+            "chat_gateway_puback_errors",
+            "Publishes the stream did not confirm, by kind",
+            metrics.puback_errors.clone(),
+        );
+        r.register(
+            "chat_gateway_gap_fills",
+            "Holes in a channel's deliveries filled from Postgres",
+            metrics.gap_fills.clone(),
+        );
+        r.register(
+            "chat_gateway_sync_backlog_messages",
+            "Messages sent per channel by a sync",
+            metrics.sync_backlog_messages.clone(),
+        );
+        r.register(
+            "chat_gateway_slow_consumer_closes",
+            "Sockets closed with 4008 because they did not read fast enough",
+            metrics.slow_consumer_closes.clone(),
+        );
+        r.register(
+            "chat_gateway_rate_limited",
+            "Requests and frames refused by a rate limit, by limit",
+            metrics.rate_limited.clone(),
+        );
+        r.register("chat_gateway_http_requests", "HTTP requests by status", metrics.http_requests.clone());
+        r.register(
+            "chat_gateway_draining",
+            "1 while the gateway drains for shutdown",
+            metrics.draining.clone(),
+        );
+        // Every known label value from 0, so a rate over a fresh process is defined.
+        for outcome in ["acked", "duplicate", "rejected", "failed"] {
+            let _ = metrics.sends.get_or_create(&OutcomeLabels { outcome });
+        }
+        for kind in ["timeout", "error"] {
+            let _ = metrics.puback_errors.get_or_create(&KindLabels { kind });
+        }
+        metrics
+    }
+
+    pub fn closed(&self, code: u16) {
+        self.connections_closed.get_or_create(&CodeLabels { code: code.to_string() }).inc();
+    }
+
+    pub fn frame_in(&self, kind: &'static str) {
+        self.frames_in.get_or_create(&TypeLabels { r#type: kind }).inc();
+    }
+
+    /// Counts a written frame by the type at its start (`{"type":"…"`, as every server frame
+    /// is encoded).
+    pub fn frame_out(&self, frame: &str) {
+        let kind = match frame.strip_prefix(r#"{"type":""#).and_then(|rest| rest.split('"').next()) {
+            Some("message.new") => "message.new",
+            Some("message.ack") => "message.ack",
+            Some("sync.done") => "sync.done",
+            Some("error") => "error",
+            _ => "other",
+        };
+        self.frames_out.get_or_create(&TypeLabels { r#type: kind }).inc();
+    }
+
+    pub fn send(&self, outcome: SendOutcome) {
+        let outcome = match outcome {
+            SendOutcome::Acked => "acked",
+            SendOutcome::Duplicate => "duplicate",
+            SendOutcome::Rejected => "rejected",
+            SendOutcome::Failed => "failed",
+        };
+        self.sends.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn puback_error(&self, timed_out: bool) {
+        let kind = if timed_out { "timeout" } else { "error" };
+        self.puback_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn http_request(&self, status: u16) {
+        self.http_requests.get_or_create(&StatusLabels { status }).inc();
+    }
+}
