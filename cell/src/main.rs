@@ -30,6 +30,7 @@ async fn main() -> anyhow::Result<()> {
         extra_config: String::new(),
         gateway_config: String::new(),
         worker_config: String::new(),
+        raise_limits: false,
         // The embedded default: local processes, whatever else the machine has.
         backend: Backend::Local,
     })

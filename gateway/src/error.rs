@@ -31,6 +31,8 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("a dependency is unavailable")]
     Unavailable,
+    #[error("rate limit `{limit}` reached; retry after {retry_after_ms} ms")]
+    RateLimited { limit: &'static str, retry_after_ms: u64 },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -59,6 +61,7 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -70,7 +73,12 @@ impl IntoResponse for AppError {
         if let AppError::Internal(source) = &self {
             tracing::error!(error = %source, "internal error");
         }
-        (status, Json(json!({"error": {"code": code, "message": self.to_string()}}))).into_response()
+        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        if let AppError::RateLimited { retry_after_ms, .. } = self {
+            let retry_after = retry_after_ms.div_ceil(1000).max(1).to_string();
+            return (status, [(axum::http::header::RETRY_AFTER, retry_after)], body).into_response();
+        }
+        (status, body).into_response()
     }
 }
 

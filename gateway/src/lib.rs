@@ -8,12 +8,14 @@ mod fanout;
 mod http;
 mod metrics;
 mod publish;
+mod ratelimit;
 mod state;
 mod store;
 mod sync;
 mod ws;
 
 use axum::Router;
+use axum::http::HeaderValue;
 use publish::Publisher;
 use secrecy::ExposeSecret;
 use shared::admin::{Admin, PoolGauges, ReadyReport};
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -81,7 +84,7 @@ pub async fn run(
             Box::pin(async move {
                 match state {
                     Some(state) => http::health::readiness(&state).await,
-                    None => ReadyReport { checks: vec![("started", false)], draining: false },
+                    None => ReadyReport { checks: vec![("started", false)], ..Default::default() },
                 }
             })
         }),
@@ -103,6 +106,12 @@ pub async fn run(
     let fanout =
         fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), metrics.clone(), shutdown.clone());
     let membership = tokio::spawn(fanout.clone().follow_membership());
+    let limiter = ratelimit::RateLimiter::new(
+        redis.clone(),
+        config.limits.clone(),
+        &config.nats.subject_prefix,
+        metrics.clone(),
+    );
     let state = AppState::new(Inner {
         snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
         tokens: auth::TokenKeys::new(&config.gateway),
@@ -117,6 +126,8 @@ pub async fn run(
         subjects,
         shutdown: shutdown.clone(),
         metrics,
+        limiter,
+        connection_permits: Arc::new(tokio::sync::Semaphore::new(config.gateway.max_connections)),
         sockets: TaskTracker::new(),
     });
     let _ = admin_state.set(state.clone());
@@ -125,6 +136,8 @@ pub async fn run(
     // Drain: `/ready` fails and no new connection is accepted from the moment of the signal;
     // each socket goes on working until its moment of the drain window, answers its
     // in-flight sends, and closes with 1012; the publisher outlives them all.
+    // The peer address feeds the per-IP limits.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
     state.sockets.close();
     let open = state.sockets.len();
@@ -156,13 +169,59 @@ async fn count_requests(
     response
 }
 
+/// Counts an authenticated REST request against its user's limit; 429 past it. Requests
+/// without a valid token pass (their handler answers 401, or they are the auth routes).
+async fn limit_rest(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let user =
+        auth::bearer_token_of(request.headers()).and_then(|t| state.tokens.verify(t).ok()).map(|c| c.sub);
+    if let Some(user) = user
+        && let ratelimit::Verdict::Limited { limit, retry_after_ms } = state.limiter.rest_request(user).await
+    {
+        return axum::response::IntoResponse::into_response(error::AppError::RateLimited {
+            limit,
+            retry_after_ms,
+        });
+    }
+    next.run(request).await
+}
+
+/// Headers every response carries: HTTPS only, no sniffing, never framed, no referrer.
+const SECURITY_HEADERS: [(axum::http::HeaderName, &str); 4] = [
+    (axum::http::header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains"),
+    (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (axum::http::header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'"),
+    (axum::http::header::REFERRER_POLICY, "no-referrer"),
+];
+
+/// CORS for the REST API: the configured origins (any when none is configured).
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origin = if allowed.is_empty() { AllowOrigin::any() } else { AllowOrigin::list(allowed) };
+    CorsLayer::new()
+        .allow_origin(origin)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 fn router(state: AppState) -> Router {
-    http::router()
+    let cors = cors_layer(&state.config.allowed_origins);
+    let app = http::router(state.limiter.config(), state.metrics.clone())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_rest))
         .route("/ws", axum::routing::get(ws::upgrade))
         .fallback(|| async { error::AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(cors);
+    let app = SECURITY_HEADERS.into_iter().fold(app, |app, (name, value)| {
+        app.layer(SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value)))
+    });
+    app.with_state(state)
 }

@@ -25,8 +25,8 @@ pub struct GatewayMetrics {
     pub gap_fills: Counter,
     pub sync_backlog_messages: Histogram,
     pub slow_consumer_closes: Counter,
-    /// Registered so dashboards and alerts have the series; rate limits are not built yet.
     rate_limited: Family<LimitLabels, Counter>,
+    rate_limiter_errors: Counter,
     http_requests: Family<StatusLabels, Counter>,
     pub draining: Gauge,
 }
@@ -92,6 +92,7 @@ impl GatewayMetrics {
             sync_backlog_messages: Histogram::new(size_buckets()),
             slow_consumer_closes: Counter::default(),
             rate_limited: Family::default(),
+            rate_limiter_errors: Counter::default(),
             http_requests: Family::default(),
             draining: Gauge::default(),
         };
@@ -158,6 +159,11 @@ impl GatewayMetrics {
             "Requests and frames refused by a rate limit, by limit",
             metrics.rate_limited.clone(),
         );
+        r.register(
+            "chat_gateway_rate_limiter_errors",
+            "Limiter calls Redis did not answer in time; the limit failed open",
+            metrics.rate_limiter_errors.clone(),
+        );
         r.register("chat_gateway_http_requests", "HTTP requests by status", metrics.http_requests.clone());
         r.register(
             "chat_gateway_draining",
@@ -168,14 +174,25 @@ impl GatewayMetrics {
         for outcome in ["acked", "duplicate", "rejected", "failed"] {
             let _ = metrics.sends.get_or_create(&OutcomeLabels { outcome });
         }
+        for limit in
+            ["rest_per_user", "sends_per_user", "messages_per_channel", "sockets_per_user", "auth_per_ip"]
+        {
+            let _ = metrics.rate_limited.get_or_create(&LimitLabels { limit });
+        }
         for kind in ["timeout", "error"] {
             let _ = metrics.puback_errors.get_or_create(&KindLabels { kind });
         }
         metrics
     }
 
+    /// Counts a closed socket by its close code; codes the gateway does not know (a peer may
+    /// send any of about 2,000) are counted as `other`, so the label stays bounded.
     pub fn closed(&self, code: u16) {
-        self.connections_closed.get_or_create(&CodeLabels { code: code.to_string() }).inc();
+        let code = match code {
+            1000 | 1001 | 1005 | 1006 | 1009 | 1011 | 1012 | 4000 | 4008 | 4029 => code.to_string(),
+            _ => "other".to_owned(),
+        };
+        self.connections_closed.get_or_create(&CodeLabels { code }).inc();
     }
 
     pub fn frame_in(&self, kind: &'static str) {
@@ -208,6 +225,14 @@ impl GatewayMetrics {
     pub fn puback_error(&self, timed_out: bool) {
         let kind = if timed_out { "timeout" } else { "error" };
         self.puback_errors.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    pub fn rate_limited(&self, limit: &'static str) {
+        self.rate_limited.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    pub fn rate_limiter_error(&self) {
+        self.rate_limiter_errors.inc();
     }
 
     pub fn http_request(&self, status: u16) {

@@ -4,6 +4,7 @@ use crate::auth::TokenKeys;
 use crate::fanout::Fanout;
 use crate::metrics::GatewayMetrics;
 use crate::publish::Publisher;
+use crate::ratelimit::RateLimiter;
 use shared::config::GatewayConfig;
 use shared::events::{MembershipChange, MembershipEvent};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
@@ -32,6 +33,9 @@ pub struct Inner {
     pub partitions: u16,
     pub shutdown: CancellationToken,
     pub metrics: Arc<GatewayMetrics>,
+    pub limiter: RateLimiter,
+    /// One permit per open socket, `max_connections` in all.
+    pub connection_permits: Arc<tokio::sync::Semaphore>,
     /// Every upgraded socket's task, so shutdown can wait until each has drained.
     pub sockets: TaskTracker,
 }

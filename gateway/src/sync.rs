@@ -10,8 +10,16 @@ use axum::extract::ws::Utf8Bytes;
 use shared::ids::{ChannelId, ChannelSeq};
 use shared::protocol::{ErrorCode, ServerFrame, SyncDonePayload, SyncPayload};
 
-/// Runs one `sync` of a socket. Syncs of one socket run one after another.
-pub async fn run(state: AppState, conn: ConnHandle, id: Option<String>, payload: SyncPayload) {
+/// Runs one `sync` of a socket, holding one of the socket's two sync places (one running,
+/// one waiting). Syncs of one socket run one after another, and a channel's backlog is read
+/// only once the previous one is written: one backlog at most is in memory per socket.
+pub async fn run(
+    state: AppState,
+    conn: ConnHandle,
+    id: Option<String>,
+    payload: SyncPayload,
+    _place: tokio::sync::OwnedSemaphorePermit,
+) {
     let _one_at_a_time = conn.sync_lock.lock().await;
     let requested: Vec<(ChannelId, ChannelSeq)> = if payload.channels.is_empty() {
         let mut mine: Vec<ChannelId> =
@@ -32,6 +40,7 @@ pub async fn run(state: AppState, conn: ConnHandle, id: Option<String>, payload:
             conn.deliver(error_frame(id.clone(), ErrorCode::NotAMember, message));
             continue;
         }
+        conn.backlog_written().await;
         if let Err(error) = sync_channel(&state, &conn, channel, after).await {
             tracing::warn!(%channel, %error, "sync failed");
             conn.release_channel(channel, |_, _| None);
@@ -53,6 +62,7 @@ async fn sync_channel(
     let mut backlog = history(&state.db, channel, Page::After(after.0), cap as i64 + 1).await?;
     let truncated = backlog.len() > cap;
     backlog.truncate(cap);
+    state.metrics.sync_backlog_messages.observe(backlog.len() as f64);
     conn.release_channel(channel, |already, deliver| {
         let mut last = after;
         for message in backlog {

@@ -11,6 +11,7 @@ use crate::auth::bearer_token;
 use crate::error::AppError;
 use crate::metrics::{GatewayMetrics, SendOutcome};
 use crate::publish::PublishFailure;
+use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -27,7 +28,7 @@ use shared::protocol::{
 };
 use std::collections::HashMap;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,6 +37,13 @@ use tokio_util::sync::CancellationToken;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code for a message above the size limit.
 pub const CLOSE_TOO_BIG: u16 = 1009;
+/// How long after its first `rate_limited` answer a client may still have sends in flight
+/// that do not count as strikes.
+const STRIKE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Close code for a client that kept sending past a rate limit after being told.
+pub const CLOSE_RATE_LIMITED: u16 = 4029;
+/// Close code for a peer that went silent (not even a pong) for `idle_timeout`.
+pub const CLOSE_IDLE: u16 = 4000;
 /// Close code of an orderly end.
 const CLOSE_NORMAL: u16 = 1000;
 /// How long a closing socket may take to write what is queued before its close frame.
@@ -64,6 +72,15 @@ pub struct ConnHandle {
     metrics: Arc<GatewayMetrics>,
     /// Bytes of live frames queued or held and not yet written; bounded by `queue_max_bytes`.
     live_bytes: Arc<AtomicUsize>,
+    /// Bytes of sync backlog queued and not yet written; a sync reads the next channel's
+    /// backlog only once this is 0, so one backlog at most is in memory.
+    backlog_bytes: Arc<AtomicUsize>,
+    /// Frames the writer has written, so silence on the socket can be told from a slow link.
+    written: Arc<AtomicU64>,
+    /// Set when the socket is closing in order: nothing more is queued.
+    finishing: Arc<AtomicBool>,
+    /// A running sync and one waiting, at most.
+    pub syncs: Arc<tokio::sync::Semaphore>,
     queue_max_bytes: usize,
     pub closing: CancellationToken,
     close_code: Arc<AtomicU16>,
@@ -76,6 +93,9 @@ pub struct ConnHandle {
 #[derive(Default)]
 struct Cursor {
     last_seq: ChannelSeq,
+    /// The first `seq` this socket was sent live: from it to `last_seq` the socket has every
+    /// message (live delivery is gap-free), before it nothing is known to have been sent.
+    first_live: Option<ChannelSeq>,
     held: Option<Vec<(ChannelSeq, Utf8Bytes)>>,
     /// The hold only waits for the socket's first frame (no sync is reading the backlog), so
     /// it may end early.
@@ -86,6 +106,7 @@ struct Cursor {
 /// socket, after everything queued before it.
 pub enum Outbound {
     Frame { frame: Utf8Bytes, live: bool },
+    Ping,
     Close,
 }
 
@@ -105,6 +126,10 @@ impl ConnHandle {
             outbound,
             metrics,
             live_bytes: Arc::default(),
+            backlog_bytes: Arc::default(),
+            written: Arc::default(),
+            finishing: Arc::default(),
+            syncs: Arc::new(tokio::sync::Semaphore::new(2)),
             queue_max_bytes,
             closing: CancellationToken::new(),
             close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
@@ -117,9 +142,14 @@ impl ConnHandle {
     /// Charges `bytes` of live frames to the socket's budget; past it, closes the socket with
     /// 4008 and says no.
     fn charge(&self, bytes: usize) -> bool {
-        let before = self.live_bytes.fetch_add(bytes, Ordering::Relaxed);
-        if before + bytes > self.queue_max_bytes {
-            self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        if self.finishing.load(Ordering::Relaxed) {
+            return false;
+        }
+        let max = self.queue_max_bytes;
+        let charged = self.live_bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+            (queued + bytes <= max).then_some(queued + bytes)
+        });
+        if charged.is_err() {
             self.close(CLOSE_SLOW_CONSUMER);
             return false;
         }
@@ -134,9 +164,17 @@ impl ConnHandle {
         }
     }
 
-    /// Queues a frame of a sync's backlog, outside the live budget.
+    /// Queues a frame of a sync's backlog, outside the live budget (counted apart).
     fn deliver_backlog(&self, frame: Utf8Bytes) {
+        self.backlog_bytes.fetch_add(frame.len(), Ordering::Relaxed);
         let _ = self.outbound.send(Outbound::Frame { frame, live: false });
+    }
+
+    /// Waits until the socket has written every backlog frame queued so far (or closes).
+    pub async fn backlog_written(&self) {
+        while self.backlog_bytes.load(Ordering::Relaxed) > 0 && !self.closing.is_cancelled() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     /// Moves a held frame (already charged) to the queue.
@@ -168,6 +206,7 @@ impl ConnHandle {
         }
         if seq > cursor.last_seq {
             cursor.last_seq = seq;
+            cursor.first_live.get_or_insert(seq);
             self.deliver(frame);
         }
     }
@@ -193,6 +232,7 @@ impl ConnHandle {
     fn send_held(&self, cursor: &mut Cursor, seq: ChannelSeq, frame: Utf8Bytes) {
         if seq > cursor.last_seq {
             cursor.last_seq = seq;
+            cursor.first_live.get_or_insert(seq);
             self.deliver_held(frame);
         } else {
             self.live_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
@@ -213,8 +253,12 @@ impl ConnHandle {
         let held = cursor.held.take().unwrap_or_default();
         cursor.held_for_first_frame = false;
         let already = cursor.last_seq;
+        let first_live = cursor.first_live;
+        // Skip only what this socket was sent live; messages before its first live one were
+        // never sent here and go out now (after it, if the client synced late).
+        let sent_live = move |seq: ChannelSeq| first_live.is_some_and(|first| first <= seq && seq <= already);
         let mut send = |seq: Option<ChannelSeq>, frame| {
-            if seq.is_none_or(|seq| seq > already) {
+            if !seq.is_some_and(sent_live) {
                 self.deliver_backlog(frame);
             }
         };
@@ -224,10 +268,16 @@ impl ConnHandle {
         }
     }
 
-    /// Releases every held channel but those in `keep` (a sync is about to release them).
+    /// Releases every held channel but those in `keep`, whose holds a sync will release (they
+    /// stop being first-frame holds: no early release before their backlog).
     pub fn release_all_but(&self, keep: &HashSet<ChannelId>) {
         let held: Vec<ChannelId> = {
-            let cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+            for channel in keep {
+                if let Some(cursor) = cursors.get_mut(channel) {
+                    cursor.held_for_first_frame = false;
+                }
+            }
             cursors
                 .iter()
                 .filter(|(c, cursor)| cursor.held.is_some() && !keep.contains(c))
@@ -251,6 +301,7 @@ impl ConnHandle {
     fn finish(&self, code: u16) {
         if !self.closing.is_cancelled() {
             self.close_code.store(code, Ordering::Relaxed);
+            self.finishing.store(true, Ordering::Relaxed);
             let _ = self.outbound.send(Outbound::Close);
         }
     }
@@ -265,6 +316,11 @@ impl ConnHandle {
                 self.metrics.slow_consumer_closes.inc();
             }
         }
+    }
+
+    /// The socket's name among its user's open sockets, unique in the cell.
+    fn lease_id(&self, node_id: u16) -> String {
+        format!("{node_id}:{}", self.id)
     }
 
     pub fn is_member(&self, channel: ChannelId) -> bool {
@@ -298,14 +354,28 @@ impl FromRequestParts<AppState> for HandshakeToken {
 pub async fn upgrade(
     State(state): State<AppState>,
     HandshakeToken(token): HandshakeToken,
+    headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let user = state.tokens.verify(&token)?.sub;
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
+    if let Some(origin) = parts_origin(&headers)
+        && !state.config.allowed_origins.is_empty()
+        && !state.config.allowed_origins.iter().any(|allowed| allowed == origin)
+    {
+        // Cross-site WebSocket hijacking: a page of another site may not open a socket.
+        return Err(AppError::Forbidden("origin not allowed"));
+    }
+    let permit = state.connection_permits.clone().try_acquire_owned().map_err(|_| AppError::Unavailable)?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
     let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_bytes, state.metrics.clone());
+    let lease = conn.lease_id(state.config.node_id);
+    if !state.limiter.lease_socket(user, &lease).await {
+        state.metrics.rate_limited("sockets_per_user");
+        return Err(AppError::RateLimited { limit: "sockets_per_user", retry_after_ms: 1000 });
+    }
     state.fanout.register(&conn);
-    let registration = Registration { state: state.clone(), conn: conn.clone() };
+    let registration = Registration { state: state.clone(), conn: conn.clone(), lease, _permit: permit };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
     // Live messages wait for the client's first frame: if it is a `sync`, its backlog goes
     // out first, so a resuming client never sees a live message before the ones it missed.
@@ -317,10 +387,16 @@ pub async fn upgrade(
     Ok(ws
         .protocols([protocol::SUBPROTOCOL])
         .max_message_size(state.config.max_ws_message_bytes)
-        // Browsers send a message as one frame: a frame may be as large as a message.
-        .max_frame_size(state.config.max_ws_message_bytes)
-        .write_buffer_size(16 * 1024)
+        .max_frame_size(state.config.max_ws_frame_bytes)
+        // Small buffers: memory per connection is what lets a gateway hold 80k sockets.
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(8 * 1024)
+        .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| sockets.track_future(serve(socket, registration, outbound, sender))))
+}
+
+fn parts_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(axum::http::header::ORIGIN)?.to_str().ok()
 }
 
 /// Unregisters the socket from the fanout however the connection ends, even if the upgrade
@@ -328,18 +404,28 @@ pub async fn upgrade(
 struct Registration {
     state: AppState,
     conn: ConnHandle,
+    /// The socket's entry among its user's open sockets, given back at the end.
+    lease: String,
+    /// Its place among the gateway's `max_connections`.
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         self.state.fanout.unregister(&self.conn);
         self.conn.closing.cancel();
+        // Normally given back by `serve`; here when the upgrade never completed.
+        if !self.lease.is_empty() {
+            let (state, user, lease) = (self.state.clone(), self.conn.user, std::mem::take(&mut self.lease));
+            let sockets = state.sockets.clone();
+            sockets.spawn(async move { state.limiter.release_socket(user, &lease).await });
+        }
     }
 }
 
 async fn serve(
     socket: WebSocket,
-    registration: Registration,
+    mut registration: Registration,
     outbound: mpsc::UnboundedReceiver<Outbound>,
     sender: SenderView,
 ) {
@@ -350,6 +436,10 @@ async fn serve(
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
     let code = read_loop(stream, &conn, &state, &sender).await;
+    // The socket's place among its user's goes back before the close frame: a client that
+    // reconnects at once finds it free.
+    let lease = std::mem::take(&mut registration.lease);
+    state.limiter.release_socket(conn.user, &lease).await;
     // Every send of the socket is answered by now; those answers go out before the close.
     conn.finish(code);
     if tokio::time::timeout(FLUSH_BEFORE_CLOSE, &mut writer).await.is_err() {
@@ -383,9 +473,39 @@ async fn read_loop(
     };
     tokio::pin!(drain);
     let mut code = CLOSE_NORMAL;
+    let lease = conn.lease_id(state.config.node_id);
+    let mut renew_lease = tokio::time::interval(state.limiter.config().socket_lease / 3);
+    renew_lease.tick().await;
+    // Rate-limited frames in a row after being told; past the configured number the socket
+    // is closed.
+    let mut strikes = 0;
+    let mut told_at: Option<std::time::Instant> = None;
+    let mut ping = tokio::time::interval(state.config.ping_interval);
+    ping.tick().await;
+    let idle = tokio::time::sleep(state.config.idle_timeout);
+    tokio::pin!(idle);
+    let mut written_at_last_look = 0;
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
+            _ = ping.tick() => {
+                let _ = conn.outbound.send(Outbound::Ping);
+            }
+            _ = &mut idle => {
+                // The writer got frames out since the last look: a slow link, not a dead peer.
+                let written = conn.written.load(Ordering::Relaxed);
+                if written != written_at_last_look {
+                    written_at_last_look = written;
+                    idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
+                    continue;
+                }
+                code = CLOSE_IDLE;
+                break;
+            }
+            _ = renew_lease.tick() => {
+                // Renewing never refuses a socket that holds its lease.
+                state.limiter.lease_socket(conn.user, &lease).await;
+            }
             _ = &mut drain => {
                 code = CLOSE_RESTART;
                 break;
@@ -396,6 +516,8 @@ async fn read_loop(
             }
             Some(answer) = pending.next(), if !pending.is_empty() => conn.deliver(answer),
             frame = stream.next(), if pending.len() < MAX_PENDING_SENDS_PER_SOCKET => {
+                // Anything from the peer, a pong included, shows it is alive.
+                idle.as_mut().reset(tokio::time::Instant::now() + state.config.idle_timeout);
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
@@ -440,13 +562,43 @@ async fn read_loop(
                 }
                 match frame {
                     Ok(ClientFrame::MessageSend { id, payload }) => {
+                        // Only sends that would be published count against a window.
+                        let verdict = match conn.is_member(payload.channel_id) {
+                            true => state.limiter.send(conn.user, payload.channel_id).await,
+                            false => Verdict::Allowed,
+                        };
+                        if let Verdict::Limited { limit, retry_after_ms } = verdict {
+                            state.metrics.send(SendOutcome::Rejected);
+                            let frame = ServerFrame::rate_limited(Some(id.0), limit, retry_after_ms);
+                            conn.deliver(Utf8Bytes::from(frame.to_json()));
+                            // A strike is a send past the sender's own limit arriving after
+                            // the first refusal could have been read (not a burst in flight,
+                            // not other users filling the channel's window).
+                            let told = *told_at.get_or_insert_with(std::time::Instant::now);
+                            if limit == "sends_per_user" && told.elapsed() >= STRIKE_GRACE {
+                                strikes += 1;
+                                if strikes >= state.limiter.config().strikes_before_close {
+                                    code = CLOSE_RATE_LIMITED;
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        strikes = 0;
+                        told_at = None;
                         if let Some(send) = start_send(state, conn, sender, id, payload).await {
                             pending.push(send);
                         }
                     }
-                    Ok(ClientFrame::Sync { id, payload }) => {
-                        tokio::spawn(crate::sync::run(state.clone(), conn.clone(), id, payload));
-                    }
+                    Ok(ClientFrame::Sync { id, payload }) => match conn.syncs.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            tokio::spawn(crate::sync::run(state.clone(), conn.clone(), id, payload, permit));
+                        }
+                        Err(_) => {
+                            let frame = ServerFrame::rate_limited(id, "syncs_per_socket", 1000);
+                            conn.deliver(Utf8Bytes::from(frame.to_json()));
+                        }
+                    },
                     Err(error) => {
                         if text.contains(r#""message.send""#) {
                             state.metrics.send(SendOutcome::Rejected);
@@ -557,7 +709,18 @@ async fn write_loop(
             _ = conn.closing.cancelled() => break,
             frame = outbound.recv() => frame,
         };
-        let Some(Outbound::Frame { frame, live }) = frame else { break };
+        let (frame, live) = match frame {
+            Some(Outbound::Frame { frame, live }) => (frame, live),
+            Some(Outbound::Ping) => {
+                tokio::select! {
+                    biased;
+                    _ = conn.closing.cancelled() => break,
+                    sent = sink.send(Message::Ping(Default::default())) => if sent.is_err() { return },
+                }
+                continue;
+            }
+            Some(Outbound::Close) | None => break,
+        };
         let bytes = frame.len();
         let frame_text = frame.clone();
         // A peer that stops reading blocks this send; closing must still get through.
@@ -568,9 +731,9 @@ async fn write_loop(
         }
         conn.metrics.frame_out(&frame_text);
         // Written (into the socket's buffer): no longer the gateway's memory.
-        if live {
-            conn.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        }
+        let budget = if live { &conn.live_bytes } else { &conn.backlog_bytes };
+        budget.fetch_sub(bytes, Ordering::Relaxed);
+        conn.written.fetch_add(1, Ordering::Relaxed);
     }
     let code = conn.close_code.load(Ordering::Relaxed);
     // 1005 and 1006 only describe a close that came without a code; they are never sent.
@@ -581,6 +744,8 @@ async fn write_loop(
         CLOSE_SLOW_CONSUMER => "slow consumer",
         CLOSE_RESTART => "service restart",
         CLOSE_TOO_BIG => "message too big",
+        CLOSE_RATE_LIMITED => "rate limited",
+        CLOSE_IDLE => "idle timeout",
         _ => "",
     };
     let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
@@ -603,7 +768,7 @@ mod tests {
     fn drain(queue: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<(usize, bool)> {
         std::iter::from_fn(|| match queue.try_recv().ok()? {
             Outbound::Frame { frame, live } => Some((frame.len(), live)),
-            Outbound::Close => None,
+            Outbound::Ping | Outbound::Close => None,
         })
         .collect()
     }
@@ -651,6 +816,37 @@ mod tests {
         conn.deliver_message(channel, ChannelSeq(6), frame(600));
         conn.deliver_message(channel, ChannelSeq(7), frame(600));
         assert!(conn.closing.is_cancelled(), "held messages beyond the budget: 4008");
+    }
+
+    #[test]
+    fn a_late_sync_sends_what_came_before_the_first_live_message_and_skips_what_was_sent() {
+        let channel = ChannelId(uuid::Uuid::new_v4());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 10_000, metrics());
+        // Live delivery started at seq 50 before the client said where it was.
+        conn.deliver_message(channel, ChannelSeq(50), frame(50));
+        conn.deliver_message(channel, ChannelSeq(51), frame(51));
+        assert_eq!(drain(&mut queue), [(50, true), (51, true)]);
+        conn.hold_channel(channel);
+        conn.release_channel(channel, |_, send| {
+            for seq in 11..=53 {
+                send(Some(ChannelSeq(seq)), frame(seq as usize));
+            }
+            Some(ChannelSeq(53))
+        });
+        let backlog: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();
+        let expected: Vec<usize> = (11..=49).chain(52..=53).collect();
+        assert_eq!(backlog, expected, "11..49 were never sent here; 50 and 51 were");
+    }
+
+    #[test]
+    fn a_channel_named_by_the_first_sync_is_not_released_early() {
+        let channel = ChannelId(uuid::Uuid::new_v4());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        conn.hold_until_first_frame(channel);
+        conn.release_all_but(&HashSet::from([channel]));
+        conn.deliver_message(channel, ChannelSeq(1), frame(300));
+        conn.deliver_message(channel, ChannelSeq(2), frame(300));
+        assert!(drain(&mut queue).is_empty(), "held for the sync's backlog");
     }
 
     #[test]

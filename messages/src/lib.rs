@@ -63,7 +63,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
                     ("nats", admin::nats_connected(&nats)),
                     ("postgres", admin::postgres_answers(&db).await),
                 ];
-                ReadyReport { checks, draining }
+                ReadyReport { checks, draining, ..Default::default() }
             })
         }),
     );

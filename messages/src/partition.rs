@@ -158,29 +158,35 @@ async fn persist_isolating<'a>(
             tracing::warn!(%error, batch = batch.messages.len(), "batch refused; persisting one by one")
         }
     }
-    let mut persisted = Vec::with_capacity(decoded.len());
-    let mut kept = Vec::with_capacity(decoded.len());
+    let batch_len = decoded.len();
+    let mut persisted = Vec::with_capacity(batch_len);
+    let mut kept = Vec::with_capacity(batch_len);
+    let mut refused = Vec::new();
     for (message, stream_message) in decoded {
         let alone = PersistBatch { messages: vec![stream_message] };
+        // Keeps the batch's messages from being redelivered while they go one by one.
+        let _ = message.ack_with(AckKind::Progress).await;
         match persist_batch(&deps.db, &alone).await {
             Ok(rows) => {
                 persisted.extend(rows);
                 kept.extend(alone.messages.into_iter().map(|m| (message, m)));
             }
-            Err(error) if error.is_permanent() => {
-                let reason = DeadLetterReason::Rejected;
-                dead_letter(
-                    &deps.js,
-                    dead_letters.to_owned(),
-                    &deps.metrics,
-                    message,
-                    reason,
-                    &error.to_string(),
-                )
-                .await?;
-            }
+            Err(error) if error.is_permanent() => refused.push((message, error)),
             Err(error) => return Err(error.into()),
         }
+    }
+    // Every message of a batch refused alone: the fault is in the schema or a query (a bad
+    // deploy), not in the messages. Retried, never dead-lettered wholesale. (What was stored
+    // above is committed; the retry skips it as stored.)
+    if batch_len > 1 && kept.is_empty() {
+        let (_, error) = refused.swap_remove(0);
+        tracing::error!(%error, batch = batch_len, "every message of the batch refused; retrying, not dead-lettering");
+        return Err(error.into());
+    }
+    for (message, error) in refused {
+        let reason = DeadLetterReason::Rejected;
+        dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, message, reason, &error.to_string())
+            .await?;
     }
     persisted.sort_by_key(|r| (r.channel_id, r.seq));
     Ok((persisted, kept))

@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Default)]
 pub struct ReadyReport {
     pub checks: Vec<(&'static str, bool)>,
+    /// Reported, but not needed to be ready (a dependency whose loss degrades the process
+    /// without stopping it).
+    pub optional: Vec<(&'static str, bool)>,
     pub draining: bool,
 }
 
@@ -32,7 +35,7 @@ impl ReadyReport {
     pub fn to_json(&self) -> serde_json::Value {
         let mut body = serde_json::Map::new();
         body.insert("ready".into(), self.ready().into());
-        for (name, ok) in &self.checks {
+        for (name, ok) in self.checks.iter().chain(&self.optional) {
             body.insert((*name).into(), (*ok).into());
         }
         body.insert("draining".into(), self.draining.into());
@@ -206,7 +209,9 @@ mod tests {
         let flag = draining.clone();
         let ready: ReadyCheck = Arc::new(move || {
             let draining = flag.load(std::sync::atomic::Ordering::Relaxed);
-            Box::pin(async move { ReadyReport { checks: vec![("nats", true)], draining } })
+            Box::pin(async move {
+                ReadyReport { checks: vec![("nats", true)], optional: vec![("redis", false)], draining }
+            })
         });
         let mut admin = Admin::new("test", ready);
         let pools = PoolGauges::register(&mut admin.registry);
@@ -224,7 +229,8 @@ mod tests {
         assert!(body.contains("chat_build_info{process=\"test\",version=\""), "{body}");
         assert!(body.contains("chat_pool_connections{pool=\"redis\",state=\"busy\"} 3"), "{body}");
         assert!(body.contains("chat_pool_max_connections{pool=\"redis\"} 16"), "{body}");
-        assert!(get(addr, "/ready").await.starts_with("HTTP/1.0 200"));
+        let answer = get(addr, "/ready").await;
+        assert!(answer.starts_with("HTTP/1.0 200") && answer.contains("\"redis\":false"), "{answer}");
         draining.store(true, std::sync::atomic::Ordering::Relaxed);
         let answer = get(addr, "/ready").await;
         assert!(answer.starts_with("HTTP/1.0 503") && answer.contains("\"draining\":true"), "{answer}");

@@ -22,7 +22,61 @@ pub struct Config {
     pub redis: RedisConfig,
     pub gateway: GatewayConfig,
     pub worker: WorkerConfig,
+    pub limits: LimitsConfig,
     pub log: LogConfig,
+}
+
+/// Rate and connection limits, shared by every gateway of a cell through Redis (sliding
+/// windows). When Redis does not answer, every limit fails open (chat keeps working; the
+/// per-socket bounds still hold) and `chat_gateway_rate_limiter_errors_total` counts it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LimitsConfig {
+    /// Authenticated REST requests per user.
+    pub rest_per_user: Rate,
+    /// `message.send` frames per user, over all their sockets and gateways.
+    pub sends_per_user: Rate,
+    /// Messages per channel, from all its members.
+    pub messages_per_channel: Rate,
+    /// Open WebSocket connections per user; the next one gets 429 before the upgrade.
+    pub sockets_per_user: u32,
+    /// How long an open socket counts without its gateway renewing it (a crashed gateway's
+    /// sockets stop counting after this).
+    #[serde(with = "secs")]
+    pub socket_lease: Duration,
+    /// Rate-limited frames in a row after which the socket is closed with 4029.
+    pub strikes_before_close: u32,
+    /// Register, login and refresh per client IP (in-process, per gateway): a burst of this
+    /// many …
+    pub auth_per_ip_burst: u32,
+    /// … refilled by one every this many milliseconds.
+    pub auth_per_ip_refill_ms: u64,
+    /// How long a limiter call may take before the limit fails open.
+    #[serde(with = "millis")]
+    pub redis_timeout: Duration,
+}
+
+/// At most `count` events per sliding `window_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Rate {
+    pub count: u32,
+    pub window_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            rest_per_user: Rate { count: 100, window_ms: 60_000 },
+            sends_per_user: Rate { count: 10, window_ms: 1_000 },
+            messages_per_channel: Rate { count: 1_000, window_ms: 60_000 },
+            sockets_per_user: 5,
+            socket_lease: Duration::from_secs(60),
+            strikes_before_close: 10,
+            auth_per_ip_burst: 10,
+            auth_per_ip_refill_ms: 6_000,
+            redis_timeout: Duration::from_millis(250),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +150,19 @@ pub struct GatewayConfig {
     pub sync_backlog_max: usize,
     /// Largest WebSocket message accepted, in bytes.
     pub max_ws_message_bytes: usize,
+    /// Largest WebSocket frame accepted, in bytes (a message may span frames).
+    pub max_ws_frame_bytes: usize,
+    /// Browser origins (`https://chat.example.com`) allowed to open WebSockets and call the
+    /// REST API (CORS). Empty: any origin — fine for development, set it in production.
+    pub allowed_origins: Vec<String>,
+    /// Open WebSockets this gateway accepts, at most; the next upgrade gets 503.
+    pub max_connections: usize,
+    /// The server pings each socket this often …
+    #[serde(with = "secs")]
+    pub ping_interval: Duration,
+    /// … and closes one it heard nothing from (not even a pong) for this long, with 4000.
+    #[serde(with = "secs")]
+    pub idle_timeout: Duration,
     /// On shutdown, sockets are closed with 1012 each at a random moment of this window, so
     /// their clients reconnect to other gateways spread out rather than all at once.
     #[serde(with = "millis")]
@@ -181,8 +248,14 @@ impl Default for GatewayConfig {
             socket_queue_bytes: 1024 * 1024,
             sync_backlog_max: 1000,
             max_ws_message_bytes: 64 * 1024,
+            max_ws_frame_bytes: 16 * 1024,
+            allowed_origins: Vec::new(),
+            max_connections: 100_000,
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
             drain_window: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(20),
+            // drain window + PubAck timeout + flush before close + close frame, with margin.
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }

@@ -209,8 +209,23 @@ impl ServerFrame {
     pub fn error(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error {
             id,
-            payload: ErrorPayload { code, retryable: code.is_retryable(), message: message.into() },
+            payload: ErrorPayload {
+                code,
+                retryable: code.is_retryable(),
+                message: message.into(),
+                retry_after_ms: None,
+            },
         }
+    }
+
+    /// `rate_limited`: this frame only; the client may resend it after `retry_after_ms`.
+    pub fn rate_limited(id: Option<String>, limit: &str, retry_after_ms: u64) -> Self {
+        let message = format!("rate limit `{limit}` reached; resend after {retry_after_ms} ms");
+        let mut frame = Self::error(id, ErrorCode::RateLimited, message);
+        if let ServerFrame::Error { payload, .. } = &mut frame {
+            payload.retry_after_ms = Some(retry_after_ms);
+        }
+        frame
     }
 
     pub fn to_json(&self) -> String {
@@ -249,6 +264,9 @@ pub struct ErrorPayload {
     /// True when resending the same frame (same `id`) may succeed.
     pub retryable: bool,
     pub message: String,
+    /// With `rate_limited`: resend after this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// Stable error codes of `error` frames.
@@ -264,12 +282,17 @@ pub enum ErrorCode {
     PublishFailed,
     /// The gateway is shutting down or overloaded; resend with the same `id`, maybe elsewhere.
     Unavailable,
+    /// Over a rate limit: resend the same frame after `retry_after_ms`.
+    RateLimited,
     Internal,
 }
 
 impl ErrorCode {
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorCode::PublishFailed | ErrorCode::Unavailable | ErrorCode::Internal)
+        matches!(
+            self,
+            ErrorCode::PublishFailed | ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::Internal
+        )
     }
 }
 

@@ -12,7 +12,9 @@ pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready: NATS connected, Postgres and Redis answer, not draining.
+/// Ready: NATS connected, Postgres answers, not draining. Redis is reported but not required:
+/// without it the rate limits fail open and chat goes on, so a Redis outage must not take
+/// every gateway out of its load balancer.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let report = readiness(&state).await;
     let status = if report.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -28,8 +30,8 @@ pub async fn readiness(state: &AppState) -> ReadyReport {
         checks: vec![
             ("nats", admin::nats_connected(&state.nats)),
             ("postgres", admin::postgres_answers(&state.db).await),
-            ("redis", redis),
         ],
+        optional: vec![("redis", redis)],
         draining: state.shutdown.is_cancelled(),
     }
 }

@@ -5,15 +5,25 @@ pub mod channels;
 pub mod health;
 pub mod users;
 
+use crate::error::AppError;
+use crate::metrics::GatewayMetrics;
 use crate::state::AppState;
 use axum::Router;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use shared::config::LimitsConfig;
+use std::sync::Arc;
+use tower_governor::GovernorLayer;
+use tower_governor::governor::GovernorConfigBuilder;
 
-pub fn router() -> Router<AppState> {
-    let api = Router::new()
+pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<AppState> {
+    let unauthenticated = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/refresh", post(auth::refresh));
+    let unauthenticated = with_per_ip_limit(unauthenticated, limits, metrics);
+    let api = Router::new()
+        .merge(unauthenticated)
         .route("/auth/logout", post(auth::logout))
         .route("/users/me", get(users::me).patch(users::update_me))
         .route("/users/search", get(users::search))
@@ -27,6 +37,39 @@ pub fn router() -> Router<AppState> {
         .nest("/api/v1", api)
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+}
+
+/// The per-IP token bucket in front of the routes anyone can call, against credential
+/// stuffing and sign-up floods; over it: 429 `rate_limited` with `Retry-After`. It keys on
+/// the peer address: behind a proxy, limit per client IP at the ingress.
+fn with_per_ip_limit(
+    routes: Router<AppState>,
+    limits: &LimitsConfig,
+    metrics: Arc<GatewayMetrics>,
+) -> Router<AppState> {
+    let config = GovernorConfigBuilder::default()
+        .period(std::time::Duration::from_millis(limits.auth_per_ip_refill_ms.max(1)))
+        .burst_size(limits.auth_per_ip_burst.max(1))
+        .finish()
+        .expect("period and burst are above zero");
+    let config = Arc::new(config);
+    // Forget IPs idle long enough to be full again, so the map stays bounded.
+    let limiter = config.limiter().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            limiter.retain_recent();
+        }
+    });
+    routes.layer(GovernorLayer::new(config).error_handler(move |error| match error {
+        tower_governor::GovernorError::TooManyRequests { wait_time, .. } => {
+            metrics.rate_limited("auth_per_ip");
+            AppError::RateLimited { limit: "auth_per_ip", retry_after_ms: wait_time.max(1) * 1000 }
+                .into_response()
+        }
+        _ => AppError::BadRequest("cannot tell the client's address".into()).into_response(),
+    }))
 }
 
 /// Clamps a client's `limit` to 1..=max, `default` when absent.

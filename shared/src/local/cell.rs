@@ -39,6 +39,9 @@ pub struct CellOptions {
     pub gateway_config: String,
     /// Extra `key = value` lines under the workers' `[worker]` section.
     pub worker_config: String,
+    /// Rate limits far above any test's load (a `[limits]` section), unless `extra_config`
+    /// has its own. Off for the cell runner, which keeps the real defaults.
+    pub raise_limits: bool,
     pub backend: Backend,
 }
 
@@ -65,6 +68,7 @@ impl Default for CellOptions {
             extra_config: String::new(),
             gateway_config: String::new(),
             worker_config: String::new(),
+            raise_limits: true,
             backend: Backend::Auto,
         }
     }
@@ -81,6 +85,13 @@ pub struct CellPorts {
     /// then the workers, take the next ones.
     pub admin: u16,
 }
+
+/// Limits no test's load reaches: tests that are not about limits measure and check other
+/// things.
+const RAISED_LIMITS: &str = "\n[limits]\nrest_per_user = { count = 1000000, window_ms = 60000 }\n\
+    sends_per_user = { count = 1000000, window_ms = 1000 }\n\
+    messages_per_channel = { count = 1000000, window_ms = 60000 }\nsockets_per_user = 100000\n\
+    auth_per_ip_burst = 1000000\nauth_per_ip_refill_ms = 1\n";
 
 /// One of the cell's own processes (a gateway or a worker) and how to start it again.
 pub struct AppProcess {
@@ -307,6 +318,9 @@ impl TestCell {
             config.push('\n');
         }
         config.push_str(&self.options.extra_config);
+        if self.options.raise_limits && !self.options.extra_config.contains("[limits]") {
+            config.push_str(RAISED_LIMITS);
+        }
         config
     }
 

@@ -1,0 +1,186 @@
+//! Rate and connection limits shared by every gateway of a cell. Each limit is a sliding
+//! window kept in Redis as a sorted set of event times (Redis's own clock, so gateways' clocks
+//! do not matter); one Lua script checks every window an event falls in and records it in all
+//! of them only if each has room: atomic, one round trip. Open sockets are a sorted set of
+//! leases per user that their gateway renews, so a crashed gateway's sockets stop counting.
+//!
+//! Redis down or slow (past `limits.redis_timeout`): every limit fails open — chat keeps
+//! working, bounded per socket anyway — and `chat_gateway_rate_limiter_errors_total` counts it.
+
+use crate::metrics::GatewayMetrics;
+use deadpool_redis::redis::Script;
+use shared::config::{LimitsConfig, Rate};
+use shared::ids::{ChannelId, UserId};
+use std::sync::{Arc, LazyLock};
+
+/// KEYS: one sorted set per window. ARGV: the event's member, then `window_ms, limit` per key.
+/// Returns `{0, 0}` when admitted, else `{index of the full window that frees last (1-based),
+/// retry after ms}`: retrying after that long finds every window with room.
+static SLIDING_WINDOWS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local full, wait = 0, 0
+for i, key in ipairs(KEYS) do
+  local window = tonumber(ARGV[2 * i])
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) >= tonumber(ARGV[2 * i + 1]) then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local free_at = window
+    if oldest[2] then free_at = tonumber(oldest[2]) + window - now end
+    if free_at > wait then full, wait = i, free_at end
+  end
+end
+if full > 0 then return {full, math.max(1, wait)} end
+for i, key in ipairs(KEYS) do
+  redis.call('ZADD', key, now, ARGV[1])
+  redis.call('PEXPIRE', key, tonumber(ARGV[2 * i]))
+end
+return {0, 0}
+",
+    )
+});
+
+/// KEYS[1]: a user's socket leases. ARGV: socket, limit, lease_ms. Takes or renews the
+/// socket's lease if it holds one or there is room; 1 if it did, 0 if full.
+static SOCKET_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+",
+    )
+});
+
+/// Whether an event may go ahead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Limited { limit: &'static str, retry_after_ms: u64 },
+}
+
+pub struct RateLimiter {
+    redis: deadpool_redis::Pool,
+    config: LimitsConfig,
+    /// Keys live under `<prefix>:rl:`; the NATS subject prefix, so cells sharing a Redis
+    /// (tests) keep apart.
+    prefix: String,
+    metrics: Arc<GatewayMetrics>,
+}
+
+impl RateLimiter {
+    pub fn new(
+        redis: deadpool_redis::Pool,
+        config: LimitsConfig,
+        prefix: &str,
+        metrics: Arc<GatewayMetrics>,
+    ) -> Self {
+        Self { redis, config, prefix: prefix.to_owned(), metrics }
+    }
+
+    pub fn config(&self) -> &LimitsConfig {
+        &self.config
+    }
+
+    /// One authenticated REST request of `user`.
+    pub async fn rest_request(&self, user: UserId) -> Verdict {
+        let key = format!("{}:rl:rest:{user}", self.prefix);
+        self.admit(&[("rest_per_user", key, self.config.rest_per_user)]).await
+    }
+
+    /// One `message.send` of `user` into `channel`: counts against both the user's and the
+    /// channel's window, or neither.
+    pub async fn send(&self, user: UserId, channel: ChannelId) -> Verdict {
+        let user_key = format!("{}:rl:send:{user}", self.prefix);
+        let channel_key = format!("{}:rl:channel:{channel}", self.prefix);
+        self.admit(&[
+            ("sends_per_user", user_key, self.config.sends_per_user),
+            ("messages_per_channel", channel_key, self.config.messages_per_channel),
+        ])
+        .await
+    }
+
+    /// Takes (or renews) a lease for one open socket of `user`; false when the user already
+    /// has `sockets_per_user` others.
+    pub async fn lease_socket(&self, user: UserId, socket: &str) -> bool {
+        let key = self.sockets_key(user);
+        let lease_ms = self.config.socket_lease.as_millis() as u64;
+        let mut call = SOCKET_LEASE.key(key);
+        call.arg(socket).arg(self.config.sockets_per_user).arg(lease_ms);
+        match self.run::<i64>(&call).await {
+            Some(taken) => taken == 1,
+            None => true,
+        }
+    }
+
+    /// Gives a closed socket's lease back.
+    pub async fn release_socket(&self, user: UserId, socket: &str) {
+        let mut command = deadpool_redis::redis::cmd("ZREM");
+        command.arg(self.sockets_key(user)).arg(socket);
+        let released = tokio::time::timeout(self.config.redis_timeout, async {
+            let mut conn = self.redis.get().await.ok()?;
+            command.query_async::<i64>(&mut conn).await.ok()
+        })
+        .await;
+        if !matches!(released, Ok(Some(_))) {
+            // It expires with its lease.
+            self.metrics.rate_limiter_error();
+        }
+    }
+
+    fn sockets_key(&self, user: UserId) -> String {
+        format!("{}:rl:sockets:{user}", self.prefix)
+    }
+
+    async fn admit(&self, windows: &[(&'static str, String, Rate)]) -> Verdict {
+        let member = format!("{:016x}", rand::random::<u64>());
+        let mut call = SLIDING_WINDOWS.prepare_invoke();
+        call.arg(member);
+        for (_, key, rate) in windows {
+            call.key(key).arg(rate.window_ms).arg(rate.count);
+        }
+        let Some((full, retry_after_ms)) = self.run::<(usize, u64)>(&call).await else {
+            return Verdict::Allowed;
+        };
+        match full.checked_sub(1).and_then(|i| windows.get(i)) {
+            Some((limit, _, _)) => {
+                self.metrics.rate_limited(limit);
+                Verdict::Limited { limit, retry_after_ms }
+            }
+            None => Verdict::Allowed,
+        }
+    }
+
+    /// Runs a script within the timeout; `None` (fail open, counted) when Redis fails.
+    async fn run<T: deadpool_redis::redis::FromRedisValue>(
+        &self,
+        call: &deadpool_redis::redis::ScriptInvocation<'_>,
+    ) -> Option<T> {
+        let result = tokio::time::timeout(self.config.redis_timeout, async {
+            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
+            call.invoke_async::<T>(&mut conn).await.map_err(|e| e.to_string())
+        })
+        .await;
+        match result {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "rate limiter unavailable; failing open");
+                self.metrics.rate_limiter_error();
+                None
+            }
+            Err(_) => {
+                tracing::warn!("rate limiter timed out; failing open");
+                self.metrics.rate_limiter_error();
+                None
+            }
+        }
+    }
+}
