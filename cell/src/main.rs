@@ -10,7 +10,7 @@ use std::path::PathBuf;
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init(&shared::config::LogConfig::default());
     let args = Args::parse();
-    raise_fd_limit();
+    shared::rlimit::raise_open_files();
     println!("starting the cell in {} …", args.dir.display());
     let mut cell = TestCell::start(CellOptions {
         gateways: args.gateways,
@@ -82,13 +82,5 @@ impl Args {
         }
         args.dir = std::path::absolute(&args.dir).unwrap_or(args.dir);
         args
-    }
-}
-
-/// Raises the open-file soft limit to the hard limit: every socket is a descriptor.
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
     }
 }

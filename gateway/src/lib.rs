@@ -45,6 +45,8 @@ pub enum GatewayError {
     Serve(#[from] std::io::Error),
     #[error(transparent)]
     Admin(#[from] shared::admin::AdminError),
+    #[error("access-token keys: {0}")]
+    Keys(#[from] auth::KeyError),
     #[error("subscribing: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
 }
@@ -114,7 +116,7 @@ pub async fn run(
     );
     let state = AppState::new(Inner {
         snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
-        tokens: auth::TokenKeys::new(&config.gateway),
+        tokens: auth::TokenKeys::new(&config.gateway)?,
         config: config.gateway.clone(),
         partitions: config.nats.partitions,
         db,

@@ -8,6 +8,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(if shared::admin::probe(config.gateway.admin_listen) { 0 } else { 1 });
     }
     shared::telemetry::init(&config.log);
+    let open_files = shared::rlimit::raise_open_files();
+    tracing::info!(open_files, "open-files limit");
     let shutdown = shared::shutdown::on_signal();
     let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
     gateway::run(config, listener, shutdown).await?;

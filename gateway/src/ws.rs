@@ -93,9 +93,9 @@ pub struct ConnHandle {
 #[derive(Default)]
 struct Cursor {
     last_seq: ChannelSeq,
-    /// The first `seq` this socket was sent live: from it to `last_seq` the socket has every
-    /// message (live delivery is gap-free), before it nothing is known to have been sent.
-    first_live: Option<ChannelSeq>,
+    /// From this `seq` to `last_seq` the socket has every message of the channel (live
+    /// delivery is gap-free; a sync covers from 1); before it nothing is known to be there.
+    has_from: Option<ChannelSeq>,
     held: Option<Vec<(ChannelSeq, Utf8Bytes)>>,
     /// The hold only waits for the socket's first frame (no sync is reading the backlog), so
     /// it may end early.
@@ -206,7 +206,7 @@ impl ConnHandle {
         }
         if seq > cursor.last_seq {
             cursor.last_seq = seq;
-            cursor.first_live.get_or_insert(seq);
+            cursor.has_from.get_or_insert(seq);
             self.deliver(frame);
         }
     }
@@ -232,7 +232,7 @@ impl ConnHandle {
     fn send_held(&self, cursor: &mut Cursor, seq: ChannelSeq, frame: Utf8Bytes) {
         if seq > cursor.last_seq {
             cursor.last_seq = seq;
-            cursor.first_live.get_or_insert(seq);
+            cursor.has_from.get_or_insert(seq);
             self.deliver_held(frame);
         } else {
             self.live_bytes.fetch_sub(frame.len(), Ordering::Relaxed);
@@ -253,16 +253,22 @@ impl ConnHandle {
         let held = cursor.held.take().unwrap_or_default();
         cursor.held_for_first_frame = false;
         let already = cursor.last_seq;
-        let first_live = cursor.first_live;
-        // Skip only what this socket was sent live; messages before its first live one were
-        // never sent here and go out now (after it, if the client synced late).
-        let sent_live = move |seq: ChannelSeq| first_live.is_some_and(|first| first <= seq && seq <= already);
+        let has_from = cursor.has_from;
+        // Skip only what this socket already has; messages before that were never sent here
+        // and go out now (after it, if the client synced late).
+        let has = move |seq: ChannelSeq| has_from.is_some_and(|from| from <= seq && seq <= already);
         let mut send = |seq: Option<ChannelSeq>, frame| {
-            if !seq.is_some_and(sent_live) {
+            if !seq.is_some_and(has) {
                 self.deliver_backlog(frame);
             }
         };
-        cursor.last_seq = backlog(already, &mut send).map_or(already, |last| last.max(already));
+        // The client now has everything up to `top` (what it said it had, then the backlog).
+        if let Some(top) = backlog(already, &mut send) {
+            if has_from.is_none_or(|from| from.0 <= top.0 + 1) {
+                cursor.has_from = Some(ChannelSeq(1));
+            }
+            cursor.last_seq = top.max(already);
+        }
         for (seq, frame) in held {
             self.send_held(cursor, seq, frame);
         }
@@ -836,6 +842,15 @@ mod tests {
         let backlog: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();
         let expected: Vec<usize> = (11..=49).chain(52..=53).collect();
         assert_eq!(backlog, expected, "11..49 were never sent here; 50 and 51 were");
+        // Now the socket has 1..=53: a sync from 0 sends nothing again.
+        conn.hold_channel(channel);
+        conn.release_channel(channel, |_, send| {
+            for seq in 1..=53 {
+                send(Some(ChannelSeq(seq)), frame(seq as usize));
+            }
+            Some(ChannelSeq(53))
+        });
+        assert!(drain(&mut queue).is_empty());
     }
 
     #[test]

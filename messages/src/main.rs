@@ -8,6 +8,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::process::exit(if shared::admin::probe(config.worker.admin_listen) { 0 } else { 1 });
     }
     shared::telemetry::init(&config.log);
+    shared::rlimit::raise_open_files();
     let shutdown = shared::shutdown::on_signal();
     messages::run(config, shutdown).await?;
     Ok(())

@@ -54,6 +54,9 @@ mod tests {
         let source = "pub struct Config {\n    pub nats: NatsConfig,\n}\n\npub struct NatsConfig {\n    /// doc\n    pub urls: Vec<String>,\n    pub partitions: u16,\n}\n";
         let keys = accepted_keys(source);
         assert_eq!(keys["nats"].iter().collect::<Vec<_>>(), ["partitions", "urls"]);
-        assert_eq!(env_var_key("CHAT__GATEWAY__JWT_SECRET"), Some(("gateway".into(), "jwt_secret".into())));
+        assert_eq!(
+            env_var_key("CHAT__GATEWAY__JWT_KEYS_DIR"),
+            Some(("gateway".into(), "jwt_keys_dir".into()))
+        );
     }
 }

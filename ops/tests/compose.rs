@@ -76,9 +76,14 @@ fn gateway_and_worker_build_from_the_dockerfiles_and_read_the_mounted_config() {
         gateway["ports"].as_sequence().unwrap().iter().any(|p| p == "8080:8080"),
         "the gateway is published on 8080"
     );
+    assert_eq!(gateway["environment"]["CHAT__GATEWAY__JWT_KEYS_DIR"].as_str(), Some("/etc/chat-jwt"));
     assert!(
-        gateway["environment"]["CHAT__GATEWAY__JWT_SECRET"].as_str().is_some_and(|v| v.starts_with("${")),
-        "the JWT secret comes from the host's environment"
+        gateway["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| v.starts_with("${") && v.ends_with(":/etc/chat-jwt:ro"))),
+        "the access-token keys are a directory the host names"
     );
 }
 

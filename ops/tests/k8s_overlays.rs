@@ -17,6 +17,12 @@ fn hpa_min(objects: &[Value], hpa: &str) -> i64 {
 fn referenced_secrets(objects: &[Value]) -> std::collections::BTreeSet<String> {
     let mut secrets = std::collections::BTreeSet::new();
     for workload in workloads(objects) {
+        let volumes = workload["spec"]["template"]["spec"]["volumes"].as_sequence().into_iter().flatten();
+        for volume in volumes {
+            if let Some(secret) = volume["secret"]["secretName"].as_str() {
+                secrets.insert(secret.to_string());
+            }
+        }
         for c in containers(workload) {
             for env in c["env"].as_sequence().into_iter().flatten() {
                 if let Some(secret) = env["valueFrom"]["secretKeyRef"]["name"].as_str() {

@@ -125,8 +125,10 @@ pub struct GatewayConfig {
     pub admin_listen: SocketAddr,
     /// Snowflake node id, unique per gateway of a cell (0–1023).
     pub node_id: u16,
-    /// Secret that signs access tokens (HS256), shared by the gateways of a cell.
-    pub jwt_secret: SecretString,
+    /// Directory of the access-token keys (Ed25519): `signing.pem` + `signing.kid` sign, every
+    /// `<kid>.pub` verifies (the signing key's own among them; older ones during a rotation).
+    /// Unset: built-in development keys (never in production).
+    pub jwt_keys_dir: Option<std::path::PathBuf>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     #[serde(with = "secs")]
@@ -236,7 +238,7 @@ impl Default for GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             node_id: 0,
-            jwt_secret: "change-me-in-every-real-deployment".into(),
+            jwt_keys_dir: None,
             jwt_issuer: "chat-cell".into(),
             jwt_audience: "chat".into(),
             access_token_ttl: Duration::from_secs(15 * 60),

@@ -9,6 +9,7 @@ pub mod db;
 pub mod events;
 pub mod ids;
 pub mod protocol;
+pub mod rlimit;
 pub mod shutdown;
 pub mod snowflake;
 pub mod streams;

@@ -307,7 +307,7 @@ impl TestCell {
         let admin = format!("admin_listen = \"{}:{admin_port}\"\n", self.host);
         if let Some(port) = gateway_port {
             config.push_str(&format!(
-                "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\njwt_secret = \"local-cell-secret\"\n{admin}",
+                "[gateway]\nlisten = \"{}:{port}\"\nnode_id = {node_id}\n{admin}",
                 self.host
             ));
             config.push_str(&self.options.gateway_config);
