@@ -54,14 +54,19 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     let ready_nats = nats.clone();
     let ready_db = db.clone();
     let draining = shutdown.clone();
+    // Ready once its streams and consumers are set up and it pulls.
+    let pulling = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let ready_pulling = pulling.clone();
     let mut admin = Admin::new(
         "messages",
         Arc::new(move || {
             let (nats, db, draining) = (ready_nats.clone(), ready_db.clone(), draining.is_cancelled());
+            let pulling = ready_pulling.load(std::sync::atomic::Ordering::Relaxed);
             Box::pin(async move {
                 let checks = vec![
                     ("nats", admin::nats_connected(&nats)),
                     ("postgres", admin::postgres_answers(&db).await),
+                    ("pulling", pulling),
                 ];
                 ReadyReport { checks, draining, ..Default::default() }
             })
@@ -75,9 +80,21 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     let admin_task = admin::serve(config.worker.admin_listen, admin, admin_stop.clone()).await?;
 
     let js = async_nats::jetstream::new(nats.clone());
-    let stream = streams::ensure_stream(&js, &config.nats).await?;
-    streams::ensure_dead_letter_stream(&js, &config.nats).await?;
-    let consumers = streams::ensure_consumers(&stream, &config.nats, &config.worker).await?;
+    // Set-up waits out a cluster that is forming or has lost its leader, however long that
+    // takes (not ready meanwhile); only shutdown ends it.
+    let consumers = loop {
+        match set_up_streams(&js, &config).await {
+            Ok(consumers) => break consumers,
+            Err(error) if !shutdown.is_cancelled() => {
+                tracing::warn!(%error, "stream set-up failed; retrying")
+            }
+            Err(_) => {
+                admin_stop.cancel();
+                return Ok(());
+            }
+        }
+    };
+    pulling.store(true, std::sync::atomic::Ordering::Relaxed);
     let deps = Arc::new(Deps {
         nats,
         js,
@@ -113,6 +130,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     admin_stop.cancel();
     let _ = admin_task.await;
     Ok(())
+}
+
+/// The message stream, the dead-letter stream and every partition's consumer.
+async fn set_up_streams(
+    js: &async_nats::jetstream::Context,
+    config: &Config,
+) -> Result<Vec<(shared::subjects::Partition, async_nats::jetstream::consumer::PullConsumer)>, WorkerError> {
+    let stream = streams::ensure_stream(js, &config.nats).await?;
+    streams::ensure_dead_letter_stream(js, &config.nats).await?;
+    Ok(streams::ensure_consumers(&stream, &config.nats, &config.worker).await?)
 }
 
 /// How often each partition's consumer lag is read from the server.

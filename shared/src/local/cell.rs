@@ -267,6 +267,15 @@ impl TestCell {
         for i in 0..cell.gateways.len() {
             cell.wait_gateway_ready(i, Duration::from_secs(60)).await?;
         }
+        // Workers are ready once they pull: faults injected after this hit a working cell.
+        for worker in &cell.workers {
+            if !cell.wait_admin_ready(worker, Duration::from_secs(60)).await {
+                return Err(ProcessError::NotReady(
+                    format!("{} ({})", worker.name, tail(&worker.log)),
+                    worker.log.clone(),
+                ));
+            }
+        }
         Ok(cell)
     }
 
