@@ -278,3 +278,58 @@ async fn per_ip_auth_limit_origin_allowlist_connection_cap_headers_and_dead_peer
     let bob_ws = bob_reader.await.unwrap();
     assert!(bob_ws.is_ok(), "bob's socket stayed open: {:?}", bob_ws.err());
 }
+
+#[tokio::test]
+async fn a_socket_is_closed_with_4001_when_its_token_expires_unless_refreshed() {
+    // Tokens live 6 s: alice's first expires at about t0 + 6 s, the one she gets at t0 + 4 s
+    // at about t0 + 10 s; the checks run at t0 + 7.5 s.
+    let options = CellOptions { gateway_config: "access_token_ttl = 6\n".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    let mut lapsing = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut refreshed = alice.connect(&cell.ws_url(0)).await.unwrap();
+
+    // Another user's token is refused; a fresh one of alice's (from the REST refresh) is taken.
+    let refresh = serde_json::json!({"type": "auth.refresh", "id": "r0", "payload": {"access_token": bob.access_token}});
+    refreshed.send_text(refresh.to_string()).await.unwrap();
+    match refreshed.next_frame(WAIT).await.unwrap() {
+        Some(ServerFrame::Error { id, payload }) => {
+            assert_eq!((id.as_deref(), payload.code), (Some("r0"), ErrorCode::Unauthorized));
+        }
+        other => panic!("{other:?}"),
+    }
+    tokio::time::sleep_until(t0 + Duration::from_secs(4)).await;
+    let body = serde_json::json!({"refresh_token": alice.refresh_token});
+    let session = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/refresh", cell.gateway_url(0)))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(session.status(), 200);
+    let session: serde_json::Value = session.json().await.unwrap();
+    let token = session["access_token"].as_str().unwrap();
+    let refresh = serde_json::json!({"type": "auth.refresh", "id": "r1", "payload": {"access_token": token}});
+    refreshed.send_text(refresh.to_string()).await.unwrap();
+    match refreshed.next_frame(WAIT).await.unwrap() {
+        Some(ServerFrame::AuthRefreshed { id, payload }) => {
+            assert_eq!(id.as_deref(), Some("r1"));
+            assert!(payload.expires_at > chrono::Utc::now(), "{payload:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // Past the first token's expiry the other socket is closed; the refreshed one still sends.
+    tokio::time::sleep_until(t0 + Duration::from_millis(7500)).await;
+    let end = loop {
+        match lapsing.next_frame(WAIT).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => break "still open".to_owned(),
+            Err(error) => break error.to_string(),
+        }
+    };
+    assert!(end.contains("4001"), "{end}");
+    let answers = send_all(&mut refreshed, channel, &["after-expiry"]).await;
+    assert_eq!(answers.acked, ["after-expiry"]);
+}

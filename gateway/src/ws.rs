@@ -42,6 +42,8 @@ pub const CLOSE_TOO_BIG: u16 = 1009;
 const STRIKE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Close code for a client that kept sending past a rate limit after being told.
 pub const CLOSE_RATE_LIMITED: u16 = 4029;
+/// Close code for a socket whose access token expired without an `auth.refresh`.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Close code for a peer that went silent (not even a pong) for `idle_timeout`.
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code of an orderly end.
@@ -363,7 +365,8 @@ pub async fn upgrade(
     headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    let user = state.tokens.verify(&token)?.sub;
+    let claims = state.tokens.verify(&token)?;
+    let (user, expires) = (claims.sub, claims.exp);
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     if let Some(origin) = parts_origin(&headers)
         && !state.config.allowed_origins.is_empty()
@@ -398,7 +401,9 @@ pub async fn upgrade(
         .read_buffer_size(8 * 1024)
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(64 * 1024)
-        .on_upgrade(move |socket| sockets.track_future(serve(socket, registration, outbound, sender))))
+        .on_upgrade(move |socket| {
+            sockets.track_future(serve(socket, registration, outbound, sender, expires))
+        }))
 }
 
 fn parts_origin(headers: &axum::http::HeaderMap) -> Option<&str> {
@@ -434,6 +439,7 @@ async fn serve(
     mut registration: Registration,
     outbound: mpsc::UnboundedReceiver<Outbound>,
     sender: SenderView,
+    expires: i64,
 ) {
     let conn = registration.conn.clone();
     let state = registration.state.clone();
@@ -441,7 +447,7 @@ async fn serve(
     state.metrics.connections.inc();
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
-    let code = read_loop(stream, &conn, &state, &sender).await;
+    let code = read_loop(stream, &conn, &state, &sender, expires).await;
     // The socket's place among its user's goes back before the close frame: a client that
     // reconnects at once finds it free.
     let lease = std::mem::take(&mut registration.lease);
@@ -466,6 +472,7 @@ async fn read_loop(
     conn: &ConnHandle,
     state: &AppState,
     sender: &SenderView,
+    expires: i64,
 ) -> u16 {
     let mut pending = FuturesUnordered::new();
     let first_frame_grace = tokio::time::sleep(FIRST_FRAME_GRACE);
@@ -491,11 +498,19 @@ async fn read_loop(
     let idle = tokio::time::sleep(state.config.idle_timeout);
     tokio::pin!(idle);
     let mut written_at_last_look = 0;
+    // The socket lives on its access token: past its `exp`, unless an `auth.refresh` came
+    // with a newer one, it is closed with 4001.
+    let token_expiry = tokio::time::sleep_until(instant_of(expires));
+    tokio::pin!(token_expiry);
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
             _ = ping.tick() => {
                 let _ = conn.outbound.send(Outbound::Ping);
+            }
+            _ = &mut token_expiry => {
+                code = CLOSE_TOKEN_EXPIRED;
+                break;
             }
             _ = &mut idle => {
                 // The writer got frames out since the last look: a slow link, not a dead peer.
@@ -554,6 +569,7 @@ async fn read_loop(
                 state.metrics.frame_in(match &frame {
                     Ok(ClientFrame::MessageSend { .. }) => "message.send",
                     Ok(ClientFrame::Sync { .. }) => "sync",
+                    Ok(ClientFrame::AuthRefresh { .. }) => "auth.refresh",
                     Err(_) => "invalid",
                 });
                 if std::mem::take(&mut awaiting_first_frame) {
@@ -595,6 +611,17 @@ async fn read_loop(
                         if let Some(send) = start_send(state, conn, sender, id, payload).await {
                             pending.push(send);
                         }
+                    }
+                    Ok(ClientFrame::AuthRefresh { id, payload }) => {
+                        let frame = match state.tokens.verify(&payload.access_token) {
+                            Ok(claims) if claims.sub == conn.user => {
+                                token_expiry.as_mut().reset(instant_of(claims.exp));
+                                let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
+                                ServerFrame::AuthRefreshed { id, payload: protocol::AuthRefreshedPayload { expires_at } }
+                            }
+                            _ => ServerFrame::error(id, ErrorCode::Unauthorized, "invalid, expired or another user's token"),
+                        };
+                        conn.deliver(Utf8Bytes::from(frame.to_json()));
                     }
                     Ok(ClientFrame::Sync { id, payload }) => match conn.syncs.clone().try_acquire_owned() {
                         Ok(permit) => {
@@ -699,6 +726,12 @@ async fn original_message_id(
     serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
 }
 
+/// The moment of a token's `exp` (Unix seconds), as a timer deadline.
+fn instant_of(exp: i64) -> tokio::time::Instant {
+    let left = exp.saturating_sub(chrono::Utc::now().timestamp()).max(0);
+    tokio::time::Instant::now() + std::time::Duration::from_secs(left as u64)
+}
+
 pub fn error_frame(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Utf8Bytes {
     Utf8Bytes::from(ServerFrame::error(id, code, message).to_json())
 }
@@ -752,6 +785,7 @@ async fn write_loop(
         CLOSE_TOO_BIG => "message too big",
         CLOSE_RATE_LIMITED => "rate limited",
         CLOSE_IDLE => "idle timeout",
+        CLOSE_TOKEN_EXPIRED => "token expired",
         _ => "",
     };
     let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));

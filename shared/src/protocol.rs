@@ -27,6 +27,20 @@ pub enum ClientFrame {
         id: Option<String>,
         payload: SyncPayload,
     },
+    /// A fresh access token for an open socket, before the one it opened with expires.
+    AuthRefresh {
+        id: Option<String>,
+        payload: AuthRefreshPayload,
+    },
+}
+
+/// Longest access token accepted in `auth.refresh`.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthRefreshPayload {
+    pub access_token: String,
 }
 
 /// Most channels one `sync` may name.
@@ -139,6 +153,16 @@ impl ClientFrame {
                 }
                 Ok(ClientFrame::Sync { id: raw.id, payload })
             }
+            "auth.refresh" => {
+                let payload: AuthRefreshPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                if payload.access_token.is_empty() || payload.access_token.len() > MAX_TOKEN_BYTES {
+                    return Err(FrameError::InvalidPayload(format!(
+                        "access_token must be 1-{MAX_TOKEN_BYTES} bytes"
+                    )));
+                }
+                Ok(ClientFrame::AuthRefresh { id: raw.id, payload })
+            }
             other => Err(FrameError::UnknownType(other.chars().take(64).collect())),
         }
     }
@@ -197,6 +221,13 @@ pub enum ServerFrame {
     /// A channel's backlog is out; live messages of it follow.
     #[serde(rename = "sync.done")]
     SyncDone { payload: SyncDonePayload },
+    /// The socket now runs on the token of an `auth.refresh`, until `expires_at`.
+    #[serde(rename = "auth.refreshed")]
+    AuthRefreshed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        payload: AuthRefreshedPayload,
+    },
     #[serde(rename = "error")]
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +263,11 @@ impl ServerFrame {
         // Serialising these types cannot fail: no maps with non-string keys, no foreign types.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRefreshedPayload {
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -282,6 +318,8 @@ pub enum ErrorCode {
     PublishFailed,
     /// The gateway is shutting down or overloaded; resend with the same `id`, maybe elsewhere.
     Unavailable,
+    /// An `auth.refresh` whose token is invalid, expired or another user's.
+    Unauthorized,
     /// Over a rate limit: resend the same frame after `retry_after_ms`.
     RateLimited,
     Internal,
@@ -315,6 +353,20 @@ mod tests {
         assert_eq!(payload.content, "hi");
         assert_eq!(payload.content_type, ContentType::Text);
         assert_eq!(payload.reply_to, None);
+    }
+
+    #[test]
+    fn decodes_auth_refresh_and_refuses_empty_or_huge_tokens() {
+        let text = r#"{"type":"auth.refresh","id":"r1","payload":{"access_token":"abc"}}"#;
+        let Ok(ClientFrame::AuthRefresh { id, payload }) = ClientFrame::decode(text) else {
+            panic!("a refresh")
+        };
+        assert_eq!((id.as_deref(), payload.access_token.as_str()), (Some("r1"), "abc"));
+        let empty = r#"{"type":"auth.refresh","payload":{"access_token":""}}"#;
+        assert!(matches!(ClientFrame::decode(empty), Err(FrameError::InvalidPayload(_))));
+        let huge =
+            format!(r#"{{"type":"auth.refresh","payload":{{"access_token":"{}"}}}}"#, "a".repeat(5000));
+        assert!(matches!(ClientFrame::decode(&huge), Err(FrameError::InvalidPayload(_))));
     }
 
     #[test]
