@@ -102,12 +102,7 @@ async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() {
     }
 
     // The worker counts them by reason.
-    let metrics = reqwest::get(format!("{}/metrics", cell.admin_url(&cell.workers[0])))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cell.metrics(&cell.workers[0]).await;
     for reason in ["undecodable", "rejected"] {
         let line = format!("chat_worker_dead_lettered_total{{reason=\"{reason}\"}} 1");
         assert!(metrics.lines().any(|l| l == line), "no `{line}` in\n{metrics}");

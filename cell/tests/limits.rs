@@ -6,7 +6,7 @@
 //! limits fail open and chat goes on.
 
 use shared::ids::ChannelId;
-use shared::local::cell::{Backend, Servers};
+use shared::local::cell::{Backend, Servers, metric_value};
 use shared::local::client::{ChatSocket, ClientError};
 use shared::local::{CellOptions, TestCell};
 use shared::protocol::{ErrorCode, ServerFrame};
@@ -108,12 +108,7 @@ async fn sends_are_limited_per_user_across_gateways_and_hammering_closes_with_40
         }
     }
     assert_eq!(seen, (1..=8).collect::<Vec<_>>());
-    let metrics = reqwest::get(format!("{}/metrics", cell.admin_url(&cell.gateways[1])))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cell.metrics(&cell.gateways[1]).await;
     assert!(metrics.contains("chat_gateway_rate_limited_total{limit=\"sends_per_user\"} 4"), "{metrics}");
     assert!(metrics.contains("chat_gateway_connections_closed_total{code=\"4029\"} 1"), "{metrics}");
 }
@@ -165,13 +160,8 @@ async fn without_redis_the_limits_fail_open_and_chat_goes_on() {
     let answers = send_all(&mut socket, channel, &["r0", "r1", "r2", "r3"]).await;
     assert_eq!(answers.acked, ["r0", "r1", "r2", "r3"]);
     let admin = cell.admin_url(&cell.gateways[0]);
-    let metrics = reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap();
-    let errors: f64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("chat_gateway_rate_limiter_errors_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let metrics = cell.metrics(&cell.gateways[0]).await;
+    let errors = metric_value(&metrics, "chat_gateway_rate_limiter_errors_total").unwrap();
     assert!(errors >= 4.0, "every send's limiter call failed open: {errors}");
     // Still ready (Redis is reported, not required).
     let ready = reqwest::get(format!("{admin}/ready")).await.unwrap();
@@ -268,12 +258,7 @@ async fn per_ip_auth_limit_origin_allowlist_connection_cap_headers_and_dead_peer
     assert_ne!(silent_end, "still open");
     // Its client may see the close frame or, having queued pongs to a closed socket, a broken
     // pipe first: the gateway's count tells the code.
-    let metrics = reqwest::get(format!("{}/metrics", cell.admin_url(&cell.gateways[0])))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = cell.metrics(&cell.gateways[0]).await;
     assert!(metrics.contains("chat_gateway_connections_closed_total{code=\"4000\"} 1"), "{metrics}");
     let bob_ws = bob_reader.await.unwrap();
     assert!(bob_ws.is_ok(), "bob's socket stayed open: {:?}", bob_ws.err());

@@ -4,6 +4,7 @@
 //! from the gateway through the stream to its delivery.
 
 use futures::StreamExt;
+use shared::local::cell::{AppProcess, metric_value as value};
 use shared::local::client::ChatSocket;
 use shared::local::{CellOptions, TestCell};
 use shared::protocol::ServerFrame;
@@ -18,9 +19,8 @@ async fn metrics_move_with_traffic_and_every_documented_metric_is_exported() {
     let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
     let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
     let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
-    let gateway = cell.admin_url(&cell.gateways[0]);
-    let worker = cell.admin_url(&cell.workers[0]);
-    let before = scrape(&gateway).await;
+    let (gateway, worker) = (&cell.gateways[0], &cell.workers[0]);
+    let before = cell.metrics(gateway).await;
     assert_eq!(value(&before, "chat_gateway_connections"), Some(2.0), "{before}");
 
     const SENDS: usize = 20;
@@ -32,7 +32,7 @@ async fn metrics_move_with_traffic_and_every_documented_metric_is_exported() {
     read_until(&mut bob_ws, 0, SENDS, &cell).await;
     bob_ws.close().await;
 
-    let gw = wait_for(&gateway, "chat_gateway_connections_closed_total{code=\"1000\"}", 1.0).await;
+    let gw = wait_for(&cell, gateway, "chat_gateway_connections_closed_total{code=\"1000\"}", 1.0).await;
     assert_eq!(value(&gw, "chat_gateway_connections"), Some(1.0), "{gw}");
     assert_eq!(value(&gw, "chat_gateway_connections_opened_total"), Some(2.0));
     assert_eq!(value(&gw, "chat_gateway_sends_total{outcome=\"acked\"}"), Some(SENDS as f64));
@@ -52,7 +52,7 @@ async fn metrics_move_with_traffic_and_every_documented_metric_is_exported() {
     assert_eq!(value(&gw, "chat_gateway_draining"), Some(0.0));
     assert_eq!(value(&gw, "chat_pool_max_connections{pool=\"redis\"}"), Some(16.0));
 
-    let wk = wait_for(&worker, "chat_worker_messages_persisted_total", SENDS as f64).await;
+    let wk = wait_for(&cell, worker, "chat_worker_messages_persisted_total", SENDS as f64).await;
     assert_eq!(value(&wk, "chat_worker_persist_batch_size_sum"), Some(SENDS as f64));
     assert!(value(&wk, "chat_worker_persist_seconds_count").unwrap() >= 1.0);
     assert_eq!(value(&wk, "chat_worker_dead_lettered_total{reason=\"rejected\"}"), Some(0.0));
@@ -130,21 +130,12 @@ fn documented_metrics() -> Vec<String> {
         .collect()
 }
 
-async fn scrape(admin: &str) -> String {
-    reqwest::get(format!("{admin}/metrics")).await.unwrap().text().await.unwrap()
-}
-
-/// The value of one series (`name{labels}` exactly as exported), if present.
-fn value(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Scrapes until `series` reaches `at_least` (counters move asynchronously), then returns the
 /// scrape.
-async fn wait_for(admin: &str, series: &str, at_least: f64) -> String {
+async fn wait_for(cell: &TestCell, app: &AppProcess, series: &str, at_least: f64) -> String {
     let deadline = Instant::now() + WAIT;
     loop {
-        let metrics = scrape(admin).await;
+        let metrics = cell.metrics(app).await;
         if value(&metrics, series).is_some_and(|v| v >= at_least) || Instant::now() > deadline {
             return metrics;
         }

@@ -173,9 +173,10 @@ async fn count_requests(
 
 /// Counts an authenticated REST request against its user's limit; 429 past it. Requests
 /// without a valid token pass (their handler answers 401, or they are the auth routes).
+/// Verifies the token once for the whole request.
 async fn limit_rest(
     axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let user =
@@ -187,6 +188,10 @@ async fn limit_rest(
             limit,
             retry_after_ms,
         });
+    }
+    if let Some(user) = user {
+        // The handler's `AuthUser` takes it from here instead of verifying the token again.
+        request.extensions_mut().insert(auth::AuthUser(user));
     }
     next.run(request).await
 }

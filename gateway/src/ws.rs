@@ -77,6 +77,8 @@ pub struct ConnHandle {
     /// Bytes of sync backlog queued and not yet written; a sync reads the next channel's
     /// backlog only once this is 0, so one backlog at most is in memory.
     backlog_bytes: Arc<AtomicUsize>,
+    /// Woken by the writer when `backlog_bytes` comes back to 0.
+    backlog_drained: Arc<tokio::sync::Notify>,
     /// Frames the writer has written, so silence on the socket can be told from a slow link.
     written: Arc<AtomicU64>,
     /// Set when the socket is closing in order: nothing more is queued.
@@ -129,6 +131,7 @@ impl ConnHandle {
             metrics,
             live_bytes: Arc::default(),
             backlog_bytes: Arc::default(),
+            backlog_drained: Arc::default(),
             written: Arc::default(),
             finishing: Arc::default(),
             syncs: Arc::new(tokio::sync::Semaphore::new(2)),
@@ -174,8 +177,18 @@ impl ConnHandle {
 
     /// Waits until the socket has written every backlog frame queued so far (or closes).
     pub async fn backlog_written(&self) {
-        while self.backlog_bytes.load(Ordering::Relaxed) > 0 && !self.closing.is_cancelled() {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        loop {
+            // Registered before the check, so a wake-up between the two is not missed.
+            let drained = self.backlog_drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if self.backlog_bytes.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            tokio::select! {
+                _ = drained => {}
+                _ = self.closing.cancelled() => return,
+            }
         }
     }
 
@@ -584,11 +597,15 @@ async fn read_loop(
                 }
                 match frame {
                     Ok(ClientFrame::MessageSend { id, payload }) => {
-                        // Only sends that would be published count against a window.
-                        let verdict = match conn.is_member(payload.channel_id) {
-                            true => state.limiter.send(conn.user, payload.channel_id).await,
-                            false => Verdict::Allowed,
-                        };
+                        // Membership first: only sends that would be published count against a
+                        // window.
+                        if !conn.is_member(payload.channel_id) {
+                            state.metrics.send(SendOutcome::Rejected);
+                            let message = "you are not a member of that channel";
+                            conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, message));
+                            continue;
+                        }
+                        let verdict = state.limiter.send(conn.user, payload.channel_id).await;
                         if let Verdict::Limited { limit, retry_after_ms } = verdict {
                             state.metrics.send(SendOutcome::Rejected);
                             let frame = ServerFrame::rate_limited(Some(id.0), limit, retry_after_ms);
@@ -608,9 +625,7 @@ async fn read_loop(
                         }
                         strikes = 0;
                         told_at = None;
-                        if let Some(send) = start_send(state, conn, sender, id, payload).await {
-                            pending.push(send);
-                        }
+                        pending.push(start_send(state, conn, sender, id, payload).await);
                     }
                     Ok(ClientFrame::AuthRefresh { id, payload }) => {
                         let frame = match state.tokens.verify(&payload.access_token) {
@@ -649,21 +664,16 @@ async fn read_loop(
     code
 }
 
-/// Validates a send and queues its publish, in the socket's frame order; the returned future
-/// yields the `message.ack` or `error` frame. Invalid sends are answered at once.
+/// Queues the publish of a send (its sender a member, within limits), in the socket's frame
+/// order; the returned future yields the `message.ack` or `error` frame.
 async fn start_send(
     state: &AppState,
     conn: &ConnHandle,
     sender: &SenderView,
     id: shared::ids::ClientMsgId,
     payload: SendPayload,
-) -> Option<impl Future<Output = Utf8Bytes> + use<>> {
+) -> impl Future<Output = Utf8Bytes> + use<> {
     let received = std::time::Instant::now();
-    if !conn.is_member(payload.channel_id) {
-        state.metrics.send(SendOutcome::Rejected);
-        conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, "you are not a member of that channel"));
-        return None;
-    }
     let message = StreamMessage {
         message_id: state.snowflake.next_id(),
         channel_id: payload.channel_id,
@@ -683,7 +693,7 @@ async fn start_send(
     let published = state.publisher.submit(subject, dedup_key, encoded.into(), trace).await;
     let stream = state.stream.clone();
     let metrics = state.metrics.clone();
-    Some(async move {
+    async move {
         let result = published.await;
         metrics.send_ack_seconds.observe(received.elapsed().as_secs_f64());
         let frame = match result {
@@ -713,7 +723,7 @@ async fn start_send(
             }
         };
         Utf8Bytes::from(frame.to_json())
-    })
+    }
 }
 
 /// The id of the message stored at `sequence` of the stream (the PubAck of a duplicate names
@@ -770,8 +780,11 @@ async fn write_loop(
         }
         conn.metrics.frame_out(&frame_text);
         // Written (into the socket's buffer): no longer the gateway's memory.
-        let budget = if live { &conn.live_bytes } else { &conn.backlog_bytes };
-        budget.fetch_sub(bytes, Ordering::Relaxed);
+        if live {
+            conn.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        } else if conn.backlog_bytes.fetch_sub(bytes, Ordering::Relaxed) == bytes {
+            conn.backlog_drained.notify_waiters();
+        }
         conn.written.fetch_add(1, Ordering::Relaxed);
     }
     let code = conn.close_code.load(Ordering::Relaxed);

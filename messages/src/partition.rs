@@ -85,13 +85,18 @@ pub enum StepError {
 /// [`persist_isolating`]); any other failure is returned and the whole batch retried.
 pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Result<(), StepError> {
     let dead_letters = deps.subjects.dead_letter(partition);
-    let mut decoded = Vec::with_capacity(messages.len());
+    // The decoded messages, and beside them (same order) the stream messages they came from.
+    let mut sources = Vec::with_capacity(messages.len());
+    let mut batch = PersistBatch { messages: Vec::with_capacity(messages.len()) };
     for message in messages {
         if message.info().is_ok_and(|info| info.delivered > 1) {
             deps.metrics.redeliveries.inc();
         }
         match serde_json::from_slice::<StreamMessage>(&message.payload) {
-            Ok(stream_message) => decoded.push((message, stream_message)),
+            Ok(decoded) => {
+                sources.push(message);
+                batch.messages.push(decoded);
+            }
             // Gateways only publish what they encoded themselves; anything else never
             // becomes valid.
             Err(error) => {
@@ -109,22 +114,22 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
         }
     }
     let started = std::time::Instant::now();
-    let (persisted, kept) = persist_isolating(deps, &dead_letters, decoded).await?;
+    let (persisted, sources, batch) = persist_isolating(deps, &dead_letters, sources, batch).await?;
     deps.metrics.persist_seconds.observe(started.elapsed().as_secs_f64());
-    deps.metrics.persist_batch_size.observe(kept.len() as f64);
+    deps.metrics.persist_batch_size.observe(batch.messages.len() as f64);
     let fresh = persisted.iter().filter(|p| p.fresh).count();
     deps.metrics.persisted.inc_by(fresh as u64);
-    tracing::debug!(batch = kept.len(), stored = fresh, "batch persisted");
-    let batch: Vec<StreamMessage> = kept.iter().map(|(_, m)| m.clone()).collect();
+    tracing::debug!(batch = batch.messages.len(), stored = fresh, "batch persisted");
     // The trace of each message, from its publish to its delivery.
-    let traces: std::collections::HashMap<String, String> = kept
+    let traces: std::collections::HashMap<String, String> = sources
         .iter()
+        .zip(&batch.messages)
         .filter_map(|(message, decoded)| {
             let trace = message.headers.as_ref()?.get(TRACE_HEADER)?.as_str().to_owned();
             Some((decoded.dedup_key(), trace))
         })
         .collect();
-    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch, &persisted, &traces).await {
+    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch.messages, &persisted, &traces).await {
         // Stored and committed: gateways fill what they missed from Postgres, so the batch is
         // still acknowledged rather than stored again.
         tracing::warn!(%error, "announcing deliveries failed");
@@ -132,44 +137,45 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
     // Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack
     // would also acknowledge a message lost on its way to this worker. Double acks, all in
     // flight at once: each waits for the server to confirm.
-    let acks = futures::future::join_all(kept.iter().map(|(m, _)| m.double_ack())).await;
+    let acks = futures::future::join_all(sources.iter().map(|m| m.double_ack())).await;
     if let Some(error) = acks.into_iter().find_map(Result::err) {
         tracing::warn!(%error, "ack not confirmed; the message may be redelivered and skipped as stored");
     }
     Ok(())
 }
 
-type Decoded<'a> = Vec<(&'a Message, StreamMessage)>;
-
 /// Persists the batch in one transaction. If Postgres refuses its data, persists the messages
 /// one by one, in stream order, each in its own transaction, and dead-letters each one it
-/// refuses alone; the rest keep their order and get their `seq`. Returns what is stored and
-/// the messages kept (all but the dead-lettered ones).
+/// refuses alone; the rest keep their order and get their `seq`. `sources` are the stream
+/// messages of `batch`, in the same order. Returns what is stored and the messages kept (all
+/// but the dead-lettered ones), sources and decoded alike.
 async fn persist_isolating<'a>(
     deps: &Deps,
     dead_letters: &str,
-    decoded: Decoded<'a>,
-) -> Result<(Vec<PersistedMessage>, Decoded<'a>), StepError> {
-    let batch = PersistBatch { messages: decoded.iter().map(|(_, m)| m.clone()).collect() };
+    sources: Vec<&'a Message>,
+    batch: PersistBatch,
+) -> Result<(Vec<PersistedMessage>, Vec<&'a Message>, PersistBatch), StepError> {
     match persist_batch(&deps.db, &batch).await {
-        Ok(persisted) => return Ok((persisted, decoded)),
+        Ok(persisted) => return Ok((persisted, sources, batch)),
         Err(error) if !error.is_permanent() => return Err(error.into()),
         Err(error) => {
             tracing::warn!(%error, batch = batch.messages.len(), "batch refused; persisting one by one")
         }
     }
-    let batch_len = decoded.len();
+    let batch_len = sources.len();
     let mut persisted = Vec::with_capacity(batch_len);
-    let mut kept = Vec::with_capacity(batch_len);
+    let mut kept_sources = Vec::with_capacity(batch_len);
+    let mut kept = PersistBatch { messages: Vec::with_capacity(batch_len) };
     let mut refused = Vec::new();
-    for (message, stream_message) in decoded {
-        let alone = PersistBatch { messages: vec![stream_message] };
+    for (message, decoded) in sources.into_iter().zip(batch.messages) {
+        let alone = PersistBatch { messages: vec![decoded] };
         // Keeps the batch's messages from being redelivered while they go one by one.
         let _ = message.ack_with(AckKind::Progress).await;
         match persist_batch(&deps.db, &alone).await {
             Ok(rows) => {
                 persisted.extend(rows);
-                kept.extend(alone.messages.into_iter().map(|m| (message, m)));
+                kept_sources.push(message);
+                kept.messages.extend(alone.messages);
             }
             Err(error) if error.is_permanent() => refused.push((message, error)),
             Err(error) => return Err(error.into()),
@@ -178,7 +184,7 @@ async fn persist_isolating<'a>(
     // Every message of a batch refused alone: the fault is in the schema or a query (a bad
     // deploy), not in the messages. Retried, never dead-lettered wholesale. (What was stored
     // above is committed; the retry skips it as stored.)
-    if batch_len > 1 && kept.is_empty() {
+    if batch_len > 1 && kept_sources.is_empty() {
         let (_, error) = refused.swap_remove(0);
         tracing::error!(%error, batch = batch_len, "every message of the batch refused; retrying, not dead-lettering");
         return Err(error.into());
@@ -189,7 +195,7 @@ async fn persist_isolating<'a>(
             .await?;
     }
     persisted.sort_by_key(|r| (r.channel_id, r.seq));
-    Ok((persisted, kept))
+    Ok((persisted, kept_sources, kept))
 }
 
 /// Exponential backoff between retries, 100 ms up to 5 s.

@@ -338,6 +338,15 @@ impl TestCell {
         format!("http://{}:{}", self.host, app.admin_port)
     }
 
+    /// What a gateway's or worker's `/metrics` says now (empty if it does not answer).
+    pub async fn metrics(&self, app: &AppProcess) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.admin_url(app))).await;
+        match response {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     pub fn gateway_url(&self, i: usize) -> String {
         format!("http://{}:{}", self.host, self.gateways[i].port.unwrap_or(0))
     }
@@ -430,6 +439,11 @@ impl TestCell {
             .map(|a| format!("--- {} ---\n{}\n", a.name, tail(&a.log)))
             .collect()
     }
+}
+
+/// The value of one series of a `/metrics` text (`name{labels}` exactly as exported).
+pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn tail(path: &Path) -> String {
