@@ -20,6 +20,9 @@ use std::time::Duration;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: UserId,
+    /// The session (refresh-token family) the token belongs to; revoking it refuses the
+    /// token before its `exp`.
+    pub sid: uuid::Uuid,
     pub iss: String,
     pub aud: String,
     pub iat: i64,
@@ -109,15 +112,16 @@ impl TokenKeys {
             return Err(KeyError::NoPublicKey(keys.key_id));
         }
         let probe =
-            keys.issue(UserId(uuid::Uuid::nil())).map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
+            keys.issue(UserId(uuid::Uuid::nil()), uuid::Uuid::nil()).map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
         keys.verify(&probe).map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
         Ok(keys)
     }
 
-    pub fn issue(&self, user: UserId) -> Result<String, AppError> {
+    pub fn issue(&self, user: UserId, session: uuid::Uuid) -> Result<String, AppError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user,
+            sid: session,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
@@ -222,7 +226,7 @@ impl FromRequestParts<AppState> for AuthUser {
             return Ok(*user);
         }
         let token = bearer_token(parts).ok_or(AppError::Unauthorized)?;
-        Ok(AuthUser(state.tokens.verify(token)?.sub))
+        Ok(AuthUser(state.authenticate(token)?.sub))
     }
 }
 
@@ -276,7 +280,7 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
     fn forged(header: &str, secret: Option<&[u8]>) -> String {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let claims = dev_keys().issue(UserId::new_random()).unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims = dev_keys().issue(UserId::new_random(), uuid::Uuid::new_v4()).unwrap().split('.').nth(1).unwrap().to_owned();
         let signed = format!("{}.{claims}", b64.encode(header));
         let signature = match secret {
             Some(secret) => {
@@ -293,12 +297,12 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
     #[test]
     fn tokens_name_their_key_and_verify_only_with_it() {
         let user = UserId::new_random();
-        let token = dev_keys().issue(user).unwrap();
+        let token = dev_keys().issue(user, uuid::Uuid::new_v4()).unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!((header.alg, header.kid.as_deref()), (JwtAlgorithm::EdDSA, Some("dev")));
         assert_eq!(dev_keys().verify(&token).unwrap().sub, user);
         assert!(other_keys().verify(&token).is_err(), "signed by a key this gateway does not accept");
-        assert!(dev_keys().verify(&other_keys().issue(user).unwrap()).is_err());
+        assert!(dev_keys().verify(&other_keys().issue(user, uuid::Uuid::new_v4()).unwrap()).is_err());
     }
 
     #[test]
@@ -307,8 +311,8 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
             keys_from(("k2", OTHER_SIGNING_KEY), &[("k2", OTHER_PUBLIC_KEY), ("dev", DEV_PUBLIC_KEY)]);
         let rotated = rotated.unwrap();
         let user = UserId::new_random();
-        assert_eq!(rotated.verify(&dev_keys().issue(user).unwrap()).unwrap().sub, user);
-        let new = rotated.issue(user).unwrap();
+        assert_eq!(rotated.verify(&dev_keys().issue(user, uuid::Uuid::new_v4()).unwrap()).unwrap().sub, user);
+        let new = rotated.issue(user, uuid::Uuid::new_v4()).unwrap();
         assert_eq!(jsonwebtoken::decode_header(&new).unwrap().kid.as_deref(), Some("k2"));
         assert!(dev_keys().verify(&new).is_err(), "gateways without the new key refuse it");
     }
@@ -320,7 +324,7 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
         // HS256 "signed" with the public key, the classic algorithm confusion.
         let confused = forged(r#"{"alg":"HS256","typ":"JWT","kid":"dev"}"#, Some(DEV_PUBLIC_KEY.as_bytes()));
         assert!(keys.verify(&confused).is_err());
-        let token = keys.issue(UserId::new_random()).unwrap();
+        let token = keys.issue(UserId::new_random(), uuid::Uuid::new_v4()).unwrap();
         let (_, rest) = token.split_once('.').unwrap();
         use base64::Engine as _;
         let unknown_kid =
@@ -329,6 +333,7 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: UserId::new_random(),
+            sid: uuid::Uuid::new_v4(),
             iss: "chat-cell".into(),
             aud: "chat".into(),
             iat: now - 3600,

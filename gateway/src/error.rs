@@ -31,6 +31,8 @@ pub enum AppError {
     Conflict { code: &'static str, message: String },
     #[error("a dependency is unavailable")]
     Unavailable,
+    #[error("the request took too long")]
+    RequestTimeout,
     #[error("rate limit `{limit}` reached; retry after {retry_after_ms} ms")]
     RateLimited { limit: &'static str, retry_after_ms: u64 },
     #[error("internal error")]
@@ -61,6 +63,7 @@ impl AppError {
             AppError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             AppError::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             AppError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AppError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -126,10 +129,33 @@ impl From<PathRejection> for AppError {
     }
 }
 
-/// `Json` whose rejections answer in the API's error format.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(AppError))]
+/// `Json` whose rejections answer in the API's error format, and which refuses bodies
+/// nested deeper than `MAX_JSON_DEPTH` before parsing them.
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, AppError> {
+        let (parts, body) = request.into_parts();
+        // Read within the route's body limit, check the depth, then let `Json` do the rest
+        // (content type, syntax, shape) with its own answers.
+        let whole = axum::extract::Request::from_parts(parts.clone(), body);
+        let bytes = bytes::Bytes::from_request(whole, state)
+            .await
+            .map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
+        if shared::protocol::json_depth_exceeds(&bytes, shared::protocol::MAX_JSON_DEPTH) {
+            return Err(AppError::invalid("too_deep", shared::protocol::FrameError::TooDeep.to_string()));
+        }
+        let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        Ok(ApiJson(value))
+    }
+}
 
 /// `Query` whose rejections answer in the API's error format.
 #[derive(axum::extract::FromRequestParts)]

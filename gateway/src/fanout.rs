@@ -67,12 +67,14 @@ impl Fanout {
         }
     }
 
+    /// The sockets of `user` connected here.
+    pub fn sockets_of(&self, user: UserId) -> Vec<ConnHandle> {
+        let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        routes.users.get(&user).map(|c| c.values().cloned().collect()).unwrap_or_default()
+    }
+
     async fn apply(self: &Arc<Self>, event: &MembershipEvent) {
-        let conns: Vec<ConnHandle> = {
-            let routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
-            routes.users.get(&event.user_id).map(|c| c.values().cloned().collect()).unwrap_or_default()
-        };
-        for conn in conns {
+        for conn in self.sockets_of(event.user_id) {
             match event.change {
                 MembershipChange::Joined => self.join(&conn, [event.channel_id]).await,
                 MembershipChange::Left => {

@@ -11,6 +11,8 @@ mod publish;
 mod ratelimit;
 mod state;
 mod store;
+mod serve;
+mod sessions;
 mod sync;
 mod ws;
 
@@ -47,6 +49,8 @@ pub enum GatewayError {
     Admin(#[from] shared::admin::AdminError),
     #[error("access-token keys: {0}")]
     Keys(#[from] auth::KeyError),
+    #[error("reading revoked sessions: {0}")]
+    Sessions(#[from] sqlx::Error),
     #[error("subscribing: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
 }
@@ -131,16 +135,19 @@ pub async fn run(
         limiter,
         connection_permits: Arc::new(tokio::sync::Semaphore::new(config.gateway.max_connections)),
         sockets: TaskTracker::new(),
+        revoked: sessions::RevokedSessions::new(config.gateway.access_token_ttl),
     });
+    // Sessions revoked before this gateway started may still have unexpired tokens.
+    state.revoked.insert(store::tokens::recently_revoked(&state.db, state.revoked.window()).await?);
+    let revocations = tokio::spawn(state.clone().follow_revocations());
     let _ = admin_state.set(state.clone());
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
     // Drain: `/ready` fails and no new connection is accepted from the moment of the signal;
     // each socket goes on working until its moment of the drain window, answers its
     // in-flight sends, and closes with 1012; the publisher outlives them all.
-    // The peer address feeds the per-IP limits.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.clone().cancelled_owned()).await?;
+    let gateway = &config.gateway;
+    serve::serve(listener, app, gateway.header_read_timeout, gateway.request_timeout, shutdown.clone()).await;
     state.sockets.close();
     let open = state.sockets.len();
     tracing::info!(open, window = ?config.gateway.drain_window, "draining sockets");
@@ -150,6 +157,7 @@ pub async fn run(
     publish_shutdown.cancel();
     let _ = tokio::time::timeout(config.gateway.shutdown_grace, publish_task).await;
     membership.abort();
+    revocations.abort();
     let _ = nats.flush().await;
     state.db.close().await;
     admin_stop.cancel();
@@ -171,6 +179,19 @@ async fn count_requests(
     response
 }
 
+/// Answers 408 `request_timeout` to a request (its body included) not answered within
+/// `gateway.request_timeout`. A WebSocket upgrade is answered at once; its socket lives on.
+async fn deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(error::AppError::RequestTimeout),
+    }
+}
+
 /// Counts an authenticated REST request against its user's limit; 429 past it. Requests
 /// without a valid token pass (their handler answers 401, or they are the auth routes).
 /// Verifies the token once for the whole request.
@@ -180,7 +201,7 @@ async fn limit_rest(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let user =
-        auth::bearer_token_of(request.headers()).and_then(|t| state.tokens.verify(t).ok()).map(|c| c.sub);
+        auth::bearer_token_of(request.headers()).and_then(|t| state.authenticate(t).ok()).map(|c| c.sub);
     if let Some(user) = user
         && let ratelimit::Verdict::Limited { limit, retry_after_ms } = state.limiter.rest_request(user).await
     {
@@ -224,6 +245,7 @@ fn router(state: AppState) -> Router {
         .fallback(|| async { error::AppError::NotFound("route") })
         .method_not_allowed_fallback(|| async { error::AppError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .layer(cors);

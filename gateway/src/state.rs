@@ -5,6 +5,9 @@ use crate::fanout::Fanout;
 use crate::metrics::GatewayMetrics;
 use crate::publish::Publisher;
 use crate::ratelimit::RateLimiter;
+use crate::sessions::RevokedSessions;
+use crate::auth::Claims;
+use crate::error::AppError;
 use shared::config::GatewayConfig;
 use shared::events::{MembershipChange, MembershipEvent};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
@@ -38,11 +41,21 @@ pub struct Inner {
     pub connection_permits: Arc<tokio::sync::Semaphore>,
     /// Every upgraded socket's task, so shutdown can wait until each has drained.
     pub sockets: TaskTracker,
+    pub revoked: RevokedSessions,
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+
+    /// The claims of a valid access token whose session was not revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Claims, AppError> {
+        let claims = self.tokens.verify(token)?;
+        if self.revoked.contains(claims.sid) {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(claims)
     }
 
     /// Tells every gateway of the cell that `user` joined or left `channel`.

@@ -69,6 +69,8 @@ static NEXT_CONN_ID: AtomicU64 = AtomicU64::new(1);
 pub struct ConnHandle {
     pub id: u64,
     pub user: UserId,
+    /// The session of the token the socket was opened with (refreshes keep it).
+    pub session: uuid::Uuid,
     pub channels: Arc<RwLock<HashSet<ChannelId>>>,
     outbound: mpsc::UnboundedSender<Outbound>,
     metrics: Arc<GatewayMetrics>,
@@ -117,6 +119,7 @@ pub enum Outbound {
 impl ConnHandle {
     fn new(
         user: UserId,
+        session: uuid::Uuid,
         queue_max_bytes: usize,
         metrics: Arc<GatewayMetrics>,
     ) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
@@ -126,6 +129,7 @@ impl ConnHandle {
         let conn = Self {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),
             user,
+            session,
             channels: Arc::new(RwLock::new(HashSet::new())),
             outbound,
             metrics,
@@ -378,8 +382,8 @@ pub async fn upgrade(
     headers: axum::http::HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
-    let claims = state.tokens.verify(&token)?;
-    let (user, expires) = (claims.sub, claims.exp);
+    let claims = state.authenticate(&token)?;
+    let (user, session, expires) = (claims.sub, claims.sid, claims.exp);
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     if let Some(origin) = parts_origin(&headers)
         && !state.config.allowed_origins.is_empty()
@@ -390,7 +394,7 @@ pub async fn upgrade(
     }
     let permit = state.connection_permits.clone().try_acquire_owned().map_err(|_| AppError::Unavailable)?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
-    let (conn, outbound) = ConnHandle::new(user, state.config.socket_queue_bytes, state.metrics.clone());
+    let (conn, outbound) = ConnHandle::new(user, session, state.config.socket_queue_bytes, state.metrics.clone());
     let lease = conn.lease_id(state.config.node_id);
     if !state.limiter.lease_socket(user, &lease).await {
         state.metrics.rate_limited("sockets_per_user");
@@ -628,8 +632,8 @@ async fn read_loop(
                         pending.push(start_send(state, conn, sender, id, payload).await);
                     }
                     Ok(ClientFrame::AuthRefresh { id, payload }) => {
-                        let frame = match state.tokens.verify(&payload.access_token) {
-                            Ok(claims) if claims.sub == conn.user => {
+                        let frame = match state.authenticate(&payload.access_token) {
+                            Ok(claims) if claims.sub == conn.user && claims.sid == conn.session => {
                                 token_expiry.as_mut().reset(instant_of(claims.exp));
                                 let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0).unwrap_or_default();
                                 ServerFrame::AuthRefreshed { id, payload: protocol::AuthRefreshedPayload { expires_at } }

@@ -173,6 +173,13 @@ pub struct GatewayConfig {
     /// plus `publish_ack_timeout`.
     #[serde(with = "secs")]
     pub shutdown_grace: Duration,
+    /// A connection must deliver a request's headers (a WebSocket handshake's included)
+    /// within this long of starting it, or it is closed (slowloris).
+    #[serde(with = "millis")]
+    pub header_read_timeout: Duration,
+    /// A REST request (body included) must be answered within this long: 408 otherwise.
+    #[serde(with = "millis")]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -258,6 +265,8 @@ impl Default for GatewayConfig {
             drain_window: Duration::from_secs(10),
             // drain window + PubAck timeout + flush before close + close frame, with margin.
             shutdown_grace: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What travels over NATS between the cell's processes: the message a gateway puts into the
-//! stream, the delivery a worker announces after commit, and membership changes gateways
-//! follow to route deliveries.
+//! stream, the delivery a worker announces after commit, membership changes gateways follow
+//! to route deliveries, and revoked sessions whose sockets they close.
 
 use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
 use crate::protocol::{ContentType, SenderView};
@@ -72,4 +72,13 @@ pub struct MembershipEvent {
 pub enum MembershipChange {
     Joined,
     Left,
+}
+
+/// Sessions (logins: a refresh-token family, the `sid` of its access tokens) that were
+/// revoked — logout, refresh-token reuse, password change, account deletion — published by
+/// whoever revoked them so that every gateway refuses their tokens and closes their sockets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionsRevoked {
+    pub user_id: UserId,
+    pub sessions: Vec<uuid::Uuid>,
 }

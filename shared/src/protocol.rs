@@ -89,12 +89,14 @@ pub enum FrameError {
     UnknownType(String),
     #[error("invalid payload: {0}")]
     InvalidPayload(String),
+    #[error("JSON nested deeper than {MAX_JSON_DEPTH} levels")]
+    TooDeep,
 }
 
 impl FrameError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            FrameError::Malformed(_) => ErrorCode::MalformedFrame,
+            FrameError::Malformed(_) | FrameError::TooDeep => ErrorCode::MalformedFrame,
             FrameError::UnknownType(_) => ErrorCode::UnknownType,
             FrameError::InvalidPayload(_) => ErrorCode::InvalidPayload,
         }
@@ -111,6 +113,39 @@ struct RawFrame<'a> {
     payload: Option<&'a RawValue>,
 }
 
+/// Deepest nesting of arrays and objects a frame or a REST body may have. Every valid one
+/// nests 4 levels at most; serde's own limit (128) only guards the stack.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Whether `json` nests arrays and objects deeper than `max`: one linear pass that skips
+/// strings and validates nothing else, run before parsing.
+pub fn json_depth_exceeds(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A frame's `id`, if one could be read, so an `error` can name the frame it answers.
 pub fn frame_id(text: &str) -> Option<String> {
     serde_json::from_str::<RawFrame<'_>>(text).ok().and_then(|f| f.id)
@@ -120,6 +155,9 @@ impl ClientFrame {
     /// Decodes a text frame. The envelope is read first so that an unknown `type` and a bad
     /// `payload` get errors of their own.
     pub fn decode(text: &str) -> Result<Self, FrameError> {
+        if json_depth_exceeds(text.as_bytes(), MAX_JSON_DEPTH) {
+            return Err(FrameError::TooDeep);
+        }
         let raw: RawFrame<'_> =
             serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
         let payload = raw.payload.map(RawValue::get).unwrap_or("null");
@@ -421,6 +459,20 @@ mod tests {
         assert_eq!(value["id"], "c1");
         assert_eq!(value["payload"]["code"], "publish_failed");
         assert_eq!(value["payload"]["retryable"], true);
+    }
+
+    #[test]
+    fn json_depth_counts_nesting_outside_strings_only() {
+        assert!(!json_depth_exceeds(br#"{"a":[1,{"b":2}]}"#, 3));
+        assert!(json_depth_exceeds(br#"{"a":[1,{"b":[2]}]}"#, 3));
+        assert!(!json_depth_exceeds(br#"{"a":"[[[[\"[[[[{{"}"#, 1), "brackets inside a string");
+        let deep = format!(
+            r#"{{"type":"message.send","id":"x","payload":{}{}}}"#,
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        assert_eq!(ClientFrame::decode(&deep), Err(FrameError::TooDeep));
+        assert_eq!(FrameError::TooDeep.code(), ErrorCode::MalformedFrame);
     }
 
     proptest! {

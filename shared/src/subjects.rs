@@ -66,6 +66,11 @@ impl Subjects {
     pub fn membership(&self) -> String {
         format!("{}.membership", self.prefix)
     }
+
+    /// Core NATS subject of revoked sessions, followed by every gateway.
+    pub fn sessions_revoked(&self) -> String {
+        format!("{}.sessions.revoked", self.prefix)
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! `/auth`: register, login, refresh (rotating), logout.
+//! `/auth`: register, login, refresh (rotating), logout; and what revokes every session of
+//! a user: a password change and account deletion. Each revocation also closes the
+//! sessions' sockets, on every gateway (`crate::sessions`).
 
 use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
 use crate::error::{ApiJson, ApiResult, AppError};
@@ -8,6 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use crate::auth::AuthUser;
+use shared::events::MembershipChange;
 use shared::ids::UserId;
 use uuid::Uuid;
 
@@ -55,6 +59,13 @@ pub(crate) fn validate_username(username: &str) -> Result<(), AppError> {
     })
 }
 
+fn validate_password(password: &str) -> Result<(), AppError> {
+    if !(8..=128).contains(&password.chars().count()) {
+        return Err(AppError::invalid("invalid_password", "password: 8-128 characters"));
+    }
+    Ok(())
+}
+
 fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
     validate_username(&r.username)?;
     let email_ok = r.email.len() <= 254
@@ -63,9 +74,7 @@ fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
     if !email_ok {
         return Err(AppError::invalid("invalid_email", "email is not a valid address"));
     }
-    if !(8..=128).contains(&r.password.chars().count()) {
-        return Err(AppError::invalid("invalid_password", "password: 8-128 characters"));
-    }
+    validate_password(&r.password)?;
     if r.display_name.as_ref().is_some_and(|d| d.chars().count() > 64 || d.trim().is_empty()) {
         return Err(AppError::invalid("invalid_display_name", "display_name: 1-64 characters"));
     }
@@ -79,7 +88,7 @@ async fn start_session(
     family: Uuid,
     profile: Option<UserRow>,
 ) -> ApiResult<Session> {
-    let access_token = state.tokens.issue(user)?;
+    let access_token = state.tokens.issue(user, family)?;
     let (refresh_token, hash) = new_refresh_token();
     store::tokens::insert(&state.db, &hash, user, family, state.tokens.refresh_ttl).await?;
     Ok(Session {
@@ -139,7 +148,9 @@ pub async fn refresh(
             let profile = store::users::get(&state.db, user).await?;
             Ok(Json(start_session(&state, user, family, profile).await?))
         }
-        Redeemed::Reused => {
+        Redeemed::Reused { user, family } => {
+            // The theft signal: whoever holds the family's live token is cut off too.
+            state.revoke_sessions(user, vec![family]).await;
             Err(AppError::InvalidCredentials("refresh token reused; its sessions are revoked"))
         }
         Redeemed::Invalid => Err(AppError::InvalidCredentials("invalid or expired refresh token")),
@@ -150,6 +161,64 @@ pub async fn logout(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
+    let revoked = store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
+    if let Some((user, family)) = revoked {
+        state.revoke_sessions(user, vec![family]).await;
+    }
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+/// `PUT /users/me/password`: every session of the user is revoked (their sockets closed);
+/// the answer is a new session for the device that asked.
+pub async fn change_password(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(request): ApiJson<ChangePassword>,
+) -> ApiResult<Json<Session>> {
+    validate_password(&request.new_password)?;
+    check_password(&state, user, request.current_password).await?;
+    let hash = hash_password(request.new_password).await?;
+    store::users::set_password(&state.db, user, &hash).await?;
+    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?).await;
+    let profile = store::users::get(&state.db, user).await?;
+    Ok(Json(start_session(&state, user, Uuid::new_v4(), profile).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccount {
+    password: String,
+}
+
+/// `DELETE /users/me`: the account can no longer log in, leaves every channel (its members
+/// stop seeing it at once), and every session is revoked. Its messages stay.
+pub async fn delete_me(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(request): ApiJson<DeleteAccount>,
+) -> ApiResult<StatusCode> {
+    check_password(&state, user, request.password).await?;
+    let left = store::users::delete(&state.db, user).await?;
+    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?).await;
+    for (channel, last_seq) in left {
+        state.announce_membership(channel, user, MembershipChange::Left, last_seq).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The user's password, checked again before changes that need it.
+async fn check_password(state: &AppState, user: UserId, password: String) -> Result<(), AppError> {
+    let stored = store::users::password_hash(&state.db, user).await?;
+    if verify_password(password, stored).await? {
+        Ok(())
+    } else {
+        Err(AppError::InvalidCredentials("wrong password"))
+    }
 }

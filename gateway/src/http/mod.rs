@@ -20,12 +20,14 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
     let unauthenticated = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh));
+        .route("/auth/refresh", post(auth::refresh))
+        // Checks a password like login does: the same per-IP budget against guessing.
+        .route("/users/me/password", axum::routing::put(auth::change_password));
     let unauthenticated = with_per_ip_limit(unauthenticated, limits, metrics);
     let api = Router::new()
         .merge(unauthenticated)
         .route("/auth/logout", post(auth::logout))
-        .route("/users/me", get(users::me).patch(users::update_me))
+        .route("/users/me", get(users::me).patch(users::update_me).delete(auth::delete_me))
         .route("/users/search", get(users::search))
         .route("/users/{id}", get(users::get))
         .route("/channels", get(channels::list).post(channels::create))

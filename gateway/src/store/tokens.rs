@@ -30,8 +30,8 @@ pub async fn insert(
 pub enum Redeemed {
     /// Valid: marked used; issue a successor in the same family.
     Valid { user: UserId, family: Uuid },
-    /// Already used or revoked: the family is now revoked.
-    Reused,
+    /// Already used or revoked: the family (of `user`) is now revoked.
+    Reused { user: UserId, family: Uuid },
     /// Unknown or expired.
     Invalid,
 }
@@ -48,16 +48,17 @@ pub async fn redeem(db: &PgPool, hash: &[u8]) -> Result<Redeemed, sqlx::Error> {
     if let Some((user, family)) = valid {
         return Ok(Redeemed::Valid { user, family });
     }
-    let known: Option<(Uuid,)> = sqlx::query_as(
-        "SELECT family_id FROM refresh_tokens WHERE token_hash = $1 AND (used_at IS NOT NULL OR revoked_at IS NOT NULL)",
+    let known: Option<(UserId, Uuid)> = sqlx::query_as(
+        "SELECT user_id, family_id FROM refresh_tokens
+         WHERE token_hash = $1 AND (used_at IS NOT NULL OR revoked_at IS NOT NULL)",
     )
     .bind(hash)
     .fetch_optional(db)
     .await?;
     match known {
-        Some((family,)) => {
+        Some((user, family)) => {
             revoke_family(db, family).await?;
-            Ok(Redeemed::Reused)
+            Ok(Redeemed::Reused { user, family })
         }
         None => Ok(Redeemed::Invalid),
     }
@@ -71,14 +72,42 @@ pub async fn revoke_family(db: &PgPool, family: Uuid) -> Result<(), sqlx::Error>
     Ok(())
 }
 
-/// Revokes the family of `hash`, if the token is known. Returns whether it was.
-pub async fn revoke_by_token(db: &PgPool, hash: &[u8]) -> Result<bool, sqlx::Error> {
-    let result = sqlx::query(
-        "UPDATE refresh_tokens SET revoked_at = now()
-         WHERE family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1) AND revoked_at IS NULL",
+/// Revokes the family of `hash`, if the token is known: its user and family.
+pub async fn revoke_by_token(db: &PgPool, hash: &[u8]) -> Result<Option<(UserId, Uuid)>, sqlx::Error> {
+    let family: Option<(UserId, Uuid)> =
+        sqlx::query_as("SELECT user_id, family_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(db)
+            .await?;
+    if let Some((_, family)) = family {
+        revoke_family(db, family).await?;
+    }
+    Ok(family)
+}
+
+/// Revokes every session of `user` (password change, account deletion): the families that
+/// were live.
+pub async fn revoke_all(db: &PgPool, user: UserId) -> Result<Vec<Uuid>, sqlx::Error> {
+    let families: Vec<(Uuid,)> = sqlx::query_as(
+        "WITH revoked AS (
+             UPDATE refresh_tokens SET revoked_at = now()
+             WHERE user_id = $1 AND revoked_at IS NULL RETURNING family_id)
+         SELECT DISTINCT family_id FROM revoked",
     )
-    .bind(hash)
-    .execute(db)
+    .bind(user)
+    .fetch_all(db)
     .await?;
-    Ok(result.rows_affected() > 0)
+    Ok(families.into_iter().map(|(f,)| f).collect())
+}
+
+/// Sessions revoked within `window`: their access tokens may still be unexpired.
+pub async fn recently_revoked(db: &PgPool, window: Duration) -> Result<Vec<Uuid>, sqlx::Error> {
+    let families: Vec<(Uuid,)> = sqlx::query_as(
+        "SELECT DISTINCT family_id FROM refresh_tokens
+         WHERE revoked_at > now() - make_interval(secs => $1)",
+    )
+    .bind(window.as_secs_f64())
+    .fetch_all(db)
+    .await?;
+    Ok(families.into_iter().map(|(f,)| f).collect())
 }

@@ -1,7 +1,7 @@
 //! Users: accounts, profiles, search.
 
 use serde::Serialize;
-use shared::ids::UserId;
+use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::SenderView;
 use sqlx::PgPool;
 
@@ -57,7 +57,7 @@ pub async fn find_for_login(db: &PgPool, login: &str) -> Result<Option<(UserRow,
     }
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}, password_hash FROM users
-         WHERE lower(username) = lower($1) OR lower(email) = lower($1) LIMIT 1"
+         WHERE (lower(username) = lower($1) OR lower(email) = lower($1)) AND deleted_at IS NULL LIMIT 1"
     )))
     .bind(login)
     .fetch_optional(db)
@@ -72,9 +72,45 @@ pub async fn get(db: &PgPool, id: UserId) -> Result<Option<UserRow>, sqlx::Error
         .await
 }
 
+/// The password hash of a user who was not deleted.
+pub async fn password_hash(db: &PgPool, id: UserId) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1 AND deleted_at IS NULL")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn set_password(db: &PgPool, id: UserId, password_hash: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks the user deleted (no more logins; the row stays for their messages) and removes
+/// them from every channel. Returns the channels left, with their last `seq`.
+pub async fn delete(db: &PgPool, id: UserId) -> Result<Vec<(ChannelId, ChannelSeq)>, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET deleted_at = now(), updated_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    let left = sqlx::query_as(
+        "WITH gone AS (DELETE FROM channel_members WHERE user_id = $1 RETURNING channel_id)
+         SELECT c.id, c.last_seq FROM channels c JOIN gone ON gone.channel_id = c.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(left)
+}
+
 pub async fn sender_view(db: &PgPool, id: UserId) -> Result<Option<SenderView>, sqlx::Error> {
     let row: Option<(UserId, String, Option<String>)> =
-        sqlx::query_as("SELECT id, username, avatar_url FROM users WHERE id = $1")
+        sqlx::query_as("SELECT id, username, avatar_url FROM users WHERE id = $1 AND deleted_at IS NULL")
             .bind(id)
             .fetch_optional(db)
             .await?;
@@ -112,7 +148,7 @@ pub async fn search(
         format!("{}%", prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users
-         WHERE lower(username) LIKE $1 AND ($2::text IS NULL OR lower(username) > lower($2))
+         WHERE lower(username) LIKE $1 AND deleted_at IS NULL AND ($2::text IS NULL OR lower(username) > lower($2))
          ORDER BY lower(username) LIMIT $3"
     )))
     .bind(pattern)

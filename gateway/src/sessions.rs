@@ -1,0 +1,109 @@
+//! Revoked sessions. A session is one login: a refresh-token family, named by the `sid` of
+//! its access tokens. Logout, the reuse of a rotated refresh token, a password change and
+//! account deletion revoke sessions; every gateway of the cell learns it over NATS, refuses
+//! the sessions' access tokens from then on (they would otherwise work until their `exp`)
+//! and closes their sockets at once with 4003. A gateway that starts later reads the
+//! sessions revoked within one access-token lifetime from Postgres.
+
+use crate::state::AppState;
+use futures::StreamExt;
+use shared::events::SessionsRevoked;
+use shared::ids::UserId;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Close code of a socket whose session was revoked: log in again.
+pub const CLOSE_SESSION_REVOKED: u16 = 4003;
+
+/// Sessions revoked while their access tokens may still be unexpired.
+pub struct RevokedSessions {
+    /// Each until the last access token it could have has expired.
+    until: Mutex<HashMap<Uuid, Instant>>,
+    /// An access token's lifetime plus the verification leeway.
+    keep: Duration,
+}
+
+impl RevokedSessions {
+    pub fn new(access_ttl: Duration) -> Self {
+        Self { until: Mutex::default(), keep: access_ttl + Duration::from_secs(60) }
+    }
+
+    /// How far back revocations still matter.
+    pub fn window(&self) -> Duration {
+        self.keep
+    }
+
+    pub fn insert(&self, sessions: impl IntoIterator<Item = Uuid>) {
+        let now = Instant::now();
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        until.retain(|_, expires| *expires > now);
+        until.extend(sessions.into_iter().map(|session| (session, now + self.keep)));
+    }
+
+    pub fn contains(&self, session: Uuid) -> bool {
+        let until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        until.get(&session).is_some_and(|expires| *expires > Instant::now())
+    }
+}
+
+impl AppState {
+    /// Refuses `sessions` of `user` here at once, and tells every other gateway.
+    pub async fn revoke_sessions(&self, user: UserId, sessions: Vec<Uuid>) {
+        if sessions.is_empty() {
+            return;
+        }
+        let event = SessionsRevoked { user_id: user, sessions };
+        self.apply_revocation(&event);
+        let Ok(payload) = serde_json::to_vec(&event) else { return };
+        if let Err(error) = self.nats.publish(self.subjects.sessions_revoked(), payload.into()).await {
+            tracing::warn!(%error, "session revocation not announced; other gateways close at token expiry");
+        }
+    }
+
+    fn apply_revocation(&self, event: &SessionsRevoked) {
+        self.revoked.insert(event.sessions.iter().copied());
+        for conn in self.fanout.sockets_of(event.user_id) {
+            if event.sessions.contains(&conn.session) {
+                conn.close(CLOSE_SESSION_REVOKED);
+            }
+        }
+    }
+
+    /// Follows the cell's revocations until shutdown.
+    pub async fn follow_revocations(self) -> Result<(), async_nats::SubscribeError> {
+        let mut revocations = self.nats.subscribe(self.subjects.sessions_revoked()).await?;
+        loop {
+            let message = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                message = revocations.next() => message,
+            };
+            let Some(message) = message else { return Ok(()) };
+            match serde_json::from_slice::<SessionsRevoked>(&message.payload) {
+                Ok(event) => self.apply_revocation(&event),
+                Err(error) => tracing::warn!(%error, "undecodable session revocation"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoked_sessions_are_remembered_for_a_token_lifetime_only() {
+        let revoked = RevokedSessions::new(Duration::ZERO);
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        revoked.insert([a]);
+        assert!(revoked.contains(a));
+        assert!(!revoked.contains(b));
+        let revoked = RevokedSessions { keep: Duration::ZERO, ..RevokedSessions::new(Duration::ZERO) };
+        revoked.insert([a]);
+        assert!(!revoked.contains(a), "past its keep");
+        std::thread::sleep(Duration::from_millis(2));
+        revoked.insert([b]);
+        assert!(!revoked.until.lock().unwrap().contains_key(&a), "dropped on the next insert");
+    }
+}
