@@ -56,6 +56,11 @@ impl ChatClient {
         })
     }
 
+    /// The same user with the tokens of another of their sessions (another login).
+    pub fn with_tokens(&self, access_token: &str, refresh_token: &str) -> Self {
+        Self { access_token: access_token.to_owned(), refresh_token: refresh_token.to_owned(), ..self.clone() }
+    }
+
     /// The same user talking to another gateway.
     pub fn via(&self, base_url: &str) -> Self {
         Self { base_url: base_url.to_owned(), ..self.clone() }
@@ -149,6 +154,12 @@ impl ChatSocket {
         let channels: serde_json::Map<String, Value> =
             channels.iter().map(|(c, seq)| (c.to_string(), json!(seq))).collect();
         self.send_text(json!({"type": "sync", "payload": {"channels": channels}}).to_string()).await
+    }
+
+    /// Sends any WebSocket message, raw frames included (fragmentation tests).
+    pub async fn send_raw(&mut self, message: Message) -> Result<(), ClientError> {
+        self.ws.send(message).await?;
+        Ok(())
     }
 
     pub async fn send_text(&mut self, text: String) -> Result<(), ClientError> {
