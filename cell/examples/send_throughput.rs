@@ -102,7 +102,7 @@ async fn run_client(
                 }
             }
             Some(ServerFrame::Error { payload, .. }) => anyhow::bail!("error frame: {payload:?}"),
-            Some(ServerFrame::SyncDone { .. } | ServerFrame::AuthRefreshed { .. }) => {}
+            Some(_) => {}
             None => anyhow::bail!("stalled: {acked} acks, {delivered} deliveries"),
         }
     }

@@ -1,14 +1,18 @@
 //! Delivery to sockets. The gateway holds one core NATS subscription per channel that has a
 //! member connected here, and fans each delivery out in-process to that channel's sockets —
 //! not one subscription per socket. It follows membership changes so that a user added to or
-//! removed from a channel starts or stops receiving it at once.
+//! removed from a channel starts or stops receiving it at once. Typing signals share the
+//! channel's subscription (`crate::typing`), and frames for one user's sockets (read
+//! positions) come on a subject every gateway follows.
 
 use crate::metrics::GatewayMetrics;
 use crate::store::messages::{Page, history};
 use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::events::{CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER};
+use crate::typing::TypingSet;
+use shared::events::{CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER, TYPING_HEADER, USER_HEADER};
+use shared::protocol::TypingUpdatePayload;
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
 use shared::subjects::Subjects;
@@ -63,6 +67,25 @@ impl Fanout {
             match serde_json::from_slice::<MembershipEvent>(&message.payload) {
                 Ok(event) => self.apply(&event).await,
                 Err(error) => tracing::warn!(%error, "undecodable membership event"),
+            }
+        }
+    }
+
+    /// Sends frames published for one user (`AppState::send_to_user`) to their sockets here,
+    /// until shutdown.
+    pub async fn follow_user_frames(self: Arc<Self>) -> Result<(), async_nats::SubscribeError> {
+        let mut frames = self.nats.subscribe(self.subjects.user_frames()).await?;
+        loop {
+            let message = tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                message = frames.next() => message,
+            };
+            let Some(message) = message else { return Ok(()) };
+            let user = message.headers.as_ref().and_then(|h| h.get(USER_HEADER)).and_then(|v| v.as_str().parse().ok());
+            let (Some(user), Ok(frame)) = (user, std::str::from_utf8(&message.payload)) else { continue };
+            let frame = Utf8Bytes::from(frame);
+            for conn in self.sockets_of(UserId(user)) {
+                conn.deliver(frame.clone());
             }
         }
     }
@@ -186,12 +209,26 @@ async fn forward(
     metrics: Arc<GatewayMetrics>,
 ) {
     let mut last_seq: i64 = 0;
+    let mut typing = TypingSet::default();
     loop {
+        let expiry = typing.next_expiry();
         let delivery = tokio::select! {
             _ = route.stop.cancelled() => break,
+            _ = tokio::time::sleep_until(expiry.unwrap_or_else(tokio::time::Instant::now)), if expiry.is_some() => {
+                let expired = typing.expire(tokio::time::Instant::now());
+                send_typing(&route, channel, &typing, &expired);
+                continue;
+            }
             delivery = subscription.next() => delivery,
         };
         let Some(delivery) = delivery else { break };
+        let typer = delivery.headers.as_ref().and_then(|h| h.get(TYPING_HEADER)).and_then(|v| v.as_str().parse().ok());
+        if let Some(typer) = typer.map(UserId) {
+            if typing.start(typer, tokio::time::Instant::now()) {
+                send_typing(&route, channel, &typing, &[typer]);
+            }
+            continue;
+        }
         let Some(seq) = delivery
             .headers
             .as_ref()
@@ -225,6 +262,25 @@ fn send_to_route(route: &ChannelRoute, channel: ChannelId, seq: ChannelSeq, fram
     let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
     for conn in conns.values() {
         conn.deliver_message(channel, seq, frame.clone());
+    }
+}
+
+/// Tells the route's sockets who is typing now, after `changed` started or stopped. A socket
+/// of the only user who changed sees no difference (typers never see themselves) and gets
+/// nothing.
+fn send_typing(route: &ChannelRoute, channel: ChannelId, typing: &TypingSet, changed: &[UserId]) {
+    let frame_for = |recipient: UserId| {
+        let payload = TypingUpdatePayload { channel_id: channel, users: typing.users_but(recipient) };
+        Utf8Bytes::from(ServerFrame::TypingUpdate { payload }.to_json())
+    };
+    // The frame of everyone not typing, built once.
+    let shared = frame_for(UserId(uuid::Uuid::nil()));
+    let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
+    for conn in conns.values() {
+        if changed == [conn.user] {
+            continue;
+        }
+        conn.deliver(if typing.contains(conn.user) { frame_for(conn.user) } else { shared.clone() });
     }
 }
 

@@ -9,11 +9,13 @@ mod http;
 mod metrics;
 mod publish;
 mod ratelimit;
+mod reads;
 mod state;
 mod store;
 mod serve;
 mod sessions;
 mod sync;
+mod typing;
 mod ws;
 
 use axum::Router;
@@ -112,6 +114,7 @@ pub async fn run(
     let fanout =
         fanout::Fanout::new(nats.clone(), db.clone(), subjects.clone(), metrics.clone(), shutdown.clone());
     let membership = tokio::spawn(fanout.clone().follow_membership());
+    let user_frames = tokio::spawn(fanout.clone().follow_user_frames());
     let limiter = ratelimit::RateLimiter::new(
         redis.clone(),
         config.limits.clone(),
@@ -157,6 +160,7 @@ pub async fn run(
     publish_shutdown.cancel();
     let _ = tokio::time::timeout(config.gateway.shutdown_grace, publish_task).await;
     membership.abort();
+    user_frames.abort();
     revocations.abort();
     let _ = nats.flush().await;
     state.db.close().await;

@@ -519,9 +519,13 @@ async fn read_loop(
     // with a newer one, it is closed with 4001.
     let token_expiry = tokio::time::sleep_until(instant_of(expires));
     tokio::pin!(token_expiry);
+    let mut reads = crate::reads::PendingReads::default();
+    let mut flush_reads = tokio::time::interval(crate::reads::READ_FLUSH);
+    let mut typing = crate::typing::TypingThrottle::default();
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
+            _ = flush_reads.tick() => reads.flush(state, conn.user),
             _ = ping.tick() => {
                 let _ = conn.outbound.send(Outbound::Ping);
             }
@@ -587,6 +591,8 @@ async fn read_loop(
                     Ok(ClientFrame::MessageSend { .. }) => "message.send",
                     Ok(ClientFrame::Sync { .. }) => "sync",
                     Ok(ClientFrame::AuthRefresh { .. }) => "auth.refresh",
+                    Ok(ClientFrame::MessageRead { .. }) => "message.read",
+                    Ok(ClientFrame::TypingStart { .. }) => "typing.start",
                     Err(_) => "invalid",
                 });
                 if std::mem::take(&mut awaiting_first_frame) {
@@ -642,6 +648,20 @@ async fn read_loop(
                         };
                         conn.deliver(Utf8Bytes::from(frame.to_json()));
                     }
+                    Ok(ClientFrame::MessageRead { id, payload }) => {
+                        if conn.is_member(payload.channel_id) {
+                            reads.add(payload.channel_id, payload.seq);
+                        } else {
+                            conn.deliver(error_frame(id, ErrorCode::NotAMember, "you are not a member of that channel"));
+                        }
+                    }
+                    Ok(ClientFrame::TypingStart { id, payload }) => {
+                        if conn.is_member(payload.channel_id) {
+                            typing.start(state, conn.user, payload.channel_id).await;
+                        } else {
+                            conn.deliver(error_frame(id, ErrorCode::NotAMember, "you are not a member of that channel"));
+                        }
+                    }
                     Ok(ClientFrame::Sync { id, payload }) => match conn.syncs.clone().try_acquire_owned() {
                         Ok(permit) => {
                             tokio::spawn(crate::sync::run(state.clone(), conn.clone(), id, payload, permit));
@@ -665,6 +685,7 @@ async fn read_loop(
     while let Some(answer) = pending.next().await {
         conn.deliver(answer);
     }
+    reads.flush(state, conn.user);
     code
 }
 
@@ -803,6 +824,7 @@ async fn write_loop(
         CLOSE_RATE_LIMITED => "rate limited",
         CLOSE_IDLE => "idle timeout",
         CLOSE_TOKEN_EXPIRED => "token expired",
+        crate::sessions::CLOSE_SESSION_REVOKED => "session revoked",
         _ => "",
     };
     let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
@@ -836,7 +858,7 @@ mod tests {
 
     #[test]
     fn live_frames_past_the_byte_budget_close_the_socket_with_4008() {
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.deliver(frame(400));
         conn.deliver(frame(400));
         assert!(!conn.closing.is_cancelled());
@@ -853,7 +875,7 @@ mod tests {
     #[test]
     fn a_sync_backlog_is_outside_the_budget_but_held_live_messages_are_inside() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_channel(channel);
         conn.deliver_message(channel, ChannelSeq(5), frame(600));
         assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 600);
@@ -878,7 +900,7 @@ mod tests {
     #[test]
     fn a_late_sync_sends_what_came_before_the_first_live_message_and_skips_what_was_sent() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 10_000, metrics());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 10_000, metrics());
         // Live delivery started at seq 50 before the client said where it was.
         conn.deliver_message(channel, ChannelSeq(50), frame(50));
         conn.deliver_message(channel, ChannelSeq(51), frame(51));
@@ -907,7 +929,7 @@ mod tests {
     #[test]
     fn a_channel_named_by_the_first_sync_is_not_released_early() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_until_first_frame(channel);
         conn.release_all_but(&HashSet::from([channel]));
         conn.deliver_message(channel, ChannelSeq(1), frame(300));
@@ -918,7 +940,7 @@ mod tests {
     #[test]
     fn waiting_for_the_first_frame_ends_at_half_the_budget_instead_of_closing() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), 1000, metrics());
+        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_until_first_frame(channel);
         conn.deliver_message(channel, ChannelSeq(1), frame(300));
         assert!(queue.try_recv().is_err(), "held");

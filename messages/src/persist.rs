@@ -1,7 +1,8 @@
 //! Persisting a batch: one transaction that locks the batch's channels, inserts every message
 //! not stored yet with the next contiguous `seq` of its channel, and bumps the channels'
 //! `last_seq`. Idempotent on `(channel_id, sender_id, client_msg_id)`: a message stored before
-//! is skipped, never stored twice and never given a second `seq`.
+//! is skipped, never stored twice and never given a second `seq`. A sender's own messages
+//! count as read: the same transaction moves their read position past them.
 
 use shared::events::StreamMessage;
 use shared::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
@@ -82,6 +83,13 @@ RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_
           true AS fresh
 "#;
 
+/// Moves each sender's read position to their last message stored (never backwards).
+const MARK_OWN_READ: &str = r#"
+UPDATE channel_members m SET last_read_seq = r.seq, last_read_at = now()
+FROM unnest($1::uuid[], $2::uuid[], $3::bigint[]) AS r(channel_id, user_id, seq)
+WHERE m.channel_id = r.channel_id AND m.user_id = r.user_id AND m.last_read_seq < r.seq
+"#;
+
 /// The stored rows of messages that an earlier delivery already persisted.
 const SELECT_STORED: &str = r#"
 SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.reply_to,
@@ -111,6 +119,7 @@ pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<Pers
         .bind(&columns.created_at)
         .fetch_all(&mut *tx)
         .await?;
+    mark_own_read(&mut tx, &rows).await?;
     if rows.len() < batch.messages.len() {
         let stored: Vec<PersistedMessage> = sqlx::query_as(SELECT_STORED)
             .bind(&columns.channel_id)
@@ -125,6 +134,26 @@ pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<Pers
     rows.sort_by_key(|r| (r.channel_id, r.seq));
     rows.dedup_by_key(|r| r.message_id);
     Ok(rows)
+}
+
+/// Runs `MARK_OWN_READ` for the fresh rows: the highest `seq` per channel and sender.
+async fn mark_own_read(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    fresh: &[PersistedMessage],
+) -> Result<(), sqlx::Error> {
+    let mut highest: std::collections::BTreeMap<(ChannelId, UserId), i64> = Default::default();
+    for row in fresh {
+        let seq = highest.entry((row.channel_id, row.sender_id)).or_default();
+        *seq = (*seq).max(row.seq.0);
+    }
+    if highest.is_empty() {
+        return Ok(());
+    }
+    let channels: Vec<uuid::Uuid> = highest.keys().map(|(c, _)| c.0).collect();
+    let senders: Vec<uuid::Uuid> = highest.keys().map(|(_, u)| u.0).collect();
+    let seqs: Vec<i64> = highest.values().copied().collect();
+    sqlx::query(MARK_OWN_READ).bind(&channels).bind(&senders).bind(&seqs).execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// The batch as column arrays, for `unnest`.

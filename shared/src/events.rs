@@ -15,6 +15,13 @@ pub const SEQ_HEADER: &str = "Chat-Seq";
 /// microseconds), for the send→deliver latency.
 pub const CREATED_HEADER: &str = "Chat-Created-Us";
 
+/// Header of a typing signal on a channel's delivery subject: the typing user's id. Such a
+/// message has no payload and no `seq`: typing never touches the stream or Postgres.
+pub const TYPING_HEADER: &str = "Chat-Typing";
+
+/// Header of a frame on the user-frames subject: the user whose sockets get it.
+pub const USER_HEADER: &str = "Chat-User";
+
 /// W3C trace context header: set by the gateway on the publish of each send, carried by the
 /// worker onto the delivery, so one message can be followed through every process's logs.
 pub const TRACE_HEADER: &str = "traceparent";

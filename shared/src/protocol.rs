@@ -32,6 +32,29 @@ pub enum ClientFrame {
         id: Option<String>,
         payload: AuthRefreshPayload,
     },
+    /// The user has read a channel up to `seq` (a read receipt; never moves backwards).
+    MessageRead {
+        id: Option<String>,
+        payload: ReadPayload,
+    },
+    /// The user is typing in a channel; repeat every few seconds while it lasts.
+    TypingStart {
+        id: Option<String>,
+        payload: TypingPayload,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadPayload {
+    pub channel_id: ChannelId,
+    pub seq: ChannelSeq,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypingPayload {
+    pub channel_id: ChannelId,
 }
 
 /// Longest access token accepted in `auth.refresh`.
@@ -201,6 +224,19 @@ impl ClientFrame {
                 }
                 Ok(ClientFrame::AuthRefresh { id: raw.id, payload })
             }
+            "message.read" => {
+                let payload: ReadPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                if payload.seq.0 < 0 {
+                    return Err(FrameError::InvalidPayload("seq must not be negative".into()));
+                }
+                Ok(ClientFrame::MessageRead { id: raw.id, payload })
+            }
+            "typing.start" => {
+                let payload: TypingPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                Ok(ClientFrame::TypingStart { id: raw.id, payload })
+            }
             other => Err(FrameError::UnknownType(other.chars().take(64).collect())),
         }
     }
@@ -272,6 +308,26 @@ pub enum ServerFrame {
         id: Option<String>,
         payload: ErrorPayload,
     },
+    /// A user's read position in a channel moved: sent to that user's sockets (their other
+    /// devices included).
+    #[serde(rename = "read.updated")]
+    ReadUpdated { payload: ReadUpdatedPayload },
+    /// Who is typing in a channel now (the recipient left out); an empty list ends it.
+    #[serde(rename = "typing.update")]
+    TypingUpdate { payload: TypingUpdatePayload },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadUpdatedPayload {
+    pub channel_id: ChannelId,
+    pub user_id: UserId,
+    pub last_read_seq: ChannelSeq,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TypingUpdatePayload {
+    pub channel_id: ChannelId,
+    pub users: Vec<UserId>,
 }
 
 impl ServerFrame {

@@ -67,6 +67,12 @@ impl Subjects {
         format!("{}.membership", self.prefix)
     }
 
+    /// Core NATS subject of frames for every socket of one user (`USER_HEADER`), wherever it
+    /// is connected; followed by every gateway. Read positions travel here.
+    pub fn user_frames(&self) -> String {
+        format!("{}.users", self.prefix)
+    }
+
     /// Core NATS subject of revoked sessions, followed by every gateway.
     pub fn sessions_revoked(&self) -> String {
         format!("{}.sessions.revoked", self.prefix)

@@ -41,6 +41,8 @@ fn check_decoded(frame: &ClientFrame) -> Result<(), TestCaseError> {
         ClientFrame::AuthRefresh { payload, .. } => {
             prop_assert!((1..=MAX_TOKEN_BYTES).contains(&payload.access_token.len()));
         }
+        ClientFrame::MessageRead { payload, .. } => prop_assert!(payload.seq.0 >= 0),
+        ClientFrame::TypingStart { .. } => {}
     }
     Ok(())
 }
@@ -66,6 +68,8 @@ fn word() -> impl Strategy<Value = String> {
         Just("message.send".to_owned()),
         Just("sync".to_owned()),
         Just("auth.refresh".to_owned()),
+        Just("message.read".to_owned()),
+        Just("typing.start".to_owned()),
         Just(CHANNEL.to_owned()),
         Just("text".to_owned()),
         Just("c1".to_owned()),
@@ -85,6 +89,7 @@ fn key() -> impl Strategy<Value = String> {
         Just("reply_to".to_owned()),
         Just("channels".to_owned()),
         Just("access_token".to_owned()),
+        Just("seq".to_owned()),
         Just(CHANNEL.to_owned()),
         "[a-z_]{0,8}",
     ]
@@ -115,6 +120,8 @@ fn valid_frame() -> impl Strategy<Value = String> {
         Just(json!({"type": "sync", "id": "s1", "payload": {"channels": {CHANNEL: 41}}})),
         Just(json!({"type": "sync"})),
         Just(json!({"type": "auth.refresh", "id": "r1", "payload": {"access_token": "eyJ.abc.def"}})),
+        Just(json!({"type": "message.read", "payload": {"channel_id": CHANNEL, "seq": 12}})),
+        Just(json!({"type": "typing.start", "payload": {"channel_id": CHANNEL}})),
     ]
     .prop_map(|frame| frame.to_string())
 }

@@ -227,6 +227,26 @@ pub async fn members(
     Ok(Json(MemberPage { members, next_cursor }))
 }
 
+#[derive(Serialize)]
+pub struct ReadPage {
+    reads: Vec<store::ReadRow>,
+    next_cursor: Option<UserId>,
+}
+
+/// `GET /channels/{id}/reads`: how far each member has read, for members.
+pub async fn reads(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+    ApiQuery(query): ApiQuery<MembersQuery>,
+) -> ApiResult<Json<ReadPage>> {
+    member_role(&state, channel, user).await?;
+    let limit = page_limit(query.limit, 100, 500);
+    let reads = store::reads(&state.db, channel, query.cursor, limit).await?;
+    let next_cursor = next_cursor(&reads, limit, |r| r.user_id);
+    Ok(Json(ReadPage { reads, next_cursor }))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {

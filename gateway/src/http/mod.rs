@@ -34,7 +34,8 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
         .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))
-        .route("/channels/{id}/messages", get(channels::history));
+        .route("/channels/{id}/messages", get(channels::history))
+        .route("/channels/{id}/reads", get(channels::reads));
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(health::health))

@@ -70,6 +70,15 @@ pub struct ChannelRow {
     /// The caller's role, where the caller is a member.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// The caller's read position (in channel lists).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_read_seq: Option<ChannelSeq>,
+    /// Messages after the caller's read position (in channel lists): `last_seq -
+    /// last_read_seq`, exact because every `seq` is a message.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<i64>,
 }
 
 /// The `kind` column, checked by the database to be one of the three kinds.
@@ -107,7 +116,8 @@ pub async fn list_for_user(
     limit: i64,
 ) -> Result<Vec<ChannelRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, m.role FROM channel_members m JOIN channels c ON c.id = m.channel_id
+        "SELECT {COLUMNS}, m.role, m.last_read_seq, greatest(c.last_seq - m.last_read_seq, 0) AS unread_count
+         FROM channel_members m JOIN channels c ON c.id = m.channel_id
          WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2)
          ORDER BY c.id LIMIT $3"
     )))
@@ -250,6 +260,56 @@ pub async fn members(
     .bind(channel)
     .bind(after)
     .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// A member's read position, as `GET /channels/{id}/reads` shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ReadRow {
+    pub user_id: UserId,
+    pub last_read_seq: ChannelSeq,
+    pub last_read_at: Option<DateTime<Utc>>,
+}
+
+pub async fn reads(
+    db: &PgPool,
+    channel: ChannelId,
+    after: Option<UserId>,
+    limit: i64,
+) -> Result<Vec<ReadRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT user_id, last_read_seq, last_read_at FROM channel_members
+         WHERE channel_id = $1 AND ($2::uuid IS NULL OR user_id > $2)
+         ORDER BY user_id LIMIT $3",
+    )
+    .bind(channel)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
+/// Moves `user`'s read positions forward: never backwards, never past the channel's last
+/// `seq`, only in channels they are a member of. Returns the positions that moved.
+pub async fn mark_read(
+    db: &PgPool,
+    user: UserId,
+    reads: &[(ChannelId, ChannelSeq)],
+) -> Result<Vec<(ChannelId, ChannelSeq)>, sqlx::Error> {
+    let channels: Vec<uuid::Uuid> = reads.iter().map(|(c, _)| c.0).collect();
+    let seqs: Vec<i64> = reads.iter().map(|(_, s)| s.0).collect();
+    sqlx::query_as(
+        "UPDATE channel_members m SET last_read_seq = least(r.seq, c.last_seq), last_read_at = now()
+         FROM unnest($2::uuid[], $3::bigint[]) AS r(channel_id, seq)
+         JOIN channels c ON c.id = r.channel_id
+         WHERE m.user_id = $1 AND m.channel_id = r.channel_id
+           AND least(r.seq, c.last_seq) > m.last_read_seq
+         RETURNING m.channel_id, m.last_read_seq",
+    )
+    .bind(user)
+    .bind(&channels)
+    .bind(&seqs)
     .fetch_all(db)
     .await
 }

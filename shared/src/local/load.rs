@@ -275,7 +275,13 @@ impl LoadClient {
                         self.record.seen.entry(payload.channel_id).or_default().push(payload.seq.0);
                     }
                     Some(ServerFrame::SyncDone { .. }) => syncs_pending = syncs_pending.saturating_sub(1),
-                    Some(ServerFrame::Error { .. } | ServerFrame::AuthRefreshed { .. }) | None => {}
+                    Some(
+                        ServerFrame::Error { .. }
+                        | ServerFrame::AuthRefreshed { .. }
+                        | ServerFrame::ReadUpdated { .. }
+                        | ServerFrame::TypingUpdate { .. },
+                    )
+                    | None => {}
                 },
             }
         }

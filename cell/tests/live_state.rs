@@ -1,0 +1,198 @@
+//! Live state that is not a message, from the clients' side: read receipts (a reader's other
+//! devices follow, positions never move backwards, unread counts and who-read-what over
+//! REST) and typing indicators (told to the channel's other members, ended when the typer
+//! goes quiet, never stored).
+
+use shared::ids::{ChannelId, ChannelSeq};
+use shared::local::client::{ChatClient, ChatSocket, expect};
+use shared::local::{CellOptions, TestCell};
+use shared::protocol::{ErrorCode, ServerFrame, TypingUpdatePayload};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// The next frame that `pick` accepts, skipping others.
+async fn next_matching<T>(socket: &mut ChatSocket, mut pick: impl FnMut(ServerFrame) -> Option<T>) -> T {
+    loop {
+        match socket.next_frame(WAIT).await.unwrap() {
+            Some(frame) => {
+                if let Some(found) = pick(frame) {
+                    return found;
+                }
+            }
+            None => panic!("nothing came"),
+        }
+    }
+}
+
+async fn read(socket: &mut ChatSocket, channel: ChannelId, seq: i64) {
+    let frame = serde_json::json!({"type": "message.read", "payload": {"channel_id": channel, "seq": seq}});
+    socket.send_text(frame.to_string()).await.unwrap();
+}
+
+async fn read_updated(socket: &mut ChatSocket) -> (ChannelId, i64) {
+    next_matching(socket, |frame| match frame {
+        ServerFrame::ReadUpdated { payload } => Some((payload.channel_id, payload.last_read_seq.0)),
+        _ => None,
+    })
+    .await
+}
+
+/// The caller's `(last_read_seq, unread_count)` of `channel` in `GET /channels`.
+async fn unread(client: &ChatClient, channel: ChannelId) -> (i64, i64) {
+    let page = expect(client.request(reqwest::Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
+    let entry = page["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == channel.to_string())
+        .unwrap_or_else(|| panic!("{channel} in {page}"))
+        .clone();
+    (entry["last_read_seq"].as_i64().unwrap(), entry["unread_count"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn read_positions_follow_the_reader_across_devices_and_never_move_back() {
+    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    // Bob on two devices, one per gateway.
+    let mut phone = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let mut laptop = bob.via(&cell.gateway_url(0)).connect(&cell.ws_url(0)).await.unwrap();
+    for i in 0..5 {
+        alice_ws.send_message(channel, &format!("m{i}"), "hello").await.unwrap();
+    }
+    for device in [&mut phone, &mut laptop] {
+        let last = next_matching(device, |frame| match frame {
+            ServerFrame::MessageNew { payload } if payload.seq.0 == 5 => Some(payload.seq),
+            _ => None,
+        })
+        .await;
+        assert_eq!(last, ChannelSeq(5));
+    }
+    // Her own messages count as read for alice; bob has read nothing yet.
+    assert_eq!(unread(&alice, channel).await, (5, 0));
+    assert_eq!(unread(&bob, channel).await, (0, 5));
+
+    // Bob reads up to 3 on his phone: both devices hear of it.
+    read(&mut phone, channel, 3).await;
+    assert_eq!(read_updated(&mut phone).await, (channel, 3));
+    assert_eq!(read_updated(&mut laptop).await, (channel, 3));
+    assert_eq!(unread(&bob, channel).await, (3, 2));
+
+    // An older position from the laptop does not move it back (and tells no one); a position
+    // past the end stops at the channel's last seq.
+    read(&mut laptop, channel, 2).await;
+    read(&mut laptop, channel, 99).await;
+    assert_eq!(read_updated(&mut phone).await, (channel, 5));
+    assert_eq!(read_updated(&mut laptop).await, (channel, 5));
+    assert_eq!(unread(&bob, channel).await, (5, 0));
+
+    // Members see how far each has read; others do not see the channel at all.
+    let reads = expect(
+        alice.request(reqwest::Method::GET, &format!("/channels/{channel}/reads")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
+    let mut positions: Vec<(String, i64)> = reads["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["user_id"].as_str().unwrap().to_owned(), r["last_read_seq"].as_i64().unwrap()))
+        .collect();
+    positions.sort();
+    let mut expected = vec![(alice.user_id.to_string(), 5), (bob.user_id.to_string(), 5)];
+    expected.sort();
+    assert_eq!(positions, expected);
+    let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
+    let outsider = carol.request(reqwest::Method::GET, &format!("/channels/{channel}/reads")).send().await.unwrap();
+    assert_eq!(outsider.status(), 404);
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    let frame = serde_json::json!({"type": "message.read", "id": "r1", "payload": {"channel_id": channel, "seq": 1}});
+    carol_ws.send_text(frame.to_string()).await.unwrap();
+    let refused = next_matching(&mut carol_ws, |frame| match frame {
+        ServerFrame::Error { id, payload } => Some((id, payload.code)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(refused, (Some("r1".to_owned()), ErrorCode::NotAMember));
+}
+
+async fn typing(socket: &mut ChatSocket, channel: ChannelId) {
+    let frame = serde_json::json!({"type": "typing.start", "payload": {"channel_id": channel}});
+    socket.send_text(frame.to_string()).await.unwrap();
+}
+
+async fn typing_update(socket: &mut ChatSocket) -> TypingUpdatePayload {
+    next_matching(socket, |frame| match frame {
+        ServerFrame::TypingUpdate { payload } => Some(payload),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test]
+async fn typing_is_told_to_the_other_members_and_ends_when_the_typer_goes_quiet() {
+    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
+    let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
+    expect(
+        alice
+            .request(reqwest::Method::POST, &format!("/channels/{channel}/members"))
+            .json(&serde_json::json!({"user_id": carol.user_id}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await
+    .unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+
+    // Alice types (repeating, as clients do): bob on the other gateway and carol on hers see
+    // her, once; then bob types too.
+    typing(&mut alice_ws, channel).await;
+    typing(&mut alice_ws, channel).await;
+    for socket in [&mut bob_ws, &mut carol_ws] {
+        let update = typing_update(socket).await;
+        assert_eq!((update.channel_id, update.users), (channel, vec![alice.user_id]));
+    }
+    typing(&mut bob_ws, channel).await;
+    let update = typing_update(&mut carol_ws).await;
+    let mut both = vec![alice.user_id, bob.user_id];
+    both.sort();
+    assert_eq!(update.users, both);
+    // Alice sees bob, never herself.
+    assert_eq!(typing_update(&mut alice_ws).await.users, vec![bob.user_id]);
+
+    // Both go quiet: the list empties (alice's and bob's expire about together, so carol may
+    // see one or two updates on the way).
+    let mut users = update.users;
+    while !users.is_empty() {
+        users = typing_update(&mut carol_ws).await.users;
+    }
+
+    // Nothing of it was stored: the channel has no messages.
+    let history = expect(
+        carol.request(reqwest::Method::GET, &format!("/channels/{channel}/messages")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(0), "{history}");
+
+    // Someone outside the channel cannot type in it.
+    let dave = ChatClient::register(&cell.gateway_url(0), "dave").await.unwrap();
+    let mut dave_ws = dave.connect(&cell.ws_url(0)).await.unwrap();
+    let frame = serde_json::json!({"type": "typing.start", "id": "t1", "payload": {"channel_id": channel}});
+    dave_ws.send_text(frame.to_string()).await.unwrap();
+    let refused = next_matching(&mut dave_ws, |frame| match frame {
+        ServerFrame::Error { id, payload } => Some((id, payload.code)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(refused, (Some("t1".to_owned()), ErrorCode::NotAMember));
+}

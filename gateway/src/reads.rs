@@ -1,0 +1,77 @@
+//! Read receipts. `message.read {channel_id, seq}` moves the reader's position in a channel
+//! forward (never backwards, never past the channel's last `seq`); the reader's sockets, on
+//! every gateway, get `read.updated` so their other devices clear the same unread badge.
+//! A socket's reads are coalesced: it keeps the highest `seq` per channel and writes them
+//! every `READ_FLUSH`, so a client marking every message it shows costs Postgres one
+//! statement per half second at most. Senders' own messages count as read (the worker moves
+//! their position when it stores them).
+
+use crate::state::AppState;
+use shared::events::USER_HEADER;
+use shared::ids::{ChannelId, ChannelSeq, UserId};
+use shared::protocol::{ReadUpdatedPayload, ServerFrame};
+use std::collections::HashMap;
+
+/// How often a socket writes the read positions it was given.
+pub const READ_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A socket's reads not written yet: the highest `seq` per channel.
+#[derive(Default)]
+pub struct PendingReads(HashMap<ChannelId, ChannelSeq>);
+
+impl PendingReads {
+    pub fn add(&mut self, channel: ChannelId, seq: ChannelSeq) {
+        let highest = self.0.entry(channel).or_insert(seq);
+        *highest = (*highest).max(seq);
+    }
+
+    /// Writes what is pending, in the background.
+    pub fn flush(&mut self, state: &AppState, user: UserId) {
+        if self.0.is_empty() {
+            return;
+        }
+        let reads: Vec<(ChannelId, ChannelSeq)> = self.0.drain().collect();
+        tokio::spawn(store(state.clone(), user, reads));
+    }
+}
+
+async fn store(state: AppState, user: UserId, reads: Vec<(ChannelId, ChannelSeq)>) {
+    let moved = match crate::store::channels::mark_read(&state.db, user, &reads).await {
+        Ok(moved) => moved,
+        Err(error) => return tracing::warn!(%error, %user, "read positions not stored"),
+    };
+    for (channel_id, last_read_seq) in moved {
+        let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
+        state.send_to_user(user, &ServerFrame::ReadUpdated { payload }).await;
+    }
+}
+
+impl AppState {
+    /// Sends `frame` to every socket of `user`, on every gateway of the cell.
+    pub async fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(USER_HEADER, user.to_string().as_str());
+        let subject = self.subjects.user_frames();
+        if let Err(error) = self.nats.publish_with_headers(subject, headers, frame.to_json().into()).await {
+            tracing::warn!(%error, %user, "frame for a user's sockets not published");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_reads_keep_the_highest_seq_per_channel() {
+        let (a, b) = (ChannelId::new_random(), ChannelId::new_random());
+        let mut pending = PendingReads::default();
+        pending.add(a, ChannelSeq(5));
+        pending.add(a, ChannelSeq(3));
+        pending.add(b, ChannelSeq(1));
+        pending.add(a, ChannelSeq(7));
+        let mut reads: Vec<_> = pending.0.into_iter().collect();
+        reads.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(reads, [(b, ChannelSeq(1)), (a, ChannelSeq(7))]);
+    }
+}
