@@ -59,14 +59,9 @@ impl Bystanders {
                         other => return Err(format!("alice waiting for the ack of {id}: {other:?}")),
                     }
                 }
-                loop {
-                    match bob.next_frame(WAIT).await {
-                        Ok(Some(ServerFrame::MessageNew { payload })) => {
-                            seqs.push(payload.seq.0);
-                            break;
-                        }
-                        other => return Err(format!("bob waiting for {id}: {other:?}")),
-                    }
+                match bob.next_frame(WAIT).await {
+                    Ok(Some(ServerFrame::MessageNew { payload })) => seqs.push(payload.seq.0),
+                    other => return Err(format!("bob waiting for {id}: {other:?}")),
                 }
                 progress.send_replace(seqs.len());
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -175,10 +170,7 @@ async fn hardened_cell(gateways: usize, keys: &tempfile::TempDir, gateway: &str)
     std::fs::write(keys.path().join("k2.pub"), PUBLIC_KEY).unwrap();
     let options = CellOptions {
         gateways,
-        gateway_config: format!(
-            "jwt_keys_dir = {:?}\nheader_read_timeout = 2000\n{gateway}",
-            keys.path()
-        ),
+        gateway_config: format!("jwt_keys_dir = {:?}\nheader_read_timeout = 2000\n{gateway}", keys.path()),
         extra_config: "[limits]\nauth_per_ip_burst = 100\n\
                        sends_per_user = { count = 200, window_ms = 60000 }\nstrikes_before_close = 3\n"
             .into(),
@@ -203,7 +195,8 @@ async fn every_bad_input_gets_its_exact_answer_and_hurts_no_one_else() {
 
     // Frames the decoder refuses: the socket gets an `error` naming the frame, and stays.
     let mut socket = mallory.connect(&ws).await.unwrap();
-    let deep = format!(r#"{{"type":"message.send","id":"d1","payload":{}{}}}"#, "[".repeat(40), "]".repeat(40));
+    let deep =
+        format!(r#"{{"type":"message.send","id":"d1","payload":{}{}}}"#, "[".repeat(40), "]".repeat(40));
     let too_long = serde_json::json!({"type": "message.send", "id": "l1",
         "payload": {"channel_id": own, "content": "x".repeat(4001)}});
     let unknown = r#"{"type":"message.explode","id":"u1","payload":{}}"#;
@@ -266,7 +259,10 @@ async fn every_bad_input_gets_its_exact_answer_and_hurts_no_one_else() {
         ("expired", signed(&claims(&mallory, -120), eddsa, &key)),
         ("alg none", unsigned(&claims(&mallory, 600))),
         ("foreign key", signed(&claims(&mallory, 600), eddsa, &foreign)),
-        ("HS256 with the public key", signed(&claims(&mallory, 600), jsonwebtoken::Algorithm::HS256, &confused)),
+        (
+            "HS256 with the public key",
+            signed(&claims(&mallory, 600), jsonwebtoken::Algorithm::HS256, &confused),
+        ),
         ("garbage", "not.a.token".to_owned()),
     ] {
         assert_eq!(handshake_status(&ws, &token).await, 401, "{what}");
@@ -381,7 +377,10 @@ async fn every_bad_input_gets_its_exact_answer_and_hurts_no_one_else() {
     let metrics = cell.metrics(&cell.gateways[0]).await;
     // Both of mallory's sockets of the replayed session were closed with 4003.
     for closed in ["{code=\"1009\"} 2", "{code=\"4029\"} 1", "{code=\"4003\"} 2"] {
-        assert!(metrics.contains(&format!("chat_gateway_connections_closed_total{closed}")), "{closed}: {metrics}");
+        assert!(
+            metrics.contains(&format!("chat_gateway_connections_closed_total{closed}")),
+            "{closed}: {metrics}"
+        );
     }
     bystanders.finish().await;
 }
@@ -466,7 +465,10 @@ async fn revoking_a_session_closes_its_sockets_on_every_gateway_at_once() {
     assert!(end_of(&mut s0_socket).await.contains("4003"));
     assert!(end_of(&mut s2_socket).await.contains("4003"));
     assert_eq!(login(&cell, 1, "alice", "password-alice").await, Err(401));
-    let s3 = (changed["access_token"].as_str().unwrap().to_owned(), changed["refresh_token"].as_str().unwrap().to_owned());
+    let s3 = (
+        changed["access_token"].as_str().unwrap().to_owned(),
+        changed["refresh_token"].as_str().unwrap().to_owned(),
+    );
     let s3_client = as_session(&victim, &gw1, &s3);
     let mut s3_socket = s3_client.connect(&cell.ws_url(1)).await.unwrap();
     still_works(&mut s3_socket, channel, "s3").await.unwrap();
@@ -490,10 +492,12 @@ async fn revoking_a_session_closes_its_sockets_on_every_gateway_at_once() {
     assert_eq!(deleted.status(), 204);
     assert!(end_of(&mut s3_socket).await.contains("4003"));
     assert_eq!(login(&cell, 0, "alice", "a new password").await, Err(401));
-    let members =
-        expect(bob.request(reqwest::Method::GET, &format!("/channels/{channel}/members")).send().await.unwrap(), 200)
-            .await
-            .unwrap();
+    let members = expect(
+        bob.request(reqwest::Method::GET, &format!("/channels/{channel}/members")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
     assert!(!members.to_string().contains(&victim.user_id.to_string()), "{members}");
     let mut bob_socket = bob.connect(&cell.ws_url(1)).await.unwrap();
     still_works(&mut bob_socket, channel, "bob-after").await.unwrap();

@@ -40,7 +40,8 @@ async fn read_updated(socket: &mut ChatSocket) -> (ChannelId, i64) {
 
 /// The caller's `(last_read_seq, unread_count)` of `channel` in `GET /channels`.
 async fn unread(client: &ChatClient, channel: ChannelId) -> (i64, i64) {
-    let page = expect(client.request(reqwest::Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
+    let page =
+        expect(client.request(reqwest::Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
     let entry = page["channels"]
         .as_array()
         .unwrap()
@@ -106,10 +107,12 @@ async fn read_positions_follow_the_reader_across_devices_and_never_move_back() {
     expected.sort();
     assert_eq!(positions, expected);
     let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
-    let outsider = carol.request(reqwest::Method::GET, &format!("/channels/{channel}/reads")).send().await.unwrap();
+    let outsider =
+        carol.request(reqwest::Method::GET, &format!("/channels/{channel}/reads")).send().await.unwrap();
     assert_eq!(outsider.status(), 404);
     let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
-    let frame = serde_json::json!({"type": "message.read", "id": "r1", "payload": {"channel_id": channel, "seq": 1}});
+    let frame =
+        serde_json::json!({"type": "message.read", "id": "r1", "payload": {"channel_id": channel, "seq": 1}});
     carol_ws.send_text(frame.to_string()).await.unwrap();
     let refused = next_matching(&mut carol_ws, |frame| match frame {
         ServerFrame::Error { id, payload } => Some((id, payload.code)),

@@ -111,8 +111,9 @@ impl TokenKeys {
         if !keys.decoding.contains_key(&keys.key_id) {
             return Err(KeyError::NoPublicKey(keys.key_id));
         }
-        let probe =
-            keys.issue(UserId(uuid::Uuid::nil()), uuid::Uuid::nil()).map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
+        let probe = keys
+            .issue(UserId(uuid::Uuid::nil()), uuid::Uuid::nil())
+            .map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
         keys.verify(&probe).map_err(|_| KeyError::Mismatch(keys.key_id.clone()))?;
         Ok(keys)
     }
@@ -280,7 +281,13 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
     fn forged(header: &str, secret: Option<&[u8]>) -> String {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let claims = dev_keys().issue(UserId::new_random(), uuid::Uuid::new_v4()).unwrap().split('.').nth(1).unwrap().to_owned();
+        let claims = dev_keys()
+            .issue(UserId::new_random(), uuid::Uuid::new_v4())
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
         let signed = format!("{}.{claims}", b64.encode(header));
         let signature = match secret {
             Some(secret) => {

@@ -7,14 +7,16 @@
 
 use crate::metrics::GatewayMetrics;
 use crate::store::messages::{Page, history};
+use crate::typing::TypingSet;
 use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use crate::typing::TypingSet;
-use shared::events::{CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER, TYPING_HEADER, USER_HEADER};
-use shared::protocol::TypingUpdatePayload;
+use shared::events::{
+    CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER, TYPING_HEADER, USER_HEADER,
+};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
+use shared::protocol::TypingUpdatePayload;
 use shared::subjects::Subjects;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -81,7 +83,11 @@ impl Fanout {
                 message = frames.next() => message,
             };
             let Some(message) = message else { return Ok(()) };
-            let user = message.headers.as_ref().and_then(|h| h.get(USER_HEADER)).and_then(|v| v.as_str().parse().ok());
+            let user = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(USER_HEADER))
+                .and_then(|v| v.as_str().parse().ok());
             let (Some(user), Ok(frame)) = (user, std::str::from_utf8(&message.payload)) else { continue };
             let frame = Utf8Bytes::from(frame);
             for conn in self.sockets_of(UserId(user)) {
@@ -222,7 +228,11 @@ async fn forward(
             delivery = subscription.next() => delivery,
         };
         let Some(delivery) = delivery else { break };
-        let typer = delivery.headers.as_ref().and_then(|h| h.get(TYPING_HEADER)).and_then(|v| v.as_str().parse().ok());
+        let typer = delivery
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(TYPING_HEADER))
+            .and_then(|v| v.as_str().parse().ok());
         if let Some(typer) = typer.map(UserId) {
             if typing.start(typer, tokio::time::Instant::now()) {
                 send_typing(&route, channel, &typing, &[typer]);

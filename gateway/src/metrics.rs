@@ -189,7 +189,9 @@ impl GatewayMetrics {
     /// send any of about 2,000) are counted as `other`, so the label stays bounded.
     pub fn closed(&self, code: u16) {
         let code = match code {
-            1000 | 1001 | 1005 | 1006 | 1009 | 1011 | 1012 | 4000 | 4001 | 4003 | 4008 | 4029 => code.to_string(),
+            1000 | 1001 | 1005 | 1006 | 1009 | 1011 | 1012 | 4000 | 4001 | 4003 | 4008 | 4029 => {
+                code.to_string()
+            }
             _ => "other".to_owned(),
         };
         self.connections_closed.get_or_create(&CodeLabels { code }).inc();

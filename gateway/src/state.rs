@@ -1,13 +1,13 @@
 //! The gateway's one `AppState`: cheap to clone, everything shared behind one `Arc`.
 
+use crate::auth::Claims;
 use crate::auth::TokenKeys;
+use crate::error::AppError;
 use crate::fanout::Fanout;
 use crate::metrics::GatewayMetrics;
 use crate::publish::Publisher;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::RevokedSessions;
-use crate::auth::Claims;
-use crate::error::AppError;
 use shared::config::GatewayConfig;
 use shared::events::{MembershipChange, MembershipEvent};
 use shared::ids::{ChannelId, ChannelSeq, UserId};

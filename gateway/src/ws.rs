@@ -394,7 +394,8 @@ pub async fn upgrade(
     }
     let permit = state.connection_permits.clone().try_acquire_owned().map_err(|_| AppError::Unavailable)?;
     let sender = store::users::sender_view(&state.db, user).await?.ok_or(AppError::Unauthorized)?;
-    let (conn, outbound) = ConnHandle::new(user, session, state.config.socket_queue_bytes, state.metrics.clone());
+    let (conn, outbound) =
+        ConnHandle::new(user, session, state.config.socket_queue_bytes, state.metrics.clone());
     let lease = conn.lease_id(state.config.node_id);
     if !state.limiter.lease_socket(user, &lease).await {
         state.metrics.rate_limited("sockets_per_user");
@@ -858,7 +859,8 @@ mod tests {
 
     #[test]
     fn live_frames_past_the_byte_budget_close_the_socket_with_4008() {
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
+        let (conn, mut queue) =
+            ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.deliver(frame(400));
         conn.deliver(frame(400));
         assert!(!conn.closing.is_cancelled());
@@ -875,7 +877,8 @@ mod tests {
     #[test]
     fn a_sync_backlog_is_outside_the_budget_but_held_live_messages_are_inside() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
+        let (conn, mut queue) =
+            ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_channel(channel);
         conn.deliver_message(channel, ChannelSeq(5), frame(600));
         assert_eq!(conn.live_bytes.load(Ordering::Relaxed), 600);
@@ -900,7 +903,8 @@ mod tests {
     #[test]
     fn a_late_sync_sends_what_came_before_the_first_live_message_and_skips_what_was_sent() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 10_000, metrics());
+        let (conn, mut queue) =
+            ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 10_000, metrics());
         // Live delivery started at seq 50 before the client said where it was.
         conn.deliver_message(channel, ChannelSeq(50), frame(50));
         conn.deliver_message(channel, ChannelSeq(51), frame(51));
@@ -929,7 +933,8 @@ mod tests {
     #[test]
     fn a_channel_named_by_the_first_sync_is_not_released_early() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
+        let (conn, mut queue) =
+            ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_until_first_frame(channel);
         conn.release_all_but(&HashSet::from([channel]));
         conn.deliver_message(channel, ChannelSeq(1), frame(300));
@@ -940,7 +945,8 @@ mod tests {
     #[test]
     fn waiting_for_the_first_frame_ends_at_half_the_budget_instead_of_closing() {
         let channel = ChannelId(uuid::Uuid::new_v4());
-        let (conn, mut queue) = ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
+        let (conn, mut queue) =
+            ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
         conn.hold_until_first_frame(channel);
         conn.deliver_message(channel, ChannelSeq(1), frame(300));
         assert!(queue.try_recv().is_err(), "held");

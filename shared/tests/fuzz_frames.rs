@@ -8,8 +8,8 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::protocol::{
-    ClientFrame, FrameError, MAX_CONTENT_CHARS, MAX_JSON_DEPTH, MAX_SYNC_CHANNELS, MAX_TOKEN_BYTES,
-    frame_id, json_depth_exceeds,
+    ClientFrame, FrameError, MAX_CONTENT_CHARS, MAX_JSON_DEPTH, MAX_SYNC_CHANNELS, MAX_TOKEN_BYTES, frame_id,
+    json_depth_exceeds,
 };
 
 const CHANNEL: &str = "7d8f7c1e-2b8e-4e55-9d55-3f1f6f0b2c11";
@@ -107,7 +107,8 @@ fn document() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(48, 256, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -135,7 +136,8 @@ enum Edit {
 }
 
 fn edits() -> impl Strategy<Value = Vec<Edit>> {
-    let byte = prop_oneof![Just(b'{'), Just(b'['), Just(b'"'), Just(b'\\'), Just(b':'), Just(b','), any::<u8>()];
+    let byte =
+        prop_oneof![Just(b'{'), Just(b'['), Just(b'"'), Just(b'\\'), Just(b':'), Just(b','), any::<u8>()];
     let edit = prop_oneof![
         any::<usize>().prop_map(Edit::Delete),
         (any::<usize>(), byte.clone()).prop_map(|(at, b)| Edit::Insert(at, b)),

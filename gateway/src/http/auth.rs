@@ -2,6 +2,7 @@
 //! a user: a password change and account deletion. Each revocation also closes the
 //! sessions' sockets, on every gateway (`crate::sessions`).
 
+use crate::auth::AuthUser;
 use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
 use crate::error::{ApiJson, ApiResult, AppError};
 use crate::state::AppState;
@@ -10,7 +11,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use crate::auth::AuthUser;
 use shared::events::MembershipChange;
 use shared::ids::UserId;
 use uuid::Uuid;
@@ -161,7 +161,8 @@ pub async fn logout(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    let revoked = store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
+    let revoked =
+        store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
     if let Some((user, family)) = revoked {
         state.revoke_sessions(user, vec![family]).await;
     }

@@ -58,7 +58,11 @@ impl ChatClient {
 
     /// The same user with the tokens of another of their sessions (another login).
     pub fn with_tokens(&self, access_token: &str, refresh_token: &str) -> Self {
-        Self { access_token: access_token.to_owned(), refresh_token: refresh_token.to_owned(), ..self.clone() }
+        Self {
+            access_token: access_token.to_owned(),
+            refresh_token: refresh_token.to_owned(),
+            ..self.clone()
+        }
     }
 
     /// The same user talking to another gateway.
