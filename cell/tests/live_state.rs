@@ -1,12 +1,13 @@
 //! Live state that is not a message, from the clients' side: read receipts (a reader's other
 //! devices follow, positions never move backwards, unread counts and who-read-what over
 //! REST) and typing indicators (told to the channel's other members, ended when the typer
-//! goes quiet, never stored).
+//! goes quiet, never stored) and presence (online while any device is, away by choice,
+//! offline with a last-seen time, told only to those who share a channel).
 
 use shared::ids::{ChannelId, ChannelSeq};
 use shared::local::client::{ChatClient, ChatSocket, expect};
 use shared::local::{CellOptions, TestCell};
-use shared::protocol::{ErrorCode, ServerFrame, TypingUpdatePayload};
+use shared::protocol::{ErrorCode, PresenceStatus, PresenceView, ServerFrame, TypingUpdatePayload};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -198,4 +199,63 @@ async fn typing_is_told_to_the_other_members_and_ends_when_the_typer_goes_quiet(
     })
     .await;
     assert_eq!(refused, (Some("t1".to_owned()), ErrorCode::NotAMember));
+}
+
+async fn presence_update(socket: &mut ChatSocket) -> PresenceView {
+    next_matching(socket, |frame| match frame {
+        ServerFrame::PresenceUpdate { payload } => Some(payload),
+        _ => None,
+    })
+    .await
+}
+
+async fn status_over_rest(client: &ChatClient, user: shared::ids::UserId) -> serde_json::Value {
+    expect(client.request(reqwest::Method::GET, &format!("/users/{user}")).send().await.unwrap(), 200)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn presence_follows_every_device_and_is_told_to_those_who_share_a_channel() {
+    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("cell starts");
+    let (alice, bob, _) = cell.two_members(0, 1).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    assert_eq!(status_over_rest(&alice, bob.user_id).await["status"], "offline");
+
+    // Bob comes online on his phone (other gateway): alice hears it.
+    let mut phone = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!((update.user_id, update.status), (bob.user_id, PresenceStatus::Online));
+    // He steps away; then his laptop connects too: still away, and nothing new is told.
+    let away = serde_json::json!({"type": "presence.set", "payload": {"status": "away"}});
+    phone.send_text(away.to_string()).await.unwrap();
+    assert_eq!(presence_update(&mut alice_ws).await.status, PresenceStatus::Away);
+    assert_eq!(status_over_rest(&alice, bob.user_id).await["status"], "away");
+    let laptop = bob.via(&cell.gateway_url(0)).connect(&cell.ws_url(0)).await.unwrap();
+
+    // The phone goes: the laptop keeps him present. Then the laptop goes: offline, with
+    // when he was last seen, live and over REST.
+    phone.close().await;
+    laptop.close().await;
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!(update.status, PresenceStatus::Offline, "{update:?}");
+    let seen = update.last_seen_at.expect("last seen");
+    assert!(seen <= chrono::Utc::now());
+    let rest = status_over_rest(&alice, bob.user_id).await;
+    assert_eq!(rest["status"], "offline");
+    assert_eq!(
+        rest["last_seen_at"].as_str().map(|s| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+        Some(seen)
+    );
+
+    // Carol shares no channel with bob: she is never told about him.
+    let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    let _phone = bob.connect(&cell.ws_url(1)).await.unwrap();
+    // Back, still away as he chose.
+    assert_eq!(presence_update(&mut alice_ws).await.status, PresenceStatus::Away);
+    match carol_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
+        None => {}
+        Some(frame) => panic!("carol was told {frame:?}"),
+    }
 }

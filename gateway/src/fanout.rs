@@ -12,7 +12,8 @@ use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use shared::events::{
-    CREATED_HEADER, MembershipChange, MembershipEvent, SEQ_HEADER, TYPING_HEADER, USER_HEADER,
+    CREATED_HEADER, MembershipChange, MembershipEvent, PRESENCE_HEADER, SEQ_HEADER, TYPING_HEADER,
+    USER_HEADER,
 };
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
@@ -239,6 +240,10 @@ async fn forward(
             }
             continue;
         }
+        if delivery.headers.as_ref().is_some_and(|h| h.get(PRESENCE_HEADER).is_some()) {
+            send_presence(&route, &delivery.payload);
+            continue;
+        }
         let Some(seq) = delivery
             .headers
             .as_ref()
@@ -291,6 +296,18 @@ fn send_typing(route: &ChannelRoute, channel: ChannelId, typing: &TypingSet, cha
             continue;
         }
         conn.deliver(if typing.contains(conn.user) { frame_for(conn.user) } else { shared.clone() });
+    }
+}
+
+/// Sends a `presence.update` to the route's sockets but the user's own; each socket drops it
+/// if it says what it was told last.
+fn send_presence(route: &ChannelRoute, payload: &[u8]) {
+    let Ok(text) = std::str::from_utf8(payload) else { return };
+    let Ok(ServerFrame::PresenceUpdate { payload: presence }) = serde_json::from_str(text) else { return };
+    let frame = Utf8Bytes::from(text);
+    let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
+    for conn in conns.values().filter(|c| c.user != presence.user_id) {
+        conn.deliver_presence(presence.user_id, presence.status, frame.clone());
     }
 }
 

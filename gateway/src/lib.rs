@@ -7,6 +7,7 @@ mod error;
 mod fanout;
 mod http;
 mod metrics;
+mod presence;
 mod publish;
 mod ratelimit;
 mod reads;

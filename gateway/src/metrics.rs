@@ -209,6 +209,9 @@ impl GatewayMetrics {
             Some("message.ack") => "message.ack",
             Some("sync.done") => "sync.done",
             Some("auth.refreshed") => "auth.refreshed",
+            Some("read.updated") => "read.updated",
+            Some("typing.update") => "typing.update",
+            Some("presence.update") => "presence.update",
             Some("error") => "error",
             _ => "other",
         };

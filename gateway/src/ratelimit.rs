@@ -136,7 +136,8 @@ impl RateLimiter {
         }
     }
 
-    fn sockets_key(&self, user: UserId) -> String {
+    /// The sorted set of `user`'s socket leases (presence reads it too).
+    pub(crate) fn sockets_key(&self, user: UserId) -> String {
         format!("{}:rl:sockets:{user}", self.prefix)
     }
 

@@ -12,7 +12,7 @@ use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{ReadUpdatedPayload, ServerFrame};
 use std::collections::HashMap;
 
-/// How often a socket writes the read positions it was given.
+/// How long a socket gathers read positions (and presence choices) before writing them.
 pub const READ_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A socket's reads not written yet: the highest `seq` per channel.

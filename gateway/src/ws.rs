@@ -94,6 +94,8 @@ pub struct ConnHandle {
     cursors: Arc<Mutex<HashMap<ChannelId, Cursor>>>,
     /// Serialises the socket's syncs.
     pub sync_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The last presence told to this socket per user, so a repeat is not sent again.
+    presence_told: Arc<Mutex<HashMap<UserId, shared::protocol::PresenceStatus>>>,
 }
 
 #[derive(Default)]
@@ -144,6 +146,7 @@ impl ConnHandle {
             close_code: Arc::new(AtomicU16::new(CLOSE_RESTART)),
             cursors: Arc::default(),
             sync_lock: Arc::default(),
+            presence_told: Arc::default(),
         };
         (conn, rx)
     }
@@ -348,6 +351,15 @@ impl ConnHandle {
         format!("{node_id}:{}", self.id)
     }
 
+    /// Queues a `presence.update` unless it is what this socket was told last about `user`.
+    pub fn deliver_presence(&self, user: UserId, status: shared::protocol::PresenceStatus, frame: Utf8Bytes) {
+        let mut told = self.presence_told.lock().unwrap_or_else(|e| e.into_inner());
+        if told.insert(user, status) != Some(status) {
+            drop(told);
+            self.deliver(frame);
+        }
+    }
+
     pub fn is_member(&self, channel: ChannelId) -> bool {
         self.channels.read().unwrap_or_else(|e| e.into_inner()).contains(&channel)
     }
@@ -465,11 +477,17 @@ async fn serve(
     state.metrics.connections.inc();
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
+    let channels: Vec<ChannelId> =
+        conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+    let (announce, user) = (state.clone(), conn.user);
+    // Online (or away, as chosen) to everyone who shares a channel.
+    tokio::spawn(async move { announce.announce_presence(user, &channels).await });
     let code = read_loop(stream, &conn, &state, &sender, expires).await;
     // The socket's place among its user's goes back before the close frame: a client that
     // reconnects at once finds it free.
     let lease = std::mem::take(&mut registration.lease);
     state.limiter.release_socket(conn.user, &lease).await;
+    state.socket_closed_presence(&conn);
     // Every send of the socket is answered by now; those answers go out before the close.
     conn.finish(code);
     if tokio::time::timeout(FLUSH_BEFORE_CLOSE, &mut writer).await.is_err() {
@@ -520,13 +538,22 @@ async fn read_loop(
     // with a newer one, it is closed with 4001.
     let token_expiry = tokio::time::sleep_until(instant_of(expires));
     tokio::pin!(token_expiry);
+    // Read positions and presence choices wait up to `READ_FLUSH` and go out together: a
+    // timer armed by the first of them, so an idle socket has no timer running.
     let mut reads = crate::reads::PendingReads::default();
-    let mut flush_reads = tokio::time::interval(crate::reads::READ_FLUSH);
+    let mut presence = crate::presence::PendingPresence::default();
+    let flush = tokio::time::sleep(std::time::Duration::ZERO);
+    tokio::pin!(flush);
+    let mut flush_armed = false;
     let mut typing = crate::typing::TypingThrottle::default();
     loop {
         tokio::select! {
             _ = conn.closing.cancelled() => break,
-            _ = flush_reads.tick() => reads.flush(state, conn.user),
+            _ = &mut flush, if flush_armed => {
+                flush_armed = false;
+                reads.flush(state, conn.user);
+                presence.flush(state, conn);
+            }
             _ = ping.tick() => {
                 let _ = conn.outbound.send(Outbound::Ping);
             }
@@ -594,6 +621,7 @@ async fn read_loop(
                     Ok(ClientFrame::AuthRefresh { .. }) => "auth.refresh",
                     Ok(ClientFrame::MessageRead { .. }) => "message.read",
                     Ok(ClientFrame::TypingStart { .. }) => "typing.start",
+                    Ok(ClientFrame::PresenceSet { .. }) => "presence.set",
                     Err(_) => "invalid",
                 });
                 if std::mem::take(&mut awaiting_first_frame) {
@@ -652,9 +680,14 @@ async fn read_loop(
                     Ok(ClientFrame::MessageRead { id, payload }) => {
                         if conn.is_member(payload.channel_id) {
                             reads.add(payload.channel_id, payload.seq);
+                            arm_flush(flush.as_mut(), &mut flush_armed);
                         } else {
                             conn.deliver(error_frame(id, ErrorCode::NotAMember, "you are not a member of that channel"));
                         }
+                    }
+                    Ok(ClientFrame::PresenceSet { payload, .. }) => {
+                        presence.set(payload.status);
+                        arm_flush(flush.as_mut(), &mut flush_armed);
                     }
                     Ok(ClientFrame::TypingStart { id, payload }) => {
                         if conn.is_member(payload.channel_id) {
@@ -687,6 +720,7 @@ async fn read_loop(
         conn.deliver(answer);
     }
     reads.flush(state, conn.user);
+    presence.flush(state, conn);
     code
 }
 
@@ -760,6 +794,13 @@ async fn original_message_id(
 ) -> Option<shared::ids::MessageId> {
     let stored = stream.direct_get(sequence).await.ok()?;
     serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
+}
+
+/// Starts the timer of pending reads and presence choices unless it is running.
+fn arm_flush(flush: std::pin::Pin<&mut tokio::time::Sleep>, armed: &mut bool) {
+    if !std::mem::replace(armed, true) {
+        flush.reset(tokio::time::Instant::now() + crate::reads::READ_FLUSH);
+    }
 }
 
 /// The moment of a token's `exp` (Unix seconds), as a timer deadline.

@@ -19,6 +19,10 @@ pub const CREATED_HEADER: &str = "Chat-Created-Us";
 /// message has no payload and no `seq`: typing never touches the stream or Postgres.
 pub const TYPING_HEADER: &str = "Chat-Typing";
 
+/// Header of a presence change on a channel's delivery subject: the user whose presence
+/// changed (the payload is the `presence.update` frame). No `seq`, never stored.
+pub const PRESENCE_HEADER: &str = "Chat-Presence";
+
 /// Header of a frame on the user-frames subject: the user whose sockets get it.
 pub const USER_HEADER: &str = "Chat-User";
 

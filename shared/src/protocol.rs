@@ -42,6 +42,36 @@ pub enum ClientFrame {
         id: Option<String>,
         payload: TypingPayload,
     },
+    /// The user's chosen presence while connected: `online` or `away`.
+    PresenceSet {
+        id: Option<String>,
+        payload: PresenceSetPayload,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceSetPayload {
+    pub status: PresenceStatus,
+}
+
+/// A user's presence: `offline` when no socket of theirs is open anywhere in the cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+impl PresenceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresenceStatus::Online => "online",
+            PresenceStatus::Away => "away",
+            PresenceStatus::Offline => "offline",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -232,6 +262,14 @@ impl ClientFrame {
                 }
                 Ok(ClientFrame::MessageRead { id: raw.id, payload })
             }
+            "presence.set" => {
+                let payload: PresenceSetPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                if payload.status == PresenceStatus::Offline {
+                    return Err(FrameError::InvalidPayload("status is online or away".into()));
+                }
+                Ok(ClientFrame::PresenceSet { id: raw.id, payload })
+            }
             "typing.start" => {
                 let payload: TypingPayload =
                     serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
@@ -315,6 +353,17 @@ pub enum ServerFrame {
     /// Who is typing in a channel now (the recipient left out); an empty list ends it.
     #[serde(rename = "typing.update")]
     TypingUpdate { payload: TypingUpdatePayload },
+    /// The presence of someone who shares a channel with the recipient changed.
+    #[serde(rename = "presence.update")]
+    PresenceUpdate { payload: PresenceView },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceView {
+    pub user_id: UserId,
+    pub status: PresenceStatus,
+    /// When their last socket closed (absent while online, or if never seen).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

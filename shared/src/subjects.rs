@@ -31,6 +31,11 @@ impl Subjects {
         Self { prefix: prefix.into() }
     }
 
+    /// The prefix itself, which also names the cell's keys in Redis.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Everything the message stream captures.
     pub fn stream_filter(&self) -> String {
         format!("{}.msg.>", self.prefix)

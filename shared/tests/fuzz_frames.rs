@@ -43,6 +43,9 @@ fn check_decoded(frame: &ClientFrame) -> Result<(), TestCaseError> {
         }
         ClientFrame::MessageRead { payload, .. } => prop_assert!(payload.seq.0 >= 0),
         ClientFrame::TypingStart { .. } => {}
+        ClientFrame::PresenceSet { payload, .. } => {
+            prop_assert_ne!(payload.status, shared::protocol::PresenceStatus::Offline)
+        }
     }
     Ok(())
 }
@@ -70,6 +73,8 @@ fn word() -> impl Strategy<Value = String> {
         Just("auth.refresh".to_owned()),
         Just("message.read".to_owned()),
         Just("typing.start".to_owned()),
+        Just("presence.set".to_owned()),
+        Just("away".to_owned()),
         Just(CHANNEL.to_owned()),
         Just("text".to_owned()),
         Just("c1".to_owned()),
@@ -90,6 +95,7 @@ fn key() -> impl Strategy<Value = String> {
         Just("channels".to_owned()),
         Just("access_token".to_owned()),
         Just("seq".to_owned()),
+        Just("status".to_owned()),
         Just(CHANNEL.to_owned()),
         "[a-z_]{0,8}",
     ]

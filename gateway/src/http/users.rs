@@ -56,6 +56,7 @@ pub async fn get(
     ApiPath(id): ApiPath<UserId>,
 ) -> ApiResult<Json<UserRow>> {
     let user = store::users::get(&state.db, id).await?.ok_or(AppError::NotFound("user"))?;
+    let user = user.with_presence(state.presence_of(id).await);
     Ok(Json(if id == me { user } else { user.without_email() }))
 }
 

@@ -14,12 +14,23 @@ pub struct UserRow {
     pub username: String,
     pub display_name: String,
     pub avatar_url: Option<String>,
+    /// `online`, `away` or `offline` (from presence, not from this row).
     pub status: String,
+    /// When their last socket closed, while offline.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl UserRow {
     pub fn without_email(mut self) -> Self {
         self.email = None;
+        self
+    }
+
+    pub fn with_presence(mut self, presence: shared::protocol::PresenceView) -> Self {
+        self.status = presence.status.as_str().to_owned();
+        self.last_seen_at = presence.last_seen_at;
         self
     }
 }
