@@ -219,7 +219,7 @@ async fn status_over_rest(client: &ChatClient, user: shared::ids::UserId) -> ser
 async fn presence_follows_every_device_and_is_told_to_those_who_share_a_channel() {
     let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("cell starts");
     let (alice, bob, _) = cell.two_members(0, 1).await.unwrap();
-    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap().with_presence();
     assert_eq!(status_over_rest(&alice, bob.user_id).await["status"], "offline");
 
     // Bob comes online on his phone (other gateway): alice hears it.
@@ -250,7 +250,7 @@ async fn presence_follows_every_device_and_is_told_to_those_who_share_a_channel(
 
     // Carol shares no channel with bob: she is never told about him.
     let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
-    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap().with_presence();
     let _phone = bob.connect(&cell.ws_url(1)).await.unwrap();
     // Back, still away as he chose.
     assert_eq!(presence_update(&mut alice_ws).await.status, PresenceStatus::Away);

@@ -116,7 +116,7 @@ impl ChatClient {
             .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
         request.headers_mut().insert("authorization", bearer);
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
-        Ok(ChatSocket { ws, last_seq: HashMap::new() })
+        Ok(ChatSocket { ws, last_seq: HashMap::new(), presence: false })
     }
 }
 
@@ -135,9 +135,18 @@ pub struct ChatSocket {
     ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     /// Highest `seq` seen per channel.
     pub last_seq: HashMap<ChannelId, ChannelSeq>,
+    /// Whether `next_frame` returns `presence.update` frames; they are skipped unless a test
+    /// asks for them (`with_presence`), since any connect or disconnect may cause one.
+    pub presence: bool,
 }
 
 impl ChatSocket {
+    /// The same socket, with `presence.update` frames returned by `next_frame`.
+    pub fn with_presence(mut self) -> Self {
+        self.presence = true;
+        self
+    }
+
     /// Sends a `message.send` without waiting for its ack.
     pub async fn send_message(
         &mut self,
@@ -183,6 +192,9 @@ impl ChatSocket {
             match message {
                 Message::Text(text) => {
                     let frame: ServerFrame = serde_json::from_str(&text)?;
+                    if matches!(frame, ServerFrame::PresenceUpdate { .. }) && !self.presence {
+                        continue;
+                    }
                     if let ServerFrame::MessageNew { payload } = &frame {
                         let seen = self.last_seq.entry(payload.channel_id).or_insert(ChannelSeq(0));
                         *seen = (*seen).max(payload.seq);
