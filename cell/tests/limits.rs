@@ -238,16 +238,29 @@ async fn per_ip_auth_limit_origin_allowlist_connection_cap_headers_and_dead_peer
     assert_eq!(status_of(connect_from(&bob, &ws, Some("https://chat.example")).await), 503);
     third.await;
 
-    // A peer that stops answering (no pong) is closed with 4000 after idle_timeout; bob, who
-    // reads (and so answers pings), stays.
-    let bob_reader = tokio::spawn(async move {
-        let until = Instant::now() + Duration::from_secs(6);
-        while Instant::now() < until {
-            bob_ws.next_frame(Duration::from_millis(200)).await?;
+    // A peer that stops answering (no pong) is closed with 4000 after idle_timeout (later if
+    // frames, such as a presence update, were written to it meanwhile); bob, who reads (and so
+    // answers pings), stays. Silent is read only once the gateway closed it: reading answers
+    // pings.
+    let reading = tokio_util::sync::CancellationToken::new();
+    let bob_reader = tokio::spawn({
+        let reading = reading.clone();
+        async move {
+            while !reading.is_cancelled() {
+                bob_ws.next_frame(Duration::from_millis(200)).await?;
+            }
+            Ok::<_, ClientError>(bob_ws)
         }
-        Ok::<_, ClientError>(bob_ws)
     });
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deadline = Instant::now() + WAIT;
+    while !cell
+        .metrics(&cell.gateways[0])
+        .await
+        .contains("chat_gateway_connections_closed_total{code=\"4000\"}")
+    {
+        assert!(Instant::now() < deadline, "the silent socket was closed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let silent_end = loop {
         match silent.next_frame(WAIT).await {
             Ok(Some(_)) => continue,
@@ -260,6 +273,7 @@ async fn per_ip_auth_limit_origin_allowlist_connection_cap_headers_and_dead_peer
     // pipe first: the gateway's count tells the code.
     let metrics = cell.metrics(&cell.gateways[0]).await;
     assert!(metrics.contains("chat_gateway_connections_closed_total{code=\"4000\"} 1"), "{metrics}");
+    reading.cancel();
     let bob_ws = bob_reader.await.unwrap();
     assert!(bob_ws.is_ok(), "bob's socket stayed open: {:?}", bob_ws.err());
 }

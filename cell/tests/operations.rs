@@ -107,7 +107,13 @@ async fn admin_readiness_healthcheck_and_trace_ids_across_processes() {
     let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
     socket.send_message(channel, "traced", "follow me").await.unwrap();
     read_until(&mut socket, 1, 1, &cell).await;
-    let delivery = tokio::time::timeout(WAIT, deliveries.next()).await.unwrap().unwrap();
+    // The subject also carries presence and typing signals: the delivery is the one with a seq.
+    let delivery = loop {
+        let next = tokio::time::timeout(WAIT, deliveries.next()).await.unwrap().unwrap();
+        if next.headers.as_ref().is_some_and(|h| h.get("Chat-Seq").is_some()) {
+            break next;
+        }
+    };
     let delivered_trace = delivery.headers.as_ref().and_then(|h| h.get("traceparent")).unwrap().to_string();
     let js = async_nats::jetstream::new(nats);
     let stream = js.get_stream("CHAT_MESSAGES").await.unwrap();

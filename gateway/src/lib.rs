@@ -142,8 +142,7 @@ pub async fn run(
         revoked: sessions::RevokedSessions::new(config.gateway.access_token_ttl),
     });
     // Sessions revoked before this gateway started may still have unexpired tokens.
-    state.revoked.insert(store::tokens::recently_revoked(&state.db, state.revoked.window()).await?);
-    let revocations = tokio::spawn(state.clone().follow_revocations());
+    let revocations = state.follow_revocations().await?;
     let _ = admin_state.set(state.clone());
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");

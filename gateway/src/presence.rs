@@ -13,7 +13,8 @@
 //! waits `OFFLINE_GRACE`, so a reconnect does not flicker.
 //!
 //! Not yet: a live `offline` for the users of a gateway that crashed (they read as offline,
-//! but no update is sent).
+//! but no update is sent), and ordering between updates published by different gateways
+//! for the same user within moments (a version per user would settle it).
 
 use crate::state::AppState;
 use crate::ws::ConnHandle;
@@ -134,7 +135,9 @@ impl AppState {
         let (state, user) = (self.clone(), conn.user);
         let channels: Vec<ChannelId> =
             conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
-        tokio::spawn(async move {
+        // Tracked with the sockets, so a draining gateway still says its users went offline.
+        let sockets = self.sockets.clone();
+        sockets.spawn(async move {
             state.record_last_seen(user).await;
             tokio::time::sleep(OFFLINE_GRACE).await;
             state.announce_presence(user, &channels).await;

@@ -1,7 +1,8 @@
-//! The HTTP server loop: axum's router served through hyper with the deadlines `axum::serve`
-//! does not set. A connection must send a request's headers (a WebSocket handshake's
-//! included) within `gateway.header_read_timeout`, or it is closed: a slowloris client
-//! holds a socket for seconds, not forever. Requests see the peer address as axum's
+//! The HTTP server loop: axum's router served through hyper (HTTP/1.1, the WebSocket upgrade
+//! included; TLS and HTTP/2 end at the ingress) with the deadline `axum::serve` does not set:
+//! a connection must send a request's headers within `gateway.header_read_timeout` of
+//! connecting or of its previous request, or it is closed. A slowloris client, or one that
+//! connects and sends nothing, holds a socket for seconds, not forever. Requests see the peer address as axum's
 //! `ConnectInfo` (for the per-IP limits). On shutdown, accepting stops at once and open
 //! HTTP connections finish their requests; upgraded WebSockets are drained by their own
 //! tasks.
@@ -9,9 +10,8 @@
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -28,9 +28,9 @@ pub async fn serve(
     grace: Duration,
     shutdown: CancellationToken,
 ) {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
-    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    let connections = tokio_util::task::TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -49,18 +49,28 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
             request.map(axum::body::Body::new)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            // On shutdown: finish the request in progress, then close (an upgraded
+            // WebSocket has left this connection already and drains on its own).
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = result {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    connections.close();
+    if tokio::time::timeout(grace, connections.wait()).await.is_err() {
         tracing::warn!("HTTP connections still open at the end of the grace period");
     }
 }

@@ -14,6 +14,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// How often a gateway re-reads the recently revoked sessions from Postgres.
+const REREAD_REVOKED: Duration = Duration::from_secs(30);
+
 /// Close code of a socket whose session was revoked: log in again.
 pub const CLOSE_SESSION_REVOKED: u16 = 4003;
 
@@ -49,17 +52,21 @@ impl RevokedSessions {
 }
 
 impl AppState {
-    /// Refuses `sessions` of `user` here at once, and tells every other gateway.
-    pub async fn revoke_sessions(&self, user: UserId, sessions: Vec<Uuid>) {
+    /// Refuses `sessions` of `user` here at once, and tells every other gateway. Not async:
+    /// a handler cancelled after its commit still revokes (the publish runs on its own).
+    pub fn revoke_sessions(&self, user: UserId, sessions: Vec<Uuid>) {
         if sessions.is_empty() {
             return;
         }
         let event = SessionsRevoked { user_id: user, sessions };
         self.apply_revocation(&event);
         let Ok(payload) = serde_json::to_vec(&event) else { return };
-        if let Err(error) = self.nats.publish(self.subjects.sessions_revoked(), payload.into()).await {
-            tracing::warn!(%error, "session revocation not announced; other gateways close at token expiry");
-        }
+        let (nats, subject) = (self.nats.clone(), self.subjects.sessions_revoked());
+        tokio::spawn(async move {
+            if let Err(error) = nats.publish(subject, payload.into()).await {
+                tracing::warn!(%error, "session revocation not announced; other gateways read it from Postgres");
+            }
+        });
     }
 
     fn apply_revocation(&self, event: &SessionsRevoked) {
@@ -71,20 +78,36 @@ impl AppState {
         }
     }
 
-    /// Follows the cell's revocations until shutdown.
-    pub async fn follow_revocations(self) -> Result<(), async_nats::SubscribeError> {
-        let mut revocations = self.nats.subscribe(self.subjects.sessions_revoked()).await?;
-        loop {
-            let message = tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok(()),
-                message = revocations.next() => message,
-            };
-            let Some(message) = message else { return Ok(()) };
-            match serde_json::from_slice::<SessionsRevoked>(&message.payload) {
-                Ok(event) => self.apply_revocation(&event),
-                Err(error) => tracing::warn!(%error, "undecodable session revocation"),
+    /// Follows the cell's revocations until shutdown: subscribes first, then reads what was
+    /// revoked before (so nothing falls in between), and reads it again every
+    /// `REREAD_REVOKED` (so nothing lost while NATS reconnected stays missed).
+    pub async fn follow_revocations(&self) -> Result<tokio::task::JoinHandle<()>, sqlx::Error> {
+        let revocations = self.nats.subscribe(self.subjects.sessions_revoked()).await;
+        let mut revocations = revocations.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        self.revoked.insert(crate::store::tokens::recently_revoked(&self.db, self.revoked.window()).await?);
+        let state = self.clone();
+        Ok(tokio::spawn(async move {
+            let mut reread = tokio::time::interval(REREAD_REVOKED);
+            reread.tick().await;
+            loop {
+                let message = tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = reread.tick() => {
+                        match crate::store::tokens::recently_revoked(&state.db, state.revoked.window()).await {
+                            Ok(sessions) => state.revoked.insert(sessions),
+                            Err(error) => tracing::warn!(%error, "revoked sessions not re-read"),
+                        }
+                        continue;
+                    }
+                    message = revocations.next() => message,
+                };
+                let Some(message) = message else { return };
+                match serde_json::from_slice::<SessionsRevoked>(&message.payload) {
+                    Ok(event) => state.apply_revocation(&event),
+                    Err(error) => tracing::warn!(%error, "undecodable session revocation"),
+                }
             }
-        }
+        }))
     }
 }
 

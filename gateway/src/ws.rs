@@ -58,6 +58,8 @@ const CLOSE_NO_STATUS: u16 = 1005;
 const CLOSE_ABNORMAL: u16 = 1006;
 /// How long live messages wait for a new socket's first frame (a `sync`, typically).
 const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+/// Users whose last told presence a socket remembers, at most.
+const MAX_PRESENCE_TOLD: usize = 1024;
 /// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
 const MAX_PENDING_SENDS_PER_SOCKET: usize = 256;
 
@@ -354,6 +356,10 @@ impl ConnHandle {
     /// Queues a `presence.update` unless it is what this socket was told last about `user`.
     pub fn deliver_presence(&self, user: UserId, status: shared::protocol::PresenceStatus, frame: Utf8Bytes) {
         let mut told = self.presence_told.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: past this many users, start over (a repeat may then be sent again).
+        if told.len() >= MAX_PRESENCE_TOLD && !told.contains_key(&user) {
+            told.clear();
+        }
         if told.insert(user, status) != Some(status) {
             drop(told);
             self.deliver(frame);
@@ -414,6 +420,12 @@ pub async fn upgrade(
         return Err(AppError::RateLimited { limit: "sockets_per_user", retry_after_ms: 1000 });
     }
     state.fanout.register(&conn);
+    // A revocation that came after the token was checked found no socket to close.
+    if state.revoked.contains(session) {
+        state.fanout.unregister(&conn);
+        state.limiter.release_socket(user, &lease).await;
+        return Err(AppError::Unauthorized);
+    }
     let registration = Registration { state: state.clone(), conn: conn.clone(), lease, _permit: permit };
     let channels = store::channels::member_channel_ids(&state.db, user).await?;
     // Live messages wait for the client's first frame: if it is a `sync`, its backlog goes

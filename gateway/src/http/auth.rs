@@ -81,16 +81,22 @@ fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Issues an access token and a new refresh token of `family`.
+/// Issues a new refresh token of `family` and an access token — unless, meanwhile, the family
+/// was revoked, the account deleted, or the password changed from `verified_password` (the
+/// hash a login just checked): a login racing a password change does not survive it.
 async fn start_session(
     state: &AppState,
     user: UserId,
     family: Uuid,
     profile: Option<UserRow>,
+    verified_password: Option<&str>,
 ) -> ApiResult<Session> {
-    let access_token = state.tokens.issue(user, family)?;
     let (refresh_token, hash) = new_refresh_token();
-    store::tokens::insert(&state.db, &hash, user, family, state.tokens.refresh_ttl).await?;
+    let ttl = state.tokens.refresh_ttl;
+    if !store::tokens::insert(&state.db, &hash, user, family, ttl, verified_password).await? {
+        return Err(AppError::InvalidCredentials("the session was revoked meanwhile"));
+    }
+    let access_token = state.tokens.issue(user, family)?;
     Ok(Session {
         user: profile,
         access_token,
@@ -117,7 +123,7 @@ pub async fn register(
         },
     )
     .await?;
-    let session = start_session(&state, user.id, Uuid::new_v4(), Some(user.clone())).await?;
+    let session = start_session(&state, user.id, Uuid::new_v4(), Some(user.clone()), None).await?;
     Ok((StatusCode::CREATED, Json(session)))
 }
 
@@ -134,9 +140,9 @@ pub async fn login(
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
-    let verified = verify_password(request.password, hash).await?;
+    let verified = verify_password(request.password, hash.clone()).await?;
     let user = user.filter(|_| verified).ok_or(AppError::InvalidCredentials("wrong username or password"))?;
-    Ok(Json(start_session(&state, user.id, Uuid::new_v4(), Some(user)).await?))
+    Ok(Json(start_session(&state, user.id, Uuid::new_v4(), Some(user), hash.as_deref()).await?))
 }
 
 pub async fn refresh(
@@ -146,11 +152,11 @@ pub async fn refresh(
     match store::tokens::redeem(&state.db, &hash_refresh_token(&request.refresh_token)).await? {
         Redeemed::Valid { user, family } => {
             let profile = store::users::get(&state.db, user).await?;
-            Ok(Json(start_session(&state, user, family, profile).await?))
+            Ok(Json(start_session(&state, user, family, profile, None).await?))
         }
         Redeemed::Reused { user, family } => {
             // The theft signal: whoever holds the family's live token is cut off too.
-            state.revoke_sessions(user, vec![family]).await;
+            state.revoke_sessions(user, vec![family]);
             Err(AppError::InvalidCredentials("refresh token reused; its sessions are revoked"))
         }
         Redeemed::Invalid => Err(AppError::InvalidCredentials("invalid or expired refresh token")),
@@ -164,7 +170,7 @@ pub async fn logout(
     let revoked =
         store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
     if let Some((user, family)) = revoked {
-        state.revoke_sessions(user, vec![family]).await;
+        state.revoke_sessions(user, vec![family]);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -187,9 +193,9 @@ pub async fn change_password(
     check_password(&state, user, request.current_password).await?;
     let hash = hash_password(request.new_password).await?;
     store::users::set_password(&state.db, user, &hash).await?;
-    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?).await;
+    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?);
     let profile = store::users::get(&state.db, user).await?;
-    Ok(Json(start_session(&state, user, Uuid::new_v4(), profile).await?))
+    Ok(Json(start_session(&state, user, Uuid::new_v4(), profile, Some(&hash)).await?))
 }
 
 #[derive(Deserialize)]
@@ -207,7 +213,7 @@ pub async fn delete_me(
 ) -> ApiResult<StatusCode> {
     check_password(&state, user, request.password).await?;
     let left = store::users::delete(&state.db, user).await?;
-    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?).await;
+    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?);
     for (channel, last_seq) in left {
         state.announce_membership(channel, user, MembershipChange::Left, last_seq).await;
     }

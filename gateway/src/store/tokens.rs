@@ -6,24 +6,31 @@ use sqlx::PgPool;
 use std::time::Duration;
 use uuid::Uuid;
 
+/// Stores a new token of `family`, unless the family was revoked, the user deleted, or (with
+/// `password_hash`) the password changed since it was checked. Returns whether it stored it.
 pub async fn insert(
     db: &PgPool,
     hash: &[u8],
     user: UserId,
     family: Uuid,
     ttl: Duration,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    password_hash: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let stored = sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, user_id, family_id, expires_at)
-         VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+         SELECT $1, u.id, $3, now() + make_interval(secs => $4) FROM users u
+         WHERE u.id = $2 AND u.deleted_at IS NULL AND ($5::text IS NULL OR u.password_hash = $5)
+           AND NOT EXISTS (
+               SELECT 1 FROM refresh_tokens t WHERE t.family_id = $3 AND t.revoked_at IS NOT NULL)",
     )
     .bind(hash)
     .bind(user)
     .bind(family)
     .bind(ttl.as_secs_f64())
+    .bind(password_hash)
     .execute(db)
     .await?;
-    Ok(())
+    Ok(stored.rows_affected() == 1)
 }
 
 /// What using a refresh token found.

@@ -183,8 +183,10 @@ impl ChatSocket {
     /// The next frame from the server within `timeout`: `Ok(None)` on timeout, an error on
     /// close. Tracks `last_seq` from `message.new`.
     pub async fn next_frame(&mut self, timeout: Duration) -> Result<Option<ServerFrame>, ClientError> {
+        // One deadline for the whole call: pings and skipped frames do not extend it.
+        let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let message = match tokio::time::timeout(timeout, self.ws.next()).await {
+            let message = match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return Ok(None),
                 Ok(None) => return Err(ClientError::Ws(tungstenite::Error::ConnectionClosed)),
                 Ok(Some(message)) => message?,
