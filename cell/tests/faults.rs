@@ -222,8 +222,7 @@ async fn a_client_that_stops_reading_is_cut_off_while_others_keep_receiving() {
     let last = carol_ws.last_seq.get(&channel).map_or(0, |s| s.0);
 
     // She resumes and gets exactly the rest.
-    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
-    carol_ws.sync(&[(channel, last)]).await.unwrap();
+    let mut carol_ws = carol.resume(&cell.ws_url(0), &[(channel, last)]).await.unwrap();
     let mut rest = Vec::new();
     loop {
         match carol_ws.next_frame(Duration::from_secs(30)).await.unwrap() {

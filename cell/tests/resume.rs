@@ -62,8 +62,7 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_while_live_traffic_co
     watch(&mut alice_ws, &cell, |s| has_message(s, channel, 15)).await;
 
     // Bob comes back and syncs while alice keeps sending.
-    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
-    bob_ws.sync(&[(channel, last_seen.0)]).await.unwrap();
+    let mut bob_ws = bob.resume(&cell.ws_url(0), &[(channel, last_seen.0)]).await.unwrap();
     send_all(&mut alice_ws, channel, 15..25).await;
     let seen = watch(&mut bob_ws, &cell, |s| {
         has_message(s, channel, 25) && s.iter().any(|f| matches!(f, Seen::Done(_)))
@@ -79,6 +78,36 @@ async fn a_reconnecting_client_gets_exactly_what_it_missed_while_live_traffic_co
     assert!(!done.truncated);
     assert!(done.last_seq.0 >= 15, "the backlog covers what was missed: {done:?}");
     assert_eq!(done_at as i64, done.last_seq.0 - 5, "sync.done follows exactly the backlog");
+}
+
+/// A socket opened with `?resume=true` holds live messages until its first frame however late
+/// it comes, so a slow client's `sync` still puts the backlog first; a plain socket gets its
+/// live messages after the first-frame grace even if it never sends anything.
+#[tokio::test]
+async fn a_resuming_socket_holds_live_messages_until_its_late_sync() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    send_all(&mut alice_ws, channel, 0..3).await;
+    watch(&mut alice_ws, &cell, |s| has_message(s, channel, 3)).await;
+
+    // A plain socket that says nothing still gets live traffic, after the grace.
+    let mut plain = bob.connect(&cell.ws_url(0)).await.unwrap();
+    let mut resuming = bob.connect(&format!("{}?resume=true", cell.ws_url(0))).await.unwrap();
+    send_all(&mut alice_ws, channel, 3..5).await;
+    let live = watch(&mut plain, &cell, |s| has_message(s, channel, 5)).await;
+    assert_eq!(live, vec![Seen::Message(channel, 4), Seen::Message(channel, 5)], "only live ones, unasked");
+
+    // Well past the grace, the resuming socket syncs from the start: backlog first, whole.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    resuming.sync(&[(channel, 0)]).await.unwrap();
+    let seen = watch(&mut resuming, &cell, |s| s.iter().any(|f| matches!(f, Seen::Done(_)))).await;
+    let expected: Vec<Seen> = (1..=5).map(|seq| Seen::Message(channel, seq)).collect();
+    assert_eq!(seen[..5], expected[..], "the backlog, in order, with nothing live before it: {seen:?}");
+    assert_eq!(seen.len(), 6, "then sync.done, and the held live messages are not doubled: {seen:?}");
+
+    // A bad value for the option is refused at the handshake.
+    assert!(bob.connect(&format!("{}?resume=maybe", cell.ws_url(0))).await.is_err());
 }
 
 #[tokio::test]

@@ -393,14 +393,28 @@ impl FromRequestParts<AppState> for HandshakeToken {
     }
 }
 
+/// The query of `GET /ws`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct UpgradeOptions {
+    /// The client will send a `sync` as its first frame: live messages wait for it however
+    /// long it takes (bounded by half the socket's budget), instead of for
+    /// [`FIRST_FRAME_GRACE`]. What a resuming client should ask for: a late first frame can
+    /// then never put live messages before its backlog.
+    #[serde(default)]
+    pub resume: bool,
+}
+
 /// `GET /ws`: authenticates, registers the socket's channels, then upgrades.
 pub async fn upgrade(
     State(state): State<AppState>,
     HandshakeToken(token): HandshakeToken,
     headers: axum::http::HeaderMap,
+    options: Result<axum::extract::Query<UpgradeOptions>, axum::extract::rejection::QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     let claims = state.authenticate(&token)?;
+    let axum::extract::Query(options) =
+        options.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     let (user, session, expires) = (claims.sub, claims.sid, claims.exp);
     let ws = ws.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     if let Some(origin) = parts_origin(&headers)
@@ -444,7 +458,7 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
-            sockets.track_future(serve(socket, registration, outbound, sender, expires))
+            sockets.track_future(serve(socket, registration, outbound, sender, expires, options.resume))
         }))
 }
 
@@ -482,6 +496,7 @@ async fn serve(
     outbound: mpsc::UnboundedReceiver<Outbound>,
     sender: SenderView,
     expires: i64,
+    resume: bool,
 ) {
     let conn = registration.conn.clone();
     let state = registration.state.clone();
@@ -494,7 +509,7 @@ async fn serve(
     let (announce, user) = (state.clone(), conn.user);
     // Online (or away, as chosen) to everyone who shares a channel.
     tokio::spawn(async move { announce.announce_presence(user, &channels).await });
-    let code = read_loop(stream, &conn, &state, &sender, expires).await;
+    let code = read_loop(stream, &conn, &state, &sender, expires, resume).await;
     // The socket's place among its user's goes back before the close frame: a client that
     // reconnects at once finds it free.
     let lease = std::mem::take(&mut registration.lease);
@@ -521,6 +536,7 @@ async fn read_loop(
     state: &AppState,
     sender: &SenderView,
     expires: i64,
+    resume: bool,
 ) -> u16 {
     let mut pending = FuturesUnordered::new();
     let first_frame_grace = tokio::time::sleep(FIRST_FRAME_GRACE);
@@ -592,7 +608,7 @@ async fn read_loop(
                 code = CLOSE_RESTART;
                 break;
             }
-            _ = &mut first_frame_grace, if awaiting_first_frame => {
+            _ = &mut first_frame_grace, if awaiting_first_frame && !resume => {
                 awaiting_first_frame = false;
                 conn.release_all_but(&HashSet::new());
             }

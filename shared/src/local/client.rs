@@ -118,6 +118,15 @@ impl ChatClient {
         let (ws, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(ChatSocket { ws, last_seq: HashMap::new(), presence: false })
     }
+
+    /// Reconnects to resume: opens the socket with `?resume=true`, so live messages wait for
+    /// its first frame however late it arrives, and sends `sync` from `(channel, last seq)`.
+    pub async fn resume(&self, ws_url: &str, from: &[(ChannelId, i64)]) -> Result<ChatSocket, ClientError> {
+        let separator = if ws_url.contains('?') { '&' } else { '?' };
+        let mut socket = self.connect(&format!("{ws_url}{separator}resume=true")).await?;
+        socket.sync(from).await?;
+        Ok(socket)
+    }
 }
 
 /// The body of a response with the `expected` status, or an error with what came instead.

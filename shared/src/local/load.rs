@@ -184,7 +184,9 @@ impl LoadClient {
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
             let url = &self.ws_urls[attempt % self.ws_urls.len()];
-            match self.user.connect(url).await {
+            let resume: Vec<(ChannelId, i64)> =
+                self.channels.iter().map(|c| (*c, self.last_seq(*c))).collect();
+            match self.user.resume(url, &resume).await {
                 Ok(socket) => match self.session(socket, &mut deadline).await {
                     Ok(()) => break,
                     Err(_) => self.record.reconnects += 1,
@@ -200,15 +202,13 @@ impl LoadClient {
         self.record
     }
 
-    /// One connection: resume, resend what is pending, then send and read. `Ok` when the
+    /// One connection (resumed with `sync` already sent): resend what is pending, then send and read. `Ok` when the
     /// load has stopped and this client has settled.
     async fn session(
         &mut self,
         mut socket: ChatSocket,
         deadline: &mut Option<tokio::time::Instant>,
     ) -> Result<(), ClientError> {
-        let resume: Vec<(ChannelId, i64)> = self.channels.iter().map(|c| (*c, self.last_seq(*c))).collect();
-        socket.sync(&resume).await?;
         let mut syncs_pending = self.channels.len();
         for (id, (channel, content, _)) in self.pending.clone() {
             socket.send_message(channel, &id, &content).await?;
