@@ -6,13 +6,13 @@
 //! positions) come on a subject every gateway follows.
 
 use crate::metrics::GatewayMetrics;
-use crate::store::messages::{Page, history};
+use crate::store::messages::log_after;
 use crate::typing::TypingSet;
 use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use shared::events::{
-    CREATED_HEADER, MembershipChange, MembershipEvent, PRESENCE_HEADER, SEQ_HEADER, TYPING_HEADER,
+    CREATED_HEADER, FRAME_HEADER, MembershipChange, MembershipEvent, PRESENCE_HEADER, SEQ_HEADER, TYPING_HEADER,
     USER_HEADER,
 };
 use shared::ids::{ChannelId, ChannelSeq, UserId};
@@ -267,7 +267,12 @@ async fn forward(
         }
         last_seq = seq;
         let Ok(payload) = std::str::from_utf8(&delivery.payload) else { continue };
-        let frame = Utf8Bytes::from(format!(r#"{{"type":"message.new","payload":{payload}}}"#));
+        // A change carries its whole frame; a new message only the message.
+        let whole = delivery.headers.as_ref().is_some_and(|h| h.get(FRAME_HEADER).is_some());
+        let frame = match whole {
+            true => Utf8Bytes::from(payload),
+            false => Utf8Bytes::from(format!(r#"{{"type":"message.new","payload":{payload}}}"#)),
+        };
         send_to_route(&route, channel, ChannelSeq(seq), &frame);
     }
     let _ = subscription.unsubscribe().await;
@@ -315,12 +320,10 @@ fn send_presence(route: &ChannelRoute, payload: &[u8]) {
 async fn fill_gap(route: &ChannelRoute, channel: ChannelId, db: &sqlx::PgPool, after: i64, before: i64) {
     let missing = (before - after - 1).min(MAX_GAP_FILL);
     tracing::info!(%channel, after, before, "filling a gap in channel deliveries");
-    match history(db, channel, Page::After(after), missing).await {
-        Ok(messages) => {
-            for message in messages.into_iter().filter(|m| m.seq.0 < before) {
-                let seq = message.seq;
-                let frame = Utf8Bytes::from(ServerFrame::MessageNew { payload: message }.to_json());
-                send_to_route(route, channel, seq, &frame);
+    match log_after(db, channel, after, missing).await {
+        Ok(log) => {
+            for entry in log.into_iter().filter(|e| e.seq.0 < before) {
+                send_to_route(route, channel, entry.seq, &Utf8Bytes::from(entry.frame));
             }
         }
         Err(error) => tracing::warn!(%channel, %error, "gap not filled; clients resume with sync"),

@@ -3,6 +3,7 @@
 //! stored, and fans committed messages out to the sockets of channel members connected here.
 
 mod auth;
+mod changes;
 mod error;
 mod fanout;
 mod http;

@@ -207,6 +207,9 @@ impl GatewayMetrics {
         let kind = match frame.strip_prefix(r#"{"type":""#).and_then(|rest| rest.split('"').next()) {
             Some("message.new") => "message.new",
             Some("message.ack") => "message.ack",
+            Some("message.updated") => "message.updated",
+            Some("message.deleted") => "message.deleted",
+            Some("reaction.updated") => "reaction.updated",
             Some("sync.done") => "sync.done",
             Some("auth.refreshed") => "auth.refreshed",
             Some("read.updated") => "read.updated",

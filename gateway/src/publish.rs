@@ -9,7 +9,7 @@ use crate::metrics::GatewayMetrics;
 use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
 use shared::config::GatewayConfig;
-use shared::events::TRACE_HEADER;
+use shared::events::{CHANGE_HEADER, TRACE_HEADER};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -28,6 +28,8 @@ struct PublishRequest {
     dedup_key: String,
     /// `traceparent` of the send, carried to the worker in a header.
     trace: String,
+    /// A change to a stored message rather than a new one (the `Chat-Change` header).
+    change: bool,
     payload: Bytes,
     reply: oneshot::Sender<Result<PublishAck, PublishFailure>>,
 }
@@ -61,10 +63,11 @@ impl Publisher {
         dedup_key: String,
         payload: Bytes,
         trace: String,
+        change: bool,
     ) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
         let (reply, answer) = oneshot::channel();
-        let queued =
-            self.queue.send(PublishRequest { subject, dedup_key, trace, payload, reply }).await.is_ok();
+        let request = PublishRequest { subject, dedup_key, trace, change, payload, reply };
+        let queued = self.queue.send(request).await.is_ok();
         async move {
             if !queued {
                 return Err(PublishFailure::ShuttingDown);
@@ -125,10 +128,13 @@ impl Batcher {
         let started = std::time::Instant::now();
         self.metrics.publish_batch_size.observe(batch.len() as f64);
         for request in batch.drain(..) {
-            let publish = PublishMessage::build()
+            let mut publish = PublishMessage::build()
                 .payload(request.payload)
                 .message_id(&request.dedup_key)
                 .header(TRACE_HEADER, request.trace.as_str());
+            if request.change {
+                publish = publish.header(CHANGE_HEADER, "1");
+            }
             match self.js.send_publish(request.subject, publish).await {
                 Ok(ack) => {
                     let metrics = self.metrics.clone();

@@ -1,10 +1,10 @@
 //! Exact resume. A client sends `sync` with its last seen `seq` per channel; for each channel
-//! the gateway holds back live deliveries to that socket, sends every stored message after
-//! the client's `seq` (up to `sync_backlog_max`), then `sync.done`, then the held live
-//! messages it has not sent yet — so nothing is skipped or doubled at the seam.
+//! the gateway holds back live deliveries to that socket, sends the channel's log after the
+//! client's `seq` (new messages and changes, up to `sync_backlog_max`), then `sync.done`, then
+//! the held live frames it has not sent yet — so nothing is skipped or doubled at the seam.
 
 use crate::state::AppState;
-use crate::store::messages::{Page, history};
+use crate::store::messages::log_after;
 use crate::ws::{ConnHandle, error_frame};
 use axum::extract::ws::Utf8Bytes;
 use shared::ids::{ChannelId, ChannelSeq};
@@ -59,18 +59,15 @@ async fn sync_channel(
     // announced after this point, so it is held, not lost.
     conn.hold_channel(channel);
     let cap = state.config.sync_backlog_max;
-    let mut backlog = history(&state.db, channel, Page::After(after.0), cap as i64 + 1).await?;
+    let mut backlog = log_after(&state.db, channel, after.0, cap as i64 + 1).await?;
     let truncated = backlog.len() > cap;
     backlog.truncate(cap);
     state.metrics.sync_backlog_messages.observe(backlog.len() as f64);
     conn.release_channel(channel, |already, deliver| {
         let mut last = after;
-        for message in backlog {
-            last = message.seq;
-            deliver(
-                Some(message.seq),
-                Utf8Bytes::from(ServerFrame::MessageNew { payload: message }.to_json()),
-            );
+        for entry in backlog {
+            last = entry.seq;
+            deliver(Some(entry.seq), Utf8Bytes::from(entry.frame));
         }
         let last_seq = last.max(already);
         let done =

@@ -8,6 +8,7 @@
 //! get a healthy client cut off by the live messages arriving meanwhile.
 
 use crate::auth::bearer_token;
+use crate::changes::{self, ChangeRefused};
 use crate::error::AppError;
 use crate::metrics::{GatewayMetrics, SendOutcome};
 use crate::publish::PublishFailure;
@@ -21,7 +22,7 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
-use shared::events::{StreamMessage, new_traceparent, trace_id};
+use shared::events::{Change, StreamMessage, new_traceparent, trace_id};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{
     self, AckPayload, AckStatus, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
@@ -538,7 +539,8 @@ async fn read_loop(
     expires: i64,
     resume: bool,
 ) -> u16 {
-    let mut pending = FuturesUnordered::new();
+    let mut pending: FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = Utf8Bytes> + Send>>> =
+        FuturesUnordered::new();
     let first_frame_grace = tokio::time::sleep(FIRST_FRAME_GRACE);
     tokio::pin!(first_frame_grace);
     let mut awaiting_first_frame = true;
@@ -555,8 +557,7 @@ async fn read_loop(
     renew_lease.tick().await;
     // Rate-limited frames in a row after being told; past the configured number the socket
     // is closed.
-    let mut strikes = 0;
-    let mut told_at: Option<std::time::Instant> = None;
+    let mut limits = SendLimits::default();
     let mut ping = tokio::time::interval(state.config.ping_interval);
     ping.tick().await;
     let idle = tokio::time::sleep(state.config.idle_timeout);
@@ -650,6 +651,10 @@ async fn read_loop(
                     Ok(ClientFrame::MessageRead { .. }) => "message.read",
                     Ok(ClientFrame::TypingStart { .. }) => "typing.start",
                     Ok(ClientFrame::PresenceSet { .. }) => "presence.set",
+                    Ok(ClientFrame::MessageEdit { .. }) => "message.edit",
+                    Ok(ClientFrame::MessageDelete { .. }) => "message.delete",
+                    Ok(ClientFrame::ReactionAdd { .. }) => "reaction.add",
+                    Ok(ClientFrame::ReactionRemove { .. }) => "reaction.remove",
                     Err(_) => "invalid",
                 });
                 if std::mem::take(&mut awaiting_first_frame) {
@@ -672,27 +677,71 @@ async fn read_loop(
                             conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, message));
                             continue;
                         }
-                        let verdict = state.limiter.send(conn.user, payload.channel_id).await;
-                        if let Verdict::Limited { limit, retry_after_ms } = verdict {
-                            state.metrics.send(SendOutcome::Rejected);
-                            let frame = ServerFrame::rate_limited(Some(id.0), limit, retry_after_ms);
-                            conn.deliver(Utf8Bytes::from(frame.to_json()));
-                            // A strike is a send past the sender's own limit arriving after
-                            // the first refusal could have been read (not a burst in flight,
-                            // not other users filling the channel's window).
-                            let told = *told_at.get_or_insert_with(std::time::Instant::now);
-                            if limit == "sends_per_user" && told.elapsed() >= STRIKE_GRACE {
-                                strikes += 1;
-                                if strikes >= state.limiter.config().strikes_before_close {
-                                    code = CLOSE_RATE_LIMITED;
-                                    break;
-                                }
+                        match limits.check(state, conn, &id, payload.channel_id).await {
+                            LimitCheck::Pass => {}
+                            LimitCheck::Refused => {
+                                state.metrics.send(SendOutcome::Rejected);
+                                continue;
                             }
+                            LimitCheck::Close => {
+                                code = CLOSE_RATE_LIMITED;
+                                break;
+                            }
+                        }
+                        let checked = async {
+                            if let Some(reply_to) = payload.reply_to {
+                                changes::check_reply(state, payload.channel_id, reply_to).await?;
+                            }
+                            Ok::<_, ChangeRefused>(changes::mentions(state, payload.channel_id, &payload.content).await?)
+                        };
+                        match checked.await {
+                            Ok(mentions) => {
+                                let answer = start_send(state, conn, sender, id, payload, mentions).await;
+                                pending.push(Box::pin(answer));
+                            }
+                            Err(refused) => {
+                                state.metrics.send(SendOutcome::Rejected);
+                                conn.deliver(Utf8Bytes::from(refused.frame(&id).to_json()));
+                            }
+                        }
+                    }
+                    Ok(frame @ (ClientFrame::MessageEdit { .. }
+                    | ClientFrame::MessageDelete { .. }
+                    | ClientFrame::ReactionAdd { .. }
+                    | ClientFrame::ReactionRemove { .. })) => {
+                        let Some((id, channel, message)) = frame.change_target() else { continue };
+                        let id = id.clone();
+                        if !conn.is_member(channel) {
+                            let text = "you are not a member of that channel";
+                            conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, text));
                             continue;
                         }
-                        strikes = 0;
-                        told_at = None;
-                        pending.push(start_send(state, conn, sender, id, payload).await);
+                        match limits.check(state, conn, &id, channel).await {
+                            LimitCheck::Pass => {}
+                            LimitCheck::Refused => continue,
+                            LimitCheck::Close => {
+                                code = CLOSE_RATE_LIMITED;
+                                break;
+                            }
+                        }
+                        let change = match frame {
+                            ClientFrame::MessageEdit { payload, .. } => changes::edit(state, channel, payload.content).await,
+                            ClientFrame::MessageDelete { .. } => Ok(Change::Delete),
+                            ClientFrame::ReactionAdd { payload, .. } => Ok(Change::ReactionAdd { emoji: payload.emoji }),
+                            ClientFrame::ReactionRemove { payload, .. } => Ok(Change::ReactionRemove { emoji: payload.emoji }),
+                            _ => continue,
+                        };
+                        let checked = match change {
+                            Ok(change) => changes::check(state, conn.user, channel, message, &change).await.map(|()| change),
+                            Err(error) => Err(error.into()),
+                        };
+                        match checked {
+                            Ok(change) => {
+                                let published = changes::publish(state, conn.user, id.clone(), channel, message, change).await;
+                                pending.push(Box::pin(change_answer(published, id, channel, message)));
+                            }
+                            Err(refused) => conn.deliver(Utf8Bytes::from(refused.frame(&id).to_json())),
+                        }
                     }
                     Ok(ClientFrame::AuthRefresh { id, payload }) => {
                         let frame = match state.authenticate(&payload.access_token) {
@@ -760,6 +809,7 @@ async fn start_send(
     sender: &SenderView,
     id: shared::ids::ClientMsgId,
     payload: SendPayload,
+    (mentions, mentions_channel): (Vec<UserId>, bool),
 ) -> impl Future<Output = Utf8Bytes> + use<> {
     let received = std::time::Instant::now();
     let message = StreamMessage {
@@ -772,13 +822,15 @@ async fn start_send(
         reply_to: payload.reply_to,
         // Postgres keeps microseconds: live and stored copies must be equal.
         created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+        mentions,
+        mentions_channel,
     };
     let subject = state.subjects.publish(message.channel_id, state.partitions);
     let dedup_key = message.dedup_key();
     let encoded = serde_json::to_vec(&message).unwrap_or_default();
     let trace = new_traceparent();
     tracing::debug!(trace_id = trace_id(&trace), conn = conn.id, "send published");
-    let published = state.publisher.submit(subject, dedup_key, encoded.into(), trace).await;
+    let published = state.publisher.submit(subject, dedup_key, encoded.into(), trace, false).await;
     let stream = state.stream.clone();
     let metrics = state.metrics.clone();
     async move {
@@ -803,14 +855,78 @@ async fn start_send(
             }
             Err(failure) => {
                 metrics.send(SendOutcome::Failed);
-                let code = match failure {
-                    PublishFailure::NotConfirmed(_) => ErrorCode::PublishFailed,
-                    PublishFailure::ShuttingDown => ErrorCode::Unavailable,
-                };
-                ServerFrame::error(Some(message.client_msg_id.0), code, failure.to_string())
+                ServerFrame::error(Some(message.client_msg_id.0), publish_failure_code(&failure), failure.to_string())
             }
         };
         Utf8Bytes::from(frame.to_json())
+    }
+}
+
+/// The answer to a change once the stream has it (or not): `message.ack` naming the changed
+/// message, or a retryable `error`.
+async fn change_answer(
+    published: impl Future<Output = Result<async_nats::jetstream::publish::PublishAck, PublishFailure>>,
+    id: shared::ids::ClientMsgId,
+    channel_id: ChannelId,
+    message_id: shared::ids::MessageId,
+) -> Utf8Bytes {
+    let frame = match published.await {
+        Ok(_) => ServerFrame::MessageAck { id, payload: AckPayload { status: AckStatus::Stored, message_id, channel_id } },
+        Err(failure) => ServerFrame::error(Some(id.0), publish_failure_code(&failure), failure.to_string()),
+    };
+    Utf8Bytes::from(frame.to_json())
+}
+
+fn publish_failure_code(failure: &PublishFailure) -> ErrorCode {
+    match failure {
+        PublishFailure::NotConfirmed(_) => ErrorCode::PublishFailed,
+        PublishFailure::ShuttingDown => ErrorCode::Unavailable,
+    }
+}
+
+/// The send limits of one socket: the shared windows (per user, per channel) and the strikes
+/// that close a socket which keeps sending after being told.
+#[derive(Default)]
+struct SendLimits {
+    strikes: u32,
+    told_at: Option<std::time::Instant>,
+}
+
+enum LimitCheck {
+    Pass,
+    /// Refused with `rate_limited` (already told).
+    Refused,
+    /// Too many strikes: close with 4029.
+    Close,
+}
+
+impl SendLimits {
+    /// Counts a frame that goes into the stream (a send or a change) against the limits.
+    async fn check(
+        &mut self,
+        state: &AppState,
+        conn: &ConnHandle,
+        id: &shared::ids::ClientMsgId,
+        channel: ChannelId,
+    ) -> LimitCheck {
+        let Verdict::Limited { limit, retry_after_ms } = state.limiter.send(conn.user, channel).await else {
+            self.strikes = 0;
+            self.told_at = None;
+            return LimitCheck::Pass;
+        };
+        let frame = ServerFrame::rate_limited(Some(id.0.clone()), limit, retry_after_ms);
+        conn.deliver(Utf8Bytes::from(frame.to_json()));
+        // A strike is a send past the sender's own limit arriving after the first refusal
+        // could have been read (not a burst in flight, not other users filling the channel's
+        // window).
+        let told = *self.told_at.get_or_insert_with(std::time::Instant::now);
+        if limit == "sends_per_user" && told.elapsed() >= STRIKE_GRACE {
+            self.strikes += 1;
+            if self.strikes >= state.limiter.config().strikes_before_close {
+                return LimitCheck::Close;
+            }
+        }
+        LimitCheck::Refused
     }
 }
 

@@ -1,9 +1,11 @@
-//! Announcing committed messages: one core NATS publish per message on its channel's delivery
-//! subject, in `seq` order, with the `seq` in a header. Gateways with members of the channel
-//! online forward it to their sockets as `message.new`.
+//! Announcing committed messages and changes: one core NATS publish per message or change on
+//! its channel's delivery subject, in `seq` order, with the `seq` in a header. Gateways with
+//! members of the channel online forward it to their sockets: a message as `message.new`, a
+//! change as the frame it carries.
 
 use crate::persist::PersistedMessage;
-use shared::events::{CREATED_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id};
+use crate::changes::AppliedChange;
+use shared::events::{CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id};
 use shared::protocol::MessageView;
 use shared::subjects::Subjects;
 use std::collections::HashMap;
@@ -33,6 +35,11 @@ pub async fn announce(
             content_type: message.content_type,
             reply_to: row.reply_to,
             created_at: row.created_at,
+            mentions: message.mentions.clone(),
+            mentions_channel: message.mentions_channel,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());
@@ -44,6 +51,27 @@ pub async fn announce(
         let payload = serde_json::to_vec(&view)?;
         nats.publish_with_headers(subjects.deliver(row.channel_id), headers, payload.into()).await?;
     }
+    nats.flush().await?;
+    Ok(())
+}
+
+/// Publishes the delivery of an applied change (its frame, with the `Chat-Frame` header) and
+/// flushes.
+pub async fn announce_change(
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+    change: &AppliedChange,
+    trace: Option<&str>,
+) -> Result<(), async_nats::Error> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(SEQ_HEADER, change.seq.0.to_string().as_str());
+    headers.insert(FRAME_HEADER, "1");
+    if let Some(trace) = trace {
+        tracing::debug!(trace_id = trace_id(trace), seq = change.seq.0, "change announced");
+        headers.insert(TRACE_HEADER, trace);
+    }
+    let payload = bytes::Bytes::from(change.frame.clone());
+    nats.publish_with_headers(subjects.deliver(change.channel_id), headers, payload).await?;
     nats.flush().await?;
     Ok(())
 }

@@ -3,12 +3,14 @@
 //! transaction with contiguous per-channel `seq`, announce the stored messages to the
 //! gateways, and only then acknowledge the batch.
 
+mod changes;
 mod dead_letter;
 mod deliver;
 mod metrics;
 mod partition;
 mod persist;
 
+pub use changes::{AppliedChange, Ignored, apply_change};
 pub use dead_letter::{ERROR_HEADER, REASON_HEADER, SEQUENCE_HEADER, SUBJECT_HEADER};
 pub use persist::{PersistBatch, PersistError, PersistedMessage, persist_batch};
 

@@ -20,6 +20,13 @@ pub struct WorkerMetrics {
     pub persist_seconds: Histogram,
     pub persisted: Counter,
     dead_lettered: Family<ReasonLabels, Counter>,
+    changes: Family<ChangeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChangeLabels {
+    kind: &'static str,
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -64,6 +71,7 @@ impl WorkerMetrics {
             persist_seconds: Histogram::new(latency_buckets()),
             persisted: Counter::default(),
             dead_lettered: Family::default(),
+            changes: Family::default(),
         };
         registry.register(
             "chat_worker_consumer_pending_messages",
@@ -101,6 +109,11 @@ impl WorkerMetrics {
             "Messages put in the dead-letter stream, by reason",
             metrics.dead_lettered.clone(),
         );
+        registry.register(
+            "chat_worker_changes",
+            "Edits, deletes and reactions handled, by kind and outcome (applied, or why ignored)",
+            metrics.changes.clone(),
+        );
         // Every reason from 0, so an alert on any increase sees the first one.
         for reason in
             [DeadLetterReason::Undecodable, DeadLetterReason::Rejected, DeadLetterReason::MaxDeliver]
@@ -114,6 +127,11 @@ impl WorkerMetrics {
         let labels = PartitionLabels { partition: partition.0.to_string() };
         self.pending.get_or_create(&labels).set(pending as i64);
         self.ack_pending.get_or_create(&labels).set(ack_pending as i64);
+    }
+
+    /// One change handled: `applied` (first time), or the reason it changed nothing.
+    pub fn change(&self, kind: &'static str, outcome: &'static str) {
+        self.changes.get_or_create(&ChangeLabels { kind, outcome }).inc();
     }
 
     pub fn dead_lettered(&self, reason: DeadLetterReason) {

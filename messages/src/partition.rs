@@ -4,12 +4,13 @@
 
 use crate::Deps;
 use crate::dead_letter::dead_letter;
-use crate::deliver::announce;
+use crate::changes::apply_change;
+use crate::deliver::{announce, announce_change};
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
 use futures::StreamExt;
-use shared::events::{StreamMessage, TRACE_HEADER};
+use shared::events::{CHANGE_HEADER, StreamChange, StreamMessage, TRACE_HEADER};
 use shared::streams::WORKER_GROUP;
 use shared::subjects::Partition;
 use std::sync::Arc;
@@ -79,42 +80,56 @@ pub enum StepError {
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
 }
 
-/// Persists one fetched batch in one transaction, announces it, then acknowledges it. Order
-/// of effects: write (with the dedup key) → commit → announce → ack; never ack first. A
-/// message that can never be persisted goes to the dead-letter stream instead (see
-/// [`persist_isolating`]); any other failure is returned and the whole batch retried.
+/// Handles one fetched batch, in stream order: each run of new messages is persisted in one
+/// transaction, each change (edit, delete, reaction) in one of its own after the messages
+/// before it. Order of effects per run: write (with the dedup key) → commit → announce → ack;
+/// never ack first. Anything that can never be stored goes to the dead-letter stream (see
+/// [`persist_isolating`]); any other failure is returned and the batch retried (what was
+/// committed is skipped as stored).
 pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Result<(), StepError> {
     let dead_letters = deps.subjects.dead_letter(partition);
-    // The decoded messages, and beside them (same order) the stream messages they came from.
-    let mut sources = Vec::with_capacity(messages.len());
-    let mut batch = PersistBatch { messages: Vec::with_capacity(messages.len()) };
+    let mut run: Vec<(&Message, StreamMessage)> = Vec::new();
     for message in messages {
         if message.info().is_ok_and(|info| info.delivered > 1) {
             deps.metrics.redeliveries.inc();
         }
-        match serde_json::from_slice::<StreamMessage>(&message.payload) {
-            Ok(decoded) => {
-                sources.push(message);
-                batch.messages.push(decoded);
+        let is_change = message.headers.as_ref().is_some_and(|h| h.get(CHANGE_HEADER).is_some());
+        let decoded = match is_change {
+            true => serde_json::from_slice::<StreamChange>(&message.payload).map(Entry::Change),
+            false => serde_json::from_slice::<StreamMessage>(&message.payload).map(Entry::Message),
+        };
+        match decoded {
+            Ok(Entry::Message(decoded)) => run.push((message, decoded)),
+            Ok(Entry::Change(change)) => {
+                persist_run(deps, &dead_letters, std::mem::take(&mut run)).await?;
+                apply_one(deps, &dead_letters, message, &change).await?;
             }
             // Gateways only publish what they encoded themselves; anything else never
             // becomes valid.
             Err(error) => {
                 let reason = DeadLetterReason::Undecodable;
-                dead_letter(
-                    &deps.js,
-                    dead_letters.clone(),
-                    &deps.metrics,
-                    message,
-                    reason,
-                    &error.to_string(),
-                )
-                .await?;
+                dead_letter(&deps.js, dead_letters.clone(), &deps.metrics, message, reason, &error.to_string())
+                    .await?;
             }
         }
     }
+    persist_run(deps, &dead_letters, run).await
+}
+
+enum Entry {
+    Message(StreamMessage),
+    Change(StreamChange),
+}
+
+/// Persists a run of new messages in one transaction, announces them, then acknowledges them.
+async fn persist_run(deps: &Deps, dead_letters: &str, run: Vec<(&Message, StreamMessage)>) -> Result<(), StepError> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let (sources, messages): (Vec<&Message>, Vec<StreamMessage>) = run.into_iter().unzip();
+    let batch = PersistBatch { messages };
     let started = std::time::Instant::now();
-    let (persisted, sources, batch) = persist_isolating(deps, &dead_letters, sources, batch).await?;
+    let (persisted, sources, batch) = persist_isolating(deps, dead_letters, sources, batch).await?;
     deps.metrics.persist_seconds.observe(started.elapsed().as_secs_f64());
     deps.metrics.persist_batch_size.observe(batch.messages.len() as f64);
     let fresh = persisted.iter().filter(|p| p.fresh).count();
@@ -124,24 +139,56 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
     let traces: std::collections::HashMap<String, String> = sources
         .iter()
         .zip(&batch.messages)
-        .filter_map(|(message, decoded)| {
-            let trace = message.headers.as_ref()?.get(TRACE_HEADER)?.as_str().to_owned();
-            Some((decoded.dedup_key(), trace))
-        })
+        .filter_map(|(message, decoded)| Some((decoded.dedup_key(), trace_of(message)?.to_owned())))
         .collect();
     if let Err(error) = announce(&deps.nats, &deps.subjects, &batch.messages, &persisted, &traces).await {
         // Stored and committed: gateways fill what they missed from Postgres, so the batch is
         // still acknowledged rather than stored again.
         tracing::warn!(%error, "announcing deliveries failed");
     }
-    // Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack
-    // would also acknowledge a message lost on its way to this worker. Double acks, all in
-    // flight at once: each waits for the server to confirm.
+    acknowledge(&sources).await;
+    Ok(())
+}
+
+/// Applies one change in its own transaction, announces it if it took a `seq`, then
+/// acknowledges it. A change Postgres refuses outright is dead-lettered.
+async fn apply_one(deps: &Deps, dead_letters: &str, source: &Message, change: &StreamChange) -> Result<(), StepError> {
+    match apply_change(&deps.db, change).await {
+        Ok(Ok(applied)) => {
+            if applied.fresh {
+                deps.metrics.change(change.change.kind(), "applied");
+            }
+            if let Err(error) = announce_change(&deps.nats, &deps.subjects, &applied, trace_of(source)).await {
+                tracing::warn!(%error, "announcing a change failed");
+            }
+        }
+        Ok(Err(ignored)) => {
+            tracing::debug!(channel = %change.channel_id, reason = ignored.as_str(), "change ignored");
+            deps.metrics.change(change.change.kind(), ignored.as_str());
+        }
+        Err(error) if error.is_permanent() => {
+            let reason = DeadLetterReason::Rejected;
+            dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, source, reason, &error.to_string()).await?;
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    }
+    acknowledge(&[source]).await;
+    Ok(())
+}
+
+fn trace_of(message: &Message) -> Option<&str> {
+    Some(message.headers.as_ref()?.get(TRACE_HEADER)?.as_str())
+}
+
+/// Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack would
+/// also acknowledge a message lost on its way to this worker. Double acks, all in flight at
+/// once: each waits for the server to confirm.
+async fn acknowledge(sources: &[&Message]) {
     let acks = futures::future::join_all(sources.iter().map(|m| m.double_ack())).await;
     if let Some(error) = acks.into_iter().find_map(Result::err) {
         tracing::warn!(%error, "ack not confirmed; the message may be redelivered and skipped as stored");
     }
-    Ok(())
 }
 
 /// Persists the batch in one transaction. If Postgres refuses its data, persists the messages

@@ -53,9 +53,9 @@ const LOCK_CHANNELS: &str = "SELECT id FROM channels WHERE id = ANY($1) ORDER BY
 const INSERT_FRESH: &str = r#"
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::bigint[], $8::timestamptz[])
+                         $7::bigint[], $8::timestamptz[], $9::text[], $10::bool[])
         WITH ORDINALITY AS t(message_id, channel_id, sender_id, client_msg_id, content,
-                             content_type, reply_to, created_at, ord)
+                             content_type, reply_to, created_at, mentions, mentions_channel, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.channel_id, i.sender_id, i.client_msg_id) i.*
     FROM input i JOIN channels c ON c.id = i.channel_id
@@ -69,14 +69,15 @@ WITH input AS (
 ), counts AS (
     SELECT channel_id, count(*) AS n FROM numbered GROUP BY channel_id
 ), bumped AS (
-    UPDATE channels c SET last_seq = c.last_seq + counts.n
+    UPDATE channels c SET last_seq = c.last_seq + counts.n, message_count = c.message_count + counts.n
     FROM counts WHERE c.id = counts.channel_id
-    RETURNING c.id, c.last_seq - counts.n AS base
+    RETURNING c.id, c.last_seq - counts.n AS base, c.message_count - counts.n AS ordinal_base
 )
-INSERT INTO messages (message_id, channel_id, seq, sender_id, client_msg_id, content,
-                      content_type, reply_to, created_at)
-SELECT n.message_id, n.channel_id, b.base + n.rn, n.sender_id, n.client_msg_id, n.content,
-       n.content_type, n.reply_to, n.created_at
+INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content,
+                      content_type, reply_to, created_at, mentions, mentions_channel)
+SELECT n.message_id, n.channel_id, b.base + n.rn, b.ordinal_base + n.rn, n.sender_id,
+       n.client_msg_id, n.content, n.content_type, n.reply_to, n.created_at,
+       coalesce(string_to_array(nullif(n.mentions, ''), ',')::uuid[], '{}'), n.mentions_channel
 FROM numbered n JOIN bumped b ON b.id = n.channel_id
 ORDER BY n.channel_id, n.rn
 RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_to, created_at,
@@ -117,6 +118,8 @@ pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<Pers
         .bind(&columns.content_type)
         .bind(&columns.reply_to)
         .bind(&columns.created_at)
+        .bind(&columns.mentions)
+        .bind(&columns.mentions_channel)
         .fetch_all(&mut *tx)
         .await?;
     mark_own_read(&mut tx, &rows).await?;
@@ -166,6 +169,9 @@ struct Columns<'a> {
     content_type: Vec<&'static str>,
     reply_to: Vec<Option<i64>>,
     created_at: Vec<chrono::DateTime<chrono::Utc>>,
+    /// Comma-separated user ids (arrays of arrays must be rectangular in Postgres).
+    mentions: Vec<String>,
+    mentions_channel: Vec<bool>,
 }
 
 impl<'a> Columns<'a> {
@@ -179,6 +185,11 @@ impl<'a> Columns<'a> {
             content_type: messages.iter().map(|m| m.content_type.as_str()).collect(),
             reply_to: messages.iter().map(|m| m.reply_to.map(|r| r.0)).collect(),
             created_at: messages.iter().map(|m| m.created_at).collect(),
+            mentions: messages
+                .iter()
+                .map(|m| m.mentions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+                .collect(),
+            mentions_channel: messages.iter().map(|m| m.mentions_channel).collect(),
         }
     }
 }

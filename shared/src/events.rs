@@ -26,6 +26,15 @@ pub const PRESENCE_HEADER: &str = "Chat-Presence";
 /// Header of a frame on the user-frames subject: the user whose sockets get it.
 pub const USER_HEADER: &str = "Chat-User";
 
+/// Header of a stream message that is a [`StreamChange`] (value `1`); without it, the stream
+/// message is a [`StreamMessage`].
+pub const CHANGE_HEADER: &str = "Chat-Change";
+
+/// Header of a delivery whose payload is a whole frame (a change: `message.updated`,
+/// `message.deleted`, `reaction.updated`); without it, the payload is the `message.new`'s
+/// message.
+pub const FRAME_HEADER: &str = "Chat-Frame";
+
 /// W3C trace context header: set by the gateway on the publish of each send, carried by the
 /// worker onto the delivery, so one message can be followed through every process's logs.
 pub const TRACE_HEADER: &str = "traceparent";
@@ -53,6 +62,62 @@ pub struct StreamMessage {
     pub content_type: ContentType,
     pub reply_to: Option<MessageId>,
     pub created_at: DateTime<Utc>,
+    /// Channel members named with `@username`, resolved by the gateway.
+    #[serde(default)]
+    pub mentions: Vec<UserId>,
+    #[serde(default)]
+    pub mentions_channel: bool,
+}
+
+/// A change to a stored message (edit, delete, reaction), as a gateway publishes it into the
+/// stream on the channel's partition, after the new messages it may follow. The worker checks
+/// it again against Postgres, applies it and gives it the channel's next `seq`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamChange {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub actor: UserId,
+    /// The frame's `id`: with `actor` and `channel_id`, the idempotency key.
+    pub client_msg_id: ClientMsgId,
+    pub change: Change,
+    pub created_at: DateTime<Utc>,
+}
+
+impl StreamChange {
+    pub fn dedup_key(&self) -> String {
+        dedup_key(self.actor, self.channel_id, &self.client_msg_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    Edit {
+        content: String,
+        #[serde(default)]
+        mentions: Vec<UserId>,
+        #[serde(default)]
+        mentions_channel: bool,
+    },
+    Delete,
+    ReactionAdd {
+        emoji: String,
+    },
+    ReactionRemove {
+        emoji: String,
+    },
+}
+
+impl Change {
+    /// The name stored in `channel_events.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::Edit { .. } => "edit",
+            Change::Delete => "delete",
+            Change::ReactionAdd { .. } => "reaction_add",
+            Change::ReactionRemove { .. } => "reaction_remove",
+        }
+    }
 }
 
 impl StreamMessage {

@@ -47,6 +47,79 @@ pub enum ClientFrame {
         id: Option<String>,
         payload: PresenceSetPayload,
     },
+    /// New content for one of the sender's own messages.
+    MessageEdit {
+        id: ClientMsgId,
+        payload: EditPayload,
+    },
+    /// Deletes a message: its sender's, or any as a channel owner or admin.
+    MessageDelete {
+        id: ClientMsgId,
+        payload: MessageRef,
+    },
+    /// Adds the user's reaction with an emoji (one per user per emoji).
+    ReactionAdd {
+        id: ClientMsgId,
+        payload: ReactionPayload,
+    },
+    /// Removes the user's reaction with an emoji.
+    ReactionRemove {
+        id: ClientMsgId,
+        payload: ReactionPayload,
+    },
+}
+
+impl ClientFrame {
+    /// The channel and message a change frame names, with its `id`: the frames that go
+    /// through the stream like a send but change a message that is there.
+    pub fn change_target(&self) -> Option<(&ClientMsgId, ChannelId, MessageId)> {
+        match self {
+            ClientFrame::MessageEdit { id, payload } => Some((id, payload.channel_id, payload.message_id)),
+            ClientFrame::MessageDelete { id, payload } => Some((id, payload.channel_id, payload.message_id)),
+            ClientFrame::ReactionAdd { id, payload } | ClientFrame::ReactionRemove { id, payload } => {
+                Some((id, payload.channel_id, payload.message_id))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditPayload {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageRef {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReactionPayload {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub emoji: String,
+}
+
+/// Longest emoji (or `:shortcode:`) of a reaction, in characters: room for ZWJ sequences.
+pub const MAX_EMOJI_CHARS: usize = 32;
+
+/// Checks a reaction's emoji: 1–32 characters, no whitespace or control characters.
+pub fn validate_emoji(emoji: &str) -> Result<(), String> {
+    let chars = emoji.chars().count();
+    if chars == 0 || chars > MAX_EMOJI_CHARS {
+        return Err(format!("emoji must be 1-{MAX_EMOJI_CHARS} characters"));
+    }
+    if emoji.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("emoji must not contain whitespace or control characters".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -216,19 +289,34 @@ impl ClientFrame {
         let payload = raw.payload.map(RawValue::get).unwrap_or("null");
         match raw.kind.as_ref() {
             "message.send" => {
-                let id = ClientMsgId(
-                    raw.id.ok_or_else(|| FrameError::InvalidPayload("message.send needs an id".into()))?,
-                );
-                if !id.is_valid() {
-                    return Err(FrameError::InvalidPayload(format!(
-                        "id must be 1-{} printable ASCII characters",
-                        ClientMsgId::MAX_LEN
-                    )));
-                }
+                let id = client_msg_id(raw.id, "message.send")?;
                 let payload: SendPayload =
                     serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
-                payload.validate()?;
+                validate_content(&payload.content)?;
                 Ok(ClientFrame::MessageSend { id, payload })
+            }
+            "message.edit" => {
+                let id = client_msg_id(raw.id, "message.edit")?;
+                let payload: EditPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                validate_content(&payload.content)?;
+                Ok(ClientFrame::MessageEdit { id, payload })
+            }
+            "message.delete" => {
+                let id = client_msg_id(raw.id, "message.delete")?;
+                let payload: MessageRef =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                Ok(ClientFrame::MessageDelete { id, payload })
+            }
+            kind @ ("reaction.add" | "reaction.remove") => {
+                let id = client_msg_id(raw.id, kind)?;
+                let payload: ReactionPayload =
+                    serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
+                validate_emoji(&payload.emoji).map_err(FrameError::InvalidPayload)?;
+                Ok(match kind {
+                    "reaction.add" => ClientFrame::ReactionAdd { id, payload },
+                    _ => ClientFrame::ReactionRemove { id, payload },
+                })
             }
             "sync" => {
                 let payload: SyncPayload = match raw.payload {
@@ -280,24 +368,63 @@ impl ClientFrame {
     }
 }
 
-impl SendPayload {
-    fn validate(&self) -> Result<(), FrameError> {
-        let chars = self.content.chars().count();
-        if self.content.trim().is_empty() {
-            return Err(FrameError::InvalidPayload("content is empty".into()));
-        }
-        if chars > MAX_CONTENT_CHARS {
-            return Err(FrameError::InvalidPayload(format!(
-                "content has {chars} characters, more than {MAX_CONTENT_CHARS}"
-            )));
-        }
-        // Postgres text cannot hold NUL, and no other control character belongs in a chat
-        // message: refused here, so the stream never carries a message that cannot be stored.
-        if self.content.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
-            return Err(FrameError::InvalidPayload("content contains control characters".into()));
-        }
-        Ok(())
+/// The `id` a frame that goes through the stream must carry: its idempotency key.
+fn client_msg_id(id: Option<String>, kind: &str) -> Result<ClientMsgId, FrameError> {
+    let id = ClientMsgId(id.ok_or_else(|| FrameError::InvalidPayload(format!("{kind} needs an id")))?);
+    if !id.is_valid() {
+        return Err(FrameError::InvalidPayload(format!(
+            "id must be 1-{} printable ASCII characters",
+            ClientMsgId::MAX_LEN
+        )));
     }
+    Ok(id)
+}
+
+/// Checks a message's content (of a send or an edit).
+pub fn validate_content(content: &str) -> Result<(), FrameError> {
+    let chars = content.chars().count();
+    if content.trim().is_empty() {
+        return Err(FrameError::InvalidPayload("content is empty".into()));
+    }
+    if chars > MAX_CONTENT_CHARS {
+        return Err(FrameError::InvalidPayload(format!(
+            "content has {chars} characters, more than {MAX_CONTENT_CHARS}"
+        )));
+    }
+    // Postgres text cannot hold NUL, and no other control character belongs in a chat
+    // message: refused here, so the stream never carries a message that cannot be stored.
+    if content.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(FrameError::InvalidPayload("content contains control characters".into()));
+    }
+    Ok(())
+}
+
+/// The `@username`s of a message's content (lowercased, each once), and whether it mentions
+/// `@channel` (or `@everyone`): everybody in the channel. Usernames follow the registration
+/// rule (3–32 of ASCII letters, digits, `_`, `.`, `-`); a mention must start the content or
+/// follow a character that cannot be in a username, so `mail@example.com` mentions nobody.
+pub fn parse_mentions(content: &str) -> (Vec<String>, bool) {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut names: Vec<String> = Vec::new();
+    let mut everyone = false;
+    let mut previous: Option<char> = None;
+    for (at, c) in content.char_indices() {
+        let starts = c == '@' && !previous.is_some_and(is_name);
+        previous = Some(c);
+        if !starts {
+            continue;
+        }
+        let rest = &content[at + 1..];
+        let end = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+        // A sentence's full stop is not part of the name.
+        let name = rest[..end].trim_end_matches('.').to_ascii_lowercase();
+        match name.as_str() {
+            "channel" | "everyone" => everyone = true,
+            _ if (3..=32).contains(&name.len()) && !names.contains(&name) => names.push(name),
+            _ => {}
+        }
+    }
+    (names, everyone)
 }
 
 /// Who sent a message, as clients see it.
@@ -320,6 +447,67 @@ pub struct MessageView {
     pub content_type: ContentType,
     pub reply_to: Option<MessageId>,
     pub created_at: DateTime<Utc>,
+    /// Members named with `@username` in the content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    /// The content says `@channel` (or `@everyone`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_channel: bool,
+    /// When the content was last edited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    /// Deleted: the content is gone (empty), the message keeps its place.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+    /// Reactions, by emoji, in the order first given. Only the history API fills them in:
+    /// a socket follows them with `reaction.updated`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReactionCount {
+    pub emoji: String,
+    pub count: i64,
+    /// The user asking is among them.
+    pub me: bool,
+}
+
+/// `message.updated`: a message's content was edited.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageUpdatedPayload {
+    pub channel_id: ChannelId,
+    pub seq: ChannelSeq,
+    pub message_id: MessageId,
+    pub content: String,
+    pub edited_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<UserId>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mentions_channel: bool,
+}
+
+/// `message.deleted`: a message was deleted (its content is gone, its reactions too).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageDeletedPayload {
+    pub channel_id: ChannelId,
+    pub seq: ChannelSeq,
+    pub message_id: MessageId,
+    pub deleted_by: UserId,
+    pub deleted_at: DateTime<Utc>,
+}
+
+/// `reaction.updated`: `user_id` added or removed their reaction `emoji`; `count` is how many
+/// users now react with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactionUpdatedPayload {
+    pub channel_id: ChannelId,
+    pub seq: ChannelSeq,
+    pub message_id: MessageId,
+    pub emoji: String,
+    pub user_id: UserId,
+    pub added: bool,
+    pub count: i64,
 }
 
 /// A frame the server sends.
@@ -330,6 +518,12 @@ pub enum ServerFrame {
     MessageAck { id: ClientMsgId, payload: AckPayload },
     #[serde(rename = "message.new")]
     MessageNew { payload: MessageView },
+    #[serde(rename = "message.updated")]
+    MessageUpdated { payload: MessageUpdatedPayload },
+    #[serde(rename = "message.deleted")]
+    MessageDeleted { payload: MessageDeletedPayload },
+    #[serde(rename = "reaction.updated")]
+    ReactionUpdated { payload: ReactionUpdatedPayload },
     /// A channel's backlog is out; live messages of it follow.
     #[serde(rename = "sync.done")]
     SyncDone { payload: SyncDonePayload },
@@ -380,6 +574,17 @@ pub struct TypingUpdatePayload {
 }
 
 impl ServerFrame {
+    /// The channel and `seq` of a frame of a channel's log (a new message or a change).
+    pub fn channel_seq(&self) -> Option<(ChannelId, ChannelSeq)> {
+        match self {
+            ServerFrame::MessageNew { payload } => Some((payload.channel_id, payload.seq)),
+            ServerFrame::MessageUpdated { payload } => Some((payload.channel_id, payload.seq)),
+            ServerFrame::MessageDeleted { payload } => Some((payload.channel_id, payload.seq)),
+            ServerFrame::ReactionUpdated { payload } => Some((payload.channel_id, payload.seq)),
+            _ => None,
+        }
+    }
+
     pub fn error(id: Option<String>, code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error {
             id,
@@ -457,6 +662,12 @@ pub enum ErrorCode {
     InvalidPayload,
     TooLarge,
     NotAMember,
+    /// The message named does not exist in that channel (or is deleted). Retryable: a
+    /// message just acknowledged may not be stored yet.
+    NotFound,
+    /// Not allowed: editing someone else's message, deleting it without being an owner or
+    /// admin of the channel.
+    Forbidden,
     /// The stream did not confirm the message in time; resend with the same `id`.
     PublishFailed,
     /// The gateway is shutting down or overloaded; resend with the same `id`, maybe elsewhere.
@@ -472,7 +683,11 @@ impl ErrorCode {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::PublishFailed | ErrorCode::Unavailable | ErrorCode::RateLimited | ErrorCode::Internal
+            ErrorCode::PublishFailed
+                | ErrorCode::Unavailable
+                | ErrorCode::RateLimited
+                | ErrorCode::Internal
+                | ErrorCode::NotFound
         )
     }
 }

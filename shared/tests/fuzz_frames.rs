@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use shared::protocol::{
     ClientFrame, FrameError, MAX_CONTENT_CHARS, MAX_JSON_DEPTH, MAX_SYNC_CHANNELS, MAX_TOKEN_BYTES, frame_id,
-    json_depth_exceeds,
+    json_depth_exceeds, parse_mentions,
 };
 
 const CHANNEL: &str = "7d8f7c1e-2b8e-4e55-9d55-3f1f6f0b2c11";
@@ -25,6 +25,11 @@ fn content_is_acceptable(content: &str) -> bool {
     !content.trim().is_empty()
         && content.chars().count() <= MAX_CONTENT_CHARS
         && content.chars().all(|c| !c.is_control() || matches!(c, '\n' | '\t' | '\r'))
+}
+
+/// The rule a reaction's emoji must follow, written independently of the validator.
+fn emoji_is_acceptable(emoji: &str) -> bool {
+    (1..=32).contains(&emoji.chars().count()) && emoji.chars().all(|c| !c.is_whitespace() && !c.is_control())
 }
 
 /// Everything a decoded frame must satisfy.
@@ -45,6 +50,15 @@ fn check_decoded(frame: &ClientFrame) -> Result<(), TestCaseError> {
         ClientFrame::TypingStart { .. } => {}
         ClientFrame::PresenceSet { payload, .. } => {
             prop_assert_ne!(payload.status, shared::protocol::PresenceStatus::Offline)
+        }
+        ClientFrame::MessageEdit { id, payload } => {
+            prop_assert!(id.is_valid());
+            prop_assert!(content_is_acceptable(&payload.content), "accepted content {:?}", payload.content);
+        }
+        ClientFrame::MessageDelete { id, .. } => prop_assert!(id.is_valid()),
+        ClientFrame::ReactionAdd { id, payload } | ClientFrame::ReactionRemove { id, payload } => {
+            prop_assert!(id.is_valid());
+            prop_assert!(emoji_is_acceptable(&payload.emoji), "accepted emoji {:?}", payload.emoji);
         }
     }
     Ok(())
@@ -74,6 +88,12 @@ fn word() -> impl Strategy<Value = String> {
         Just("message.read".to_owned()),
         Just("typing.start".to_owned()),
         Just("presence.set".to_owned()),
+        Just("message.edit".to_owned()),
+        Just("message.delete".to_owned()),
+        Just("reaction.add".to_owned()),
+        Just("reaction.remove".to_owned()),
+        Just("👍".to_owned()),
+        Just("12345".to_owned()),
         Just("away".to_owned()),
         Just(CHANNEL.to_owned()),
         Just("text".to_owned()),
@@ -96,6 +116,8 @@ fn key() -> impl Strategy<Value = String> {
         Just("access_token".to_owned()),
         Just("seq".to_owned()),
         Just("status".to_owned()),
+        Just("message_id".to_owned()),
+        Just("emoji".to_owned()),
         Just(CHANNEL.to_owned()),
         "[a-z_]{0,8}",
     ]
@@ -129,6 +151,10 @@ fn valid_frame() -> impl Strategy<Value = String> {
         Just(json!({"type": "auth.refresh", "id": "r1", "payload": {"access_token": "eyJ.abc.def"}})),
         Just(json!({"type": "message.read", "payload": {"channel_id": CHANNEL, "seq": 12}})),
         Just(json!({"type": "typing.start", "payload": {"channel_id": CHANNEL}})),
+        Just(json!({"type": "message.edit", "id": "e1", "payload": {"channel_id": CHANNEL, "message_id": "73409834571276288", "content": "fixed"}})),
+        Just(json!({"type": "message.delete", "id": "d1", "payload": {"channel_id": CHANNEL, "message_id": "7"}})),
+        Just(json!({"type": "reaction.add", "id": "a1", "payload": {"channel_id": CHANNEL, "message_id": "7", "emoji": "👍"}})),
+        Just(json!({"type": "reaction.remove", "id": "a2", "payload": {"channel_id": CHANNEL, "message_id": 7, "emoji": ":tada:"}})),
     ]
     .prop_map(|frame| frame.to_string())
 }
@@ -204,6 +230,26 @@ proptest! {
         let text = json!({"type": "message.send", "id": "c1", "payload": {"channel_id": CHANNEL, "content": content}});
         let decoded = ClientFrame::decode(&text.to_string());
         prop_assert_eq!(decoded.is_ok(), content_is_acceptable(&content), "content {:?}: {:?}", content, decoded);
+    }
+
+    #[test]
+    fn a_reaction_is_accepted_exactly_when_its_emoji_is(
+        emoji in prop_oneof![".{0,3}", "\\PC{30,34}", "[ \t\n\x00-\x1f👍a]{0,4}"],
+        kind in prop_oneof![Just("reaction.add"), Just("reaction.remove")],
+    ) {
+        let text = json!({"type": kind, "id": "a1", "payload": {"channel_id": CHANNEL, "message_id": "7", "emoji": emoji}});
+        let decoded = ClientFrame::decode(&text.to_string());
+        prop_assert_eq!(decoded.is_ok(), emoji_is_acceptable(&emoji), "emoji {:?}: {:?}", emoji, decoded);
+    }
+
+    #[test]
+    fn mentions_are_names_that_follow_an_at_sign(content in "[@a-z_.\\- é@👍]{0,40}") {
+        let (names, _) = parse_mentions(&content);
+        for name in &names {
+            prop_assert!((3..=32).contains(&name.len()), "{:?} from {:?}", name, content);
+            prop_assert!(content.to_ascii_lowercase().contains(&format!("@{name}")), "{:?} from {:?}", name, content);
+            prop_assert_eq!(names.iter().filter(|n| *n == name).count(), 1);
+        }
     }
 
     #[test]

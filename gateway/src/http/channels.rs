@@ -146,7 +146,7 @@ async fn access(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult
 }
 
 /// The caller's role, which must exist (403 for a public channel, 404 otherwise).
-async fn member_role(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Role)> {
+pub(crate) async fn member_role(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Role)> {
     let (row, role) = access(state, channel, user).await?;
     let role = role.ok_or(AppError::Forbidden("you are not a member of this channel"))?;
     Ok((row, role))
@@ -346,7 +346,7 @@ pub async fn history(
         return Err(AppError::invalid("invalid_limit", format!("limit: 1-{MAX_HISTORY_PAGE}")));
     }
     let limit = page_limit(query.limit, 50, MAX_HISTORY_PAGE);
-    let mut messages = history_store::history(&state.db, channel, page, limit + 1).await?;
+    let mut messages = history_store::history(&state.db, channel, page, limit + 1, Some(user)).await?;
     let has_more = messages.len() as i64 > limit;
     messages.truncate(limit as usize);
     Ok(Json(HistoryPage { messages, has_more }))

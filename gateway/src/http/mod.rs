@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod health;
+pub mod messages;
 pub mod users;
 
 use crate::error::AppError;
@@ -35,6 +36,14 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
         .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
         .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))
         .route("/channels/{id}/messages", get(channels::history))
+        .route(
+            "/channels/{id}/messages/{message_id}",
+            get(messages::get).patch(messages::edit).delete(messages::delete),
+        )
+        .route(
+            "/channels/{id}/messages/{message_id}/reactions/{emoji}",
+            post(messages::react).delete(messages::unreact),
+        )
         .route("/channels/{id}/reads", get(channels::reads));
     Router::new()
         .nest("/api/v1", api)

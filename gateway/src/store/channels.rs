@@ -74,8 +74,10 @@ pub struct ChannelRow {
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_read_seq: Option<ChannelSeq>,
-    /// Messages after the caller's read position (in channel lists): `last_seq -
-    /// last_read_seq`, exact because every `seq` is a message.
+    /// Messages after the caller's read position (in channel lists): the channel's message
+    /// count minus the ordinal of the last message at or before `last_read_seq` (changes take
+    /// `seq`s too, so `last_seq - last_read_seq` would count them). One index lookup per
+    /// channel, never a count over history.
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
@@ -116,8 +118,13 @@ pub async fn list_for_user(
     limit: i64,
 ) -> Result<Vec<ChannelRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS}, m.role, m.last_read_seq, greatest(c.last_seq - m.last_read_seq, 0) AS unread_count
+        "SELECT {COLUMNS}, m.role, m.last_read_seq,
+                greatest(c.message_count - coalesce(r.ordinal, 0), 0) AS unread_count
          FROM channel_members m JOIN channels c ON c.id = m.channel_id
+         LEFT JOIN LATERAL (
+             SELECT ordinal FROM messages
+             WHERE channel_id = c.id AND seq <= m.last_read_seq ORDER BY seq DESC LIMIT 1
+         ) r ON true
          WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2)
          ORDER BY c.id LIMIT $3"
     )))

@@ -2,7 +2,7 @@
 //! `tokio-tungstenite`, typed frames from `protocol`. It keeps each channel's last seen `seq`,
 //! the state a client resumes from.
 
-use crate::ids::{ChannelId, ChannelSeq, UserId};
+use crate::ids::{ChannelId, ChannelSeq, MessageId, UserId};
 use crate::protocol::{MessageView, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -171,6 +171,43 @@ impl ChatSocket {
         self.send_text(frame.to_string()).await
     }
 
+    /// Sends a `message.edit` without waiting for its ack.
+    pub async fn edit_message(
+        &mut self,
+        channel: ChannelId,
+        message: MessageId,
+        client_id: &str,
+        content: &str,
+    ) -> Result<(), ClientError> {
+        let payload = json!({"channel_id": channel, "message_id": message, "content": content});
+        self.send_text(json!({"type": "message.edit", "id": client_id, "payload": payload}).to_string()).await
+    }
+
+    /// Sends a `message.delete` without waiting for its ack.
+    pub async fn delete_message(
+        &mut self,
+        channel: ChannelId,
+        message: MessageId,
+        client_id: &str,
+    ) -> Result<(), ClientError> {
+        let payload = json!({"channel_id": channel, "message_id": message});
+        self.send_text(json!({"type": "message.delete", "id": client_id, "payload": payload}).to_string()).await
+    }
+
+    /// Sends `reaction.add` (or `reaction.remove` when `add` is false) without waiting.
+    pub async fn react(
+        &mut self,
+        channel: ChannelId,
+        message: MessageId,
+        client_id: &str,
+        emoji: &str,
+        add: bool,
+    ) -> Result<(), ClientError> {
+        let kind = if add { "reaction.add" } else { "reaction.remove" };
+        let payload = json!({"channel_id": channel, "message_id": message, "emoji": emoji});
+        self.send_text(json!({"type": kind, "id": client_id, "payload": payload}).to_string()).await
+    }
+
     /// Sends a `sync` for `channels` (channel → last seen seq); empty means all channels.
     pub async fn sync(&mut self, channels: &[(ChannelId, i64)]) -> Result<(), ClientError> {
         let channels: serde_json::Map<String, Value> =
@@ -190,7 +227,7 @@ impl ChatSocket {
     }
 
     /// The next frame from the server within `timeout`: `Ok(None)` on timeout, an error on
-    /// close. Tracks `last_seq` from `message.new`.
+    /// close. Tracks `last_seq` from `message.new` and the changes.
     pub async fn next_frame(&mut self, timeout: Duration) -> Result<Option<ServerFrame>, ClientError> {
         // One deadline for the whole call: pings and skipped frames do not extend it.
         let deadline = tokio::time::Instant::now() + timeout;
@@ -206,9 +243,9 @@ impl ChatSocket {
                     if matches!(frame, ServerFrame::PresenceUpdate { .. }) && !self.presence {
                         continue;
                     }
-                    if let ServerFrame::MessageNew { payload } = &frame {
-                        let seen = self.last_seq.entry(payload.channel_id).or_insert(ChannelSeq(0));
-                        *seen = (*seen).max(payload.seq);
+                    if let Some((channel, seq)) = frame.channel_seq() {
+                        let seen = self.last_seq.entry(channel).or_insert(ChannelSeq(0));
+                        *seen = (*seen).max(seq);
                     }
                     return Ok(Some(frame));
                 }

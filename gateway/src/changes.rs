@@ -1,0 +1,122 @@
+//! Messages that change, from a socket or the REST API: an edit, a delete or a reaction is
+//! checked against what is stored (the message is in the channel and not deleted; only its
+//! sender edits it; its sender or a channel owner or admin deletes it), then published into
+//! the stream on the channel's partition like a send. The ack means the change is in the
+//! replicated stream; the worker applies it in stream order, checks it again and gives it the
+//! channel's next `seq`. Also here: what a send's content mentions, and its `reply_to` check.
+
+use crate::publish::PublishFailure;
+use crate::state::AppState;
+use crate::store;
+use async_nats::jetstream::publish::PublishAck;
+use shared::events::{Change, StreamChange, new_traceparent, trace_id};
+use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
+use shared::protocol::{ErrorCode, ServerFrame, parse_mentions};
+
+/// Why a change (or a reply) is refused before publishing.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeRefused {
+    /// Not in the channel: maybe not stored yet (it was acknowledged moments ago), so worth
+    /// retrying.
+    #[error("no message {0} in this channel (yet)")]
+    NotFound(MessageId),
+    #[error("message {0} is deleted")]
+    Deleted(MessageId),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl ChangeRefused {
+    /// The `error` frame answering frame `id`.
+    pub fn frame(&self, id: &ClientMsgId) -> ServerFrame {
+        let code = match self {
+            ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => ErrorCode::NotFound,
+            ChangeRefused::Forbidden(_) => ErrorCode::Forbidden,
+            ChangeRefused::Db(_) => ErrorCode::Internal,
+        };
+        let mut frame = ServerFrame::error(Some(id.0.clone()), code, self.to_string());
+        if let (ChangeRefused::Deleted(_), ServerFrame::Error { payload, .. }) = (self, &mut frame) {
+            payload.retryable = false;
+        }
+        frame
+    }
+}
+
+/// Checks that `actor` (a member) may make `change` to `message` of `channel` as it is stored.
+pub async fn check(
+    state: &AppState,
+    actor: UserId,
+    channel: ChannelId,
+    message: MessageId,
+    change: &Change,
+) -> Result<(), ChangeRefused> {
+    let target = store::messages::target(&state.db, channel, message).await?.ok_or(ChangeRefused::NotFound(message))?;
+    if target.deleted {
+        return Err(ChangeRefused::Deleted(message));
+    }
+    match change {
+        Change::Edit { .. } if target.sender_id != actor => {
+            Err(ChangeRefused::Forbidden("only its sender can edit a message"))
+        }
+        Change::Delete if target.sender_id != actor => {
+            let role = store::channels::role_of(&state.db, channel, actor).await?;
+            match role.is_some_and(|r| r.can_manage()) {
+                true => Ok(()),
+                false => Err(ChangeRefused::Forbidden("only its sender or a channel owner or admin can delete a message")),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks that `reply_to` is a message of `channel` (deleted ones included: replying to a
+/// message that was deleted since is normal).
+pub async fn check_reply(state: &AppState, channel: ChannelId, reply_to: MessageId) -> Result<(), ChangeRefused> {
+    match store::messages::target(&state.db, channel, reply_to).await? {
+        Some(_) => Ok(()),
+        None => Err(ChangeRefused::NotFound(reply_to)),
+    }
+}
+
+/// The members `content` mentions with `@username`, and whether it says `@channel`. One query,
+/// only when the content has an `@`.
+pub async fn mentions(state: &AppState, channel: ChannelId, content: &str) -> Result<(Vec<UserId>, bool), sqlx::Error> {
+    if !content.contains('@') {
+        return Ok((Vec::new(), false));
+    }
+    let (names, everyone) = parse_mentions(content);
+    let users = store::messages::mentioned_members(&state.db, channel, &names).await?;
+    Ok((users, everyone))
+}
+
+/// An edit's change, with the mentions of its new content.
+pub async fn edit(state: &AppState, channel: ChannelId, content: String) -> Result<Change, sqlx::Error> {
+    let (mentions, mentions_channel) = mentions(state, channel, &content).await?;
+    Ok(Change::Edit { content, mentions, mentions_channel })
+}
+
+/// Queues the publish of a checked change, in call order; the future yields its PubAck.
+pub async fn publish(
+    state: &AppState,
+    actor: UserId,
+    id: ClientMsgId,
+    channel: ChannelId,
+    message: MessageId,
+    change: Change,
+) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
+    let change = StreamChange {
+        channel_id: channel,
+        message_id: message,
+        actor,
+        client_msg_id: id,
+        change,
+        created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
+    };
+    let subject = state.subjects.publish(channel, state.partitions);
+    let encoded = serde_json::to_vec(&change).unwrap_or_default();
+    let trace = new_traceparent();
+    tracing::debug!(trace_id = trace_id(&trace), kind = change.change.kind(), "change published");
+    state.publisher.submit(subject, change.dedup_key(), encoded.into(), trace, true).await
+}

@@ -1,0 +1,125 @@
+//! `/channels/{id}/messages/{message_id}`: one message as it is now, and the REST way to edit,
+//! delete and react — the same checks and the same path as the socket frames (through the
+//! stream, applied and given a `seq` by the worker). A change answers `202` once it is in the
+//! stream, with `{status: "stored", message_id, channel_id}`; the `Idempotency-Key` header
+//! (1–64 printable ASCII characters) makes a retried request the same change.
+
+use crate::auth::AuthUser;
+use crate::changes::{self, ChangeRefused};
+use crate::error::{ApiJson, ApiPath, ApiResult, AppError};
+use crate::http::channels::member_role;
+use crate::state::AppState;
+use crate::store;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use shared::events::Change;
+use shared::ids::{ChannelId, ClientMsgId, MessageId};
+use shared::protocol::{AckPayload, AckStatus, MessageView, validate_content, validate_emoji};
+
+/// `GET`: the message, with its reactions as the caller sees them.
+pub async fn get(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+) -> ApiResult<Json<MessageView>> {
+    member_role(&state, channel, user).await?;
+    let view = store::messages::one(&state.db, channel, message, user).await?;
+    Ok(Json(view.ok_or(AppError::NotFound("message"))?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    content: String,
+}
+
+/// `PATCH {content}`: the sender edits their message.
+pub async fn edit(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<EditRequest>,
+) -> ApiResult<(StatusCode, Json<AckPayload>)> {
+    validate_content(&request.content).map_err(|e| AppError::invalid("invalid_content", e.to_string()))?;
+    member_role(&state, channel, user).await?;
+    let change = changes::edit(&state, channel, request.content).await?;
+    submit(&state, &headers, user, channel, message, change).await
+}
+
+/// `DELETE`: its sender, or an owner or admin of the channel, deletes a message.
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<AckPayload>)> {
+    member_role(&state, channel, user).await?;
+    submit(&state, &headers, user, channel, message, Change::Delete).await
+}
+
+/// `POST …/reactions/{emoji}`: adds the caller's reaction.
+pub async fn react(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<AckPayload>)> {
+    validate_emoji(&emoji).map_err(|e| AppError::invalid("invalid_emoji", e))?;
+    member_role(&state, channel, user).await?;
+    submit(&state, &headers, user, channel, message, Change::ReactionAdd { emoji }).await
+}
+
+/// `DELETE …/reactions/{emoji}`: removes the caller's reaction.
+pub async fn unreact(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
+    headers: HeaderMap,
+) -> ApiResult<(StatusCode, Json<AckPayload>)> {
+    validate_emoji(&emoji).map_err(|e| AppError::invalid("invalid_emoji", e))?;
+    member_role(&state, channel, user).await?;
+    submit(&state, &headers, user, channel, message, Change::ReactionRemove { emoji }).await
+}
+
+/// Checks the change, publishes it and waits for the stream's ack.
+async fn submit(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: shared::ids::UserId,
+    channel: ChannelId,
+    message: MessageId,
+    change: Change,
+) -> ApiResult<(StatusCode, Json<AckPayload>)> {
+    let id = idempotency_key(headers)?;
+    changes::check(state, user, channel, message, &change).await?;
+    let published = changes::publish(state, user, id, channel, message, change).await;
+    published.await.map_err(|_| AppError::Unavailable)?;
+    let ack = AckPayload { status: AckStatus::Stored, message_id: message, channel_id: channel };
+    Ok((StatusCode::ACCEPTED, Json(ack)))
+}
+
+/// The request's `Idempotency-Key`, or a fresh one.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<ClientMsgId> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(ClientMsgId(format!("rest-{}", uuid::Uuid::new_v4().simple())));
+    };
+    let key = ClientMsgId(value.to_str().unwrap_or_default().to_owned());
+    if !key.is_valid() {
+        let message = format!("Idempotency-Key: 1-{} printable ASCII characters", ClientMsgId::MAX_LEN);
+        return Err(AppError::invalid("invalid_idempotency_key", message));
+    }
+    Ok(key)
+}
+
+impl From<ChangeRefused> for AppError {
+    fn from(refused: ChangeRefused) -> Self {
+        match refused {
+            ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => AppError::NotFound("message"),
+            ChangeRefused::Forbidden(why) => AppError::Forbidden(why),
+            ChangeRefused::Db(error) => error.into(),
+        }
+    }
+}
