@@ -114,6 +114,9 @@ impl WorkerMetrics {
             "Edits, deletes and reactions handled, by kind and outcome (applied, or why ignored)",
             metrics.changes.clone(),
         );
+        for kind in ["edit", "delete", "reaction_add", "reaction_remove"] {
+            let _ = metrics.changes.get_or_create(&ChangeLabels { kind, outcome: "applied" });
+        }
         // Every reason from 0, so an alert on any increase sees the first one.
         for reason in
             [DeadLetterReason::Undecodable, DeadLetterReason::Rejected, DeadLetterReason::MaxDeliver]

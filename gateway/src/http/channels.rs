@@ -260,13 +260,45 @@ pub async fn add_member(
     ApiPath(channel): ApiPath<ChannelId>,
     ApiJson(request): ApiJson<AddMember>,
 ) -> ApiResult<StatusCode> {
-    // Anyone may add themself to a public channel; otherwise owners and admins add people.
+    add(&state, user, channel, request.user_id, request.role.unwrap_or(Role::Member)).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `POST /channels/{id}/join`: the caller joins a public channel (200 if already a member).
+pub async fn join(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+) -> ApiResult<(StatusCode, Json<ChannelRow>)> {
     let (row, role) = access(&state, channel, user).await?;
+    if role.is_some() {
+        return Ok((StatusCode::OK, Json(row)));
+    }
+    if row.kind.0 != ChannelKind::Public {
+        return Err(AppError::Forbidden("only public channels can be joined"));
+    }
+    add(&state, user, channel, user, Role::Member).await?;
+    Ok((StatusCode::CREATED, Json(access(&state, channel, user).await?.0)))
+}
+
+/// `POST /channels/{id}/leave`: the caller leaves (owners delete the channel instead).
+pub async fn leave(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(channel): ApiPath<ChannelId>,
+) -> ApiResult<StatusCode> {
+    remove(&state, user, channel, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds `target` to the channel with `new_role`, as `user` may: anyone adds themself to a
+/// public channel; otherwise owners and admins add people (only the owner adds admins).
+async fn add(state: &AppState, user: UserId, channel: ChannelId, target: UserId, new_role: Role) -> ApiResult<()> {
+    let (row, role) = access(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
     }
-    let new_role = request.role.unwrap_or(Role::Member);
-    let self_join = row.kind.0 == ChannelKind::Public && request.user_id == user && role.is_none();
+    let self_join = row.kind.0 == ChannelKind::Public && target == user && role.is_none();
     let allowed = match (new_role, role) {
         (Role::Owner, _) => false,
         (Role::Admin, Some(role)) => role == Role::Owner,
@@ -277,9 +309,9 @@ pub async fn add_member(
     if !allowed {
         return Err(AppError::Forbidden("your role cannot add that member"));
     }
-    store::add_member(&state.db, channel, request.user_id, new_role).await?;
-    state.announce_membership(channel, request.user_id, MembershipChange::Joined, row.last_seq).await;
-    Ok(StatusCode::CREATED)
+    store::add_member(&state.db, channel, target, new_role).await?;
+    state.announce_membership(channel, target, MembershipChange::Joined, row.last_seq).await;
+    Ok(())
 }
 
 pub async fn remove_member(
@@ -287,27 +319,54 @@ pub async fn remove_member(
     AuthUser(user): AuthUser,
     ApiPath((channel, target)): ApiPath<(ChannelId, UserId)>,
 ) -> ApiResult<StatusCode> {
-    let (row, role) = member_role(&state, channel, user).await?;
+    remove(&state, user, channel, target).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes `target` from the channel, as `user` may: anyone but the owner leaves; owners and
+/// admins remove members below their role. The target's sockets stop getting the channel at
+/// once, on every gateway.
+async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: UserId) -> ApiResult<()> {
+    let (row, role) = member_role(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
     }
-    let target_role =
-        store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
-    let allowed =
-        if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
+    let target_role = store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
+    let allowed = if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
     if !allowed {
         return Err(if target == user {
-            AppError::Conflict {
-                code: "owner_cannot_leave",
-                message: "the owner deletes the channel instead".into(),
-            }
+            AppError::Conflict { code: "owner_cannot_leave", message: "the owner deletes the channel instead".into() }
         } else {
             AppError::Forbidden("your role cannot remove that member")
         });
     }
     store::remove_member(&state.db, channel, target).await?;
     state.announce_membership(channel, target, MembershipChange::Left, row.last_seq).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub struct PublicQuery {
+    q: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<ChannelId>,
+}
+
+/// `GET /channels/public?q=`: public channels whose name contains `q` (any case), by id,
+/// with whether the caller is in each.
+pub async fn public(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiQuery(query): ApiQuery<PublicQuery>,
+) -> ApiResult<Json<ChannelPage>> {
+    let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+    if q.is_some_and(|q| q.chars().count() > 100) {
+        return Err(AppError::invalid("invalid_query", "q: at most 100 characters"));
+    }
+    let limit = page_limit(query.limit, 100, 500);
+    let channels = store::list_public(&state.db, user, q, query.cursor, limit).await?;
+    let next_cursor = next_cursor(&channels, limit, |c| c.id);
+    Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
 #[derive(Deserialize)]

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod channels;
 pub mod health;
 pub mod messages;
+pub mod search;
 pub mod users;
 
 use crate::error::AppError;
@@ -32,6 +33,11 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
         .route("/users/search", get(users::search))
         .route("/users/{id}", get(users::get))
         .route("/channels", get(channels::list).post(channels::create))
+        .route("/channels/public", get(channels::public))
+        .route("/channels/{id}/join", post(channels::join))
+        .route("/channels/{id}/leave", post(channels::leave))
+        .route("/channels/{id}/messages/search", get(search::in_channel))
+        .route("/search", get(search::everywhere))
         .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
         .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
         .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))

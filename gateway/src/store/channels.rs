@@ -135,6 +135,35 @@ pub async fn list_for_user(
     .await
 }
 
+/// Public channels whose name contains `q` (any case), ordered by id after the cursor; the
+/// caller's role where they are a member.
+pub async fn list_public(
+    db: &PgPool,
+    user: UserId,
+    q: Option<&str>,
+    after: Option<ChannelId>,
+    limit: i64,
+) -> Result<Vec<ChannelRow>, sqlx::Error> {
+    // LIKE's wildcards in the query are literal.
+    let pattern = q.map(|q| {
+        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, m.role
+         FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1
+         WHERE c.kind = 'public' AND ($2::text IS NULL OR lower(c.name) LIKE $2)
+           AND ($3::uuid IS NULL OR c.id > $3)
+         ORDER BY c.id LIMIT $4"
+    )))
+    .bind(user)
+    .bind(pattern)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+}
+
 /// The channel and the caller's role in it (None when not a member).
 pub async fn get_with_role(
     db: &PgPool,

@@ -205,3 +205,44 @@ pub async fn log_after(db: &PgPool, channel: ChannelId, after: i64, limit: i64) 
     log.truncate(limit.max(0) as usize);
     Ok(log)
 }
+
+/// Where a search looks.
+#[derive(Debug, Clone, Copy)]
+pub enum SearchScope {
+    Channel(ChannelId),
+    /// Every channel the user is a member of.
+    ChannelsOf(UserId),
+}
+
+/// Messages matching `query` (web-search syntax), newest first, before the `before` cursor;
+/// deleted ones never match. With the viewer's reactions.
+pub async fn search(
+    db: &PgPool,
+    scope: SearchScope,
+    query: &str,
+    before: Option<MessageId>,
+    limit: i64,
+    viewer: UserId,
+) -> Result<Vec<MessageView>, sqlx::Error> {
+    let (scope_condition, scope_id) = match scope {
+        SearchScope::Channel(channel) => ("m.channel_id = $3", channel.0),
+        SearchScope::ChannelsOf(user) => {
+            ("m.channel_id IN (SELECT channel_id FROM channel_members WHERE user_id = $3)", user.0)
+        }
+    };
+    let rows: Vec<HistoryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM messages m JOIN users u ON u.id = m.sender_id
+         WHERE m.search @@ websearch_to_tsquery('simple', $1) AND m.deleted_at IS NULL
+           AND ($2::bigint IS NULL OR m.message_id < $2) AND {scope_condition}
+         ORDER BY m.message_id DESC LIMIT $4"
+    )))
+    .bind(query)
+    .bind(before)
+    .bind(scope_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    let mut messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
+    add_reactions(db, &mut messages, viewer).await?;
+    Ok(messages)
+}
