@@ -61,14 +61,22 @@ impl View {
                 *held = Held { deleted: true, edited: held.edited, ..Held::default() };
             }
             ServerFrame::ReactionUpdated { payload } => {
-                let held = self.messages.get_mut(&payload.message_id).expect("a reaction follows its message");
+                let held =
+                    self.messages.get_mut(&payload.message_id).expect("a reaction follows its message");
                 let users = held.reactions.entry(payload.emoji.clone()).or_default();
                 if payload.added {
                     assert!(users.insert(payload.user_id), "a second reaction of one user: {payload:?}");
                 } else {
-                    assert!(users.remove(&payload.user_id), "a reaction removed that was not there: {payload:?}");
+                    assert!(
+                        users.remove(&payload.user_id),
+                        "a reaction removed that was not there: {payload:?}"
+                    );
                 }
-                assert_eq!(users.len() as i64, payload.count, "the count is the number of users: {payload:?}");
+                assert_eq!(
+                    users.len() as i64,
+                    payload.count,
+                    "the count is the number of users: {payload:?}"
+                );
                 if users.is_empty() {
                     held.reactions.remove(&payload.emoji);
                 }
@@ -91,7 +99,9 @@ impl View {
     fn counts(&self) -> BTreeMap<MessageId, BTreeMap<String, i64>> {
         self.messages
             .iter()
-            .map(|(id, held)| (*id, held.reactions.iter().map(|(e, u)| (e.clone(), u.len() as i64)).collect()))
+            .map(|(id, held)| {
+                (*id, held.reactions.iter().map(|(e, u)| (e.clone(), u.len() as i64)).collect())
+            })
             .collect()
     }
 }
@@ -145,7 +155,8 @@ fn path(channel: ChannelId, rest: &str) -> String {
 
 #[tokio::test]
 async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_order() {
-    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
+    let cell =
+        TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
     let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
     let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
     let dave = ChatClient::register(&cell.gateway_url(0), "dave").await.unwrap();
@@ -160,7 +171,10 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
 
     // Two messages, the second mentioning bob and everyone (and an address, which names nobody).
     alice_ws.send_message(channel, "m1", "hello").await.unwrap();
-    alice_ws.send_message(channel, "m2", "@Bob and @channel: mail alice@example.com, not @nobody").await.unwrap();
+    alice_ws
+        .send_message(channel, "m2", "@Bob and @channel: mail alice@example.com, not @nobody")
+        .await
+        .unwrap();
     let acks = read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 2).await;
     let (m1, m2) = (acked_message(&acks, "m1"), acked_message(&acks, "m2"));
     read_until(&mut bob_ws, &mut bob_view, &cell, |v, _| v.last_seq() == 2).await;
@@ -178,7 +192,9 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     let stray = json!({"type": "message.send", "id": "r2",
         "payload": {"channel_id": channel, "content": "re: ?", "reply_to": "12345"}});
     alice_ws.send_text(stray.to_string()).await.unwrap();
-    let frames = read_until(&mut alice_ws, &mut alice_view, &cell, |v, f| v.last_seq() == 3 && answered(f, "r2")).await;
+    let frames =
+        read_until(&mut alice_ws, &mut alice_view, &cell, |v, f| v.last_seq() == 3 && answered(f, "r2"))
+            .await;
     assert_eq!(error_for(&frames, "r2").map(|e| e.code), Some(ErrorCode::NotFound));
     let r1 = acked_message(&frames, "r1");
 
@@ -187,21 +203,32 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 4).await;
     bob_ws.react(channel, m1, "b1", "👍", true).await.unwrap();
     bob_ws.react(channel, m1, "b2", "👍", true).await.unwrap();
-    let frames = read_until(&mut bob_ws, &mut bob_view, &cell, |v, f| v.last_seq() == 5 && answered(f, "b2")).await;
+    let frames =
+        read_until(&mut bob_ws, &mut bob_view, &cell, |v, f| v.last_seq() == 5 && answered(f, "b2")).await;
     assert!(error_for(&frames, "b2").is_none(), "a repeated reaction is acknowledged: {frames:?}");
     alice_ws.react(channel, m1, "a1", "👍", true).await.unwrap();
     read_until(&mut bob_ws, &mut bob_view, &cell, |v, _| v.last_seq() == 6).await;
     assert_eq!(bob_view.messages[&m1].content, "hello, @carol");
     assert!(bob_view.messages[&m1].edited);
-    assert_eq!(bob_view.messages[&m1].mentions, vec![carol.user_id], "an edit's mentions are its new content's");
+    assert_eq!(
+        bob_view.messages[&m1].mentions,
+        vec![carol.user_id],
+        "an edit's mentions are its new content's"
+    );
     assert_eq!(bob_view.messages[&m1].reactions["👍"], BTreeSet::from([alice.user_id, bob.user_id]));
 
     // What is not allowed gets its own error and changes nothing.
     bob_ws.edit_message(channel, m1, "x1", "bob was here").await.unwrap();
     bob_ws.delete_message(channel, m1, "x2").await.unwrap();
     bob_ws.react(channel, MessageId(12345), "x3", "👍", true).await.unwrap();
-    bob_ws.send_text(json!({"type": "reaction.add", "id": "x4",
-        "payload": {"channel_id": channel, "message_id": m1, "emoji": "two words"}}).to_string()).await.unwrap();
+    bob_ws
+        .send_text(
+            json!({"type": "reaction.add", "id": "x4",
+        "payload": {"channel_id": channel, "message_id": m1, "emoji": "two words"}})
+            .to_string(),
+        )
+        .await
+        .unwrap();
     let frames = read_until(&mut bob_ws, &mut bob_view, &cell, |_, f| answered(f, "x4")).await;
     assert_eq!(error_for(&frames, "x1").map(|e| e.code), Some(ErrorCode::Forbidden), "edit of another's");
     assert_eq!(error_for(&frames, "x2").map(|e| e.code), Some(ErrorCode::Forbidden), "delete by a member");
@@ -232,7 +259,10 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     let m2_path = path(channel, &format!("/messages/{m2}"));
     let edit = alice.request(Method::PATCH, &m2_path).json(&json!({"content": "edited over REST"}));
     let ack = expect(edit.header("Idempotency-Key", "rest-e1").send().await.unwrap(), 202).await.unwrap();
-    assert_eq!((ack["status"].as_str(), ack["message_id"].as_str()), (Some("stored"), Some(m2.to_string().as_str())));
+    assert_eq!(
+        (ack["status"].as_str(), ack["message_id"].as_str()),
+        (Some("stored"), Some(m2.to_string().as_str()))
+    );
     let unreact = bob.request(Method::DELETE, &path(channel, &format!("/messages/{m1}/reactions/👍")));
     expect(unreact.send().await.unwrap(), 202).await.unwrap();
     let status = |r: reqwest::Response| r.status().as_u16();
@@ -244,19 +274,29 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     assert_eq!(status(alice.request(Method::POST, &missing).send().await.unwrap()), 404);
     read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 11).await;
     read_until(&mut bob_ws, &mut bob_view, &cell, |v, _| v.last_seq() == 11).await;
-    let one = expect(alice.request(Method::GET, &path(channel, &format!("/messages/{m1}"))).send().await.unwrap(), 200)
-        .await
-        .unwrap();
+    let one = expect(
+        alice.request(Method::GET, &path(channel, &format!("/messages/{m1}"))).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
     assert_eq!(one["content"], "hello, @carol");
     assert!(one["edited_at"].is_string());
     assert_eq!(one["reactions"], json!([{"emoji": "👍", "count": 1, "me": true}]), "alice's 👍 is left");
 
     // History is the current state; unread counts count messages, not changes.
-    let history = expect(carol.request(Method::GET, &path(channel, "/messages?after_seq=0")).send().await.unwrap(), 200)
-        .await
-        .unwrap();
-    let by_id: BTreeMap<String, &Value> =
-        history["messages"].as_array().unwrap().iter().map(|m| (m["message_id"].as_str().unwrap().to_owned(), m)).collect();
+    let history = expect(
+        carol.request(Method::GET, &path(channel, "/messages?after_seq=0")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
+    let by_id: BTreeMap<String, &Value> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["message_id"].as_str().unwrap().to_owned(), m))
+        .collect();
     assert_eq!(by_id.len(), 4, "4 messages: {history}");
     assert_eq!(by_id[&m2.to_string()]["content"], "edited over REST");
     assert_eq!(by_id[&m3.to_string()]["deleted"], true);
@@ -270,8 +310,10 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     // Carol syncs from 0 and ends where the others are.
     let mut carol_ws = carol.resume(&cell.ws_url(1), &[(channel, 0)]).await.unwrap();
     let mut carol_view = View::default();
-    read_until(&mut carol_ws, &mut carol_view, &cell, |_, f| f.iter().any(|f| matches!(f, ServerFrame::SyncDone { .. })))
-        .await;
+    read_until(&mut carol_ws, &mut carol_view, &cell, |_, f| {
+        f.iter().any(|f| matches!(f, ServerFrame::SyncDone { .. }))
+    })
+    .await;
     for (who, view) in [("alice", &alice_view), ("bob", &bob_view), ("carol", &carol_view)] {
         view.assert_contiguous(who);
     }
@@ -294,9 +336,11 @@ struct Actor {
 /// set with `CHAT_CONVERGENCE_SEED`) so a failure can be replayed.
 #[tokio::test]
 async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients() {
-    let seed: u64 = std::env::var("CHAT_CONVERGENCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    let seed: u64 =
+        std::env::var("CHAT_CONVERGENCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("convergence seed {seed}");
-    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
+    let cell =
+        TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
     let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
     let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
     let join = json!({"user_id": carol.user_id});
@@ -306,7 +350,13 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
     let mut actors = Vec::new();
     for (i, client) in [alice, bob].into_iter().enumerate() {
         let socket = client.connect(&cell.ws_url(i)).await.unwrap();
-        actors.push(Actor { client, socket, view: View::default(), sent: Vec::new(), answered: HashSet::new() });
+        actors.push(Actor {
+            client,
+            socket,
+            view: View::default(),
+            sent: Vec::new(),
+            answered: HashSet::new(),
+        });
     }
     const OPS: usize = 80;
     let runs = actors.into_iter().enumerate().map(|(i, mut actor)| async move {
@@ -319,8 +369,12 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
             let emoji = ["👍", "🎉", "❤️"][rng.random_range(0..3usize)];
             let socket = &mut actor.socket;
             let sent = match (rng.random_range(0..100u32), target) {
-                (0..30, _) | (_, None) => socket.send_message(channel, &id, &format!("{name} says {op}")).await,
-                (30..50, Some(t)) => socket.edit_message(channel, t, &id, &format!("{name} edited at {op}")).await,
+                (0..30, _) | (_, None) => {
+                    socket.send_message(channel, &id, &format!("{name} says {op}")).await
+                }
+                (30..50, Some(t)) => {
+                    socket.edit_message(channel, t, &id, &format!("{name} edited at {op}")).await
+                }
                 (50..60, Some(t)) => socket.delete_message(channel, t, &id).await,
                 (60..85, Some(t)) => socket.react(channel, t, &id, emoji, true).await,
                 (_, Some(t)) => socket.react(channel, t, &id, emoji, false).await,
@@ -356,12 +410,21 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
                 Some(ServerFrame::MessageAck { id, .. }) => drop(actor.answered.insert(id.0)),
                 Some(ServerFrame::Error { id: Some(id), .. }) => drop(actor.answered.insert(id)),
                 Some(_) => {}
-                None => panic!("{} sent {} and got {} answers", actor.client.username, actor.sent.len(), actor.answered.len()),
+                None => panic!(
+                    "{} sent {} and got {} answers",
+                    actor.client.username,
+                    actor.sent.len(),
+                    actor.answered.len()
+                ),
             }
         }
     }
-    assert!(wait_persisted(&cell.nats_urls(), "CHAT_MESSAGES", Duration::from_secs(60)).await, "the stream is applied");
-    let info = expect(carol.request(Method::GET, &path(channel, "")).send().await.unwrap(), 200).await.unwrap();
+    assert!(
+        wait_persisted(&cell.nats_urls(), "CHAT_MESSAGES", Duration::from_secs(60)).await,
+        "the stream is applied"
+    );
+    let info =
+        expect(carol.request(Method::GET, &path(channel, "")).send().await.unwrap(), 200).await.unwrap();
     let last_seq = info["last_seq"].as_i64().unwrap();
     for actor in &mut actors {
         read_until(&mut actor.socket, &mut actor.view, &cell, |v, _| v.last_seq() == last_seq).await;
@@ -369,8 +432,10 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
     }
     let mut carol_ws = carol.resume(&cell.ws_url(1), &[(channel, 0)]).await.unwrap();
     let mut carol_view = View::default();
-    read_until(&mut carol_ws, &mut carol_view, &cell, |_, f| f.iter().any(|f| matches!(f, ServerFrame::SyncDone { .. })))
-        .await;
+    read_until(&mut carol_ws, &mut carol_view, &cell, |_, f| {
+        f.iter().any(|f| matches!(f, ServerFrame::SyncDone { .. }))
+    })
+    .await;
     carol_view.assert_contiguous("carol");
     let kinds = |view: &View| {
         let edited = view.messages.values().filter(|m| m.edited).count();
@@ -378,18 +443,29 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
         let reactions: usize = view.messages.values().map(|m| m.reactions.len()).sum();
         (view.messages.len(), edited, deleted, reactions)
     };
-    println!("seed {seed}: {last_seq} seqs; (messages, edited, deleted, emoji in use) {:?}", kinds(&carol_view));
+    println!(
+        "seed {seed}: {last_seq} seqs; (messages, edited, deleted, emoji in use) {:?}",
+        kinds(&carol_view)
+    );
     assert_eq!(actors[0].view.messages, actors[1].view.messages, "alice and bob agree (seed {seed})");
     assert_eq!(carol_view.messages, actors[0].view.messages, "carol's sync agrees with them (seed {seed})");
     let (messages, edited, deleted, _) = kinds(&carol_view);
-    assert!(messages > 10 && edited > 0 && deleted > 0, "the run exercised every kind: {:?}", kinds(&carol_view));
+    assert!(
+        messages > 10 && edited > 0 && deleted > 0,
+        "the run exercised every kind: {:?}",
+        kinds(&carol_view)
+    );
 
     // And the history API shows the same current state.
     let mut stored: BTreeMap<MessageId, (String, bool, BTreeMap<String, i64>)> = BTreeMap::new();
     let mut after = 0;
     loop {
         let page = expect(
-            carol.request(Method::GET, &path(channel, &format!("/messages?after_seq={after}&limit=200"))).send().await.unwrap(),
+            carol
+                .request(Method::GET, &path(channel, &format!("/messages?after_seq={after}&limit=200")))
+                .send()
+                .await
+                .unwrap(),
             200,
         )
         .await
@@ -398,7 +474,11 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
             let id = MessageId(m["message_id"].as_str().unwrap().parse().unwrap());
             let counts = m["reactions"]
                 .as_array()
-                .map(|r| r.iter().map(|r| (r["emoji"].as_str().unwrap().to_owned(), r["count"].as_i64().unwrap())).collect())
+                .map(|r| {
+                    r.iter()
+                        .map(|r| (r["emoji"].as_str().unwrap().to_owned(), r["count"].as_i64().unwrap()))
+                        .collect()
+                })
                 .unwrap_or_default();
             stored.insert(id, (m["content"].as_str().unwrap().to_owned(), m["deleted"] == true, counts));
             after = m["seq"].as_i64().unwrap();

@@ -52,20 +52,26 @@ fn is_new(content: &'static str) -> impl Fn(&ServerFrame) -> bool {
 
 /// Sends `sync` for the channel until the gateway refuses it with `not_a_member` (the
 /// membership change reaches the socket's gateway over NATS).
-async fn until_sync_refused(socket: &mut ChatSocket, channel: ChannelId, cell: &TestCell) -> Vec<(ChannelId, String)> {
+async fn until_sync_refused(
+    socket: &mut ChatSocket,
+    channel: ChannelId,
+    cell: &TestCell,
+) -> Vec<(ChannelId, String)> {
     let mut seen = Vec::new();
     for _ in 0..50 {
         socket.sync(&[(channel, 0)]).await.unwrap();
         let refused = |f: &ServerFrame| matches!(f, ServerFrame::Error { payload, .. } if payload.code == ErrorCode::NotAMember);
         let done = |f: &ServerFrame| matches!(f, ServerFrame::SyncDone { .. });
         let mut answer = None;
-        seen.extend(read_until(socket, cell, |f| {
-            if refused(f) || done(f) {
-                answer = Some(refused(f));
-            }
-            refused(f) || done(f)
-        })
-        .await);
+        seen.extend(
+            read_until(socket, cell, |f| {
+                if refused(f) || done(f) {
+                    answer = Some(refused(f));
+                }
+                refused(f) || done(f)
+            })
+            .await,
+        );
         if answer == Some(true) {
             return seen;
         }
@@ -76,7 +82,8 @@ async fn until_sync_refused(socket: &mut ChatSocket, channel: ChannelId, cell: &
 
 #[tokio::test]
 async fn public_channels_are_listed_joined_and_left_and_a_removed_member_stops_receiving_at_once() {
-    let cell = TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
+    let cell =
+        TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
     let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
     let bob = ChatClient::register(&cell.gateway_url(1), "bob").await.unwrap();
     let rust = alice.create_channel("public", "Rust Lovers", &[]).await.unwrap();
@@ -103,10 +110,15 @@ async fn public_channels_are_listed_joined_and_left_and_a_removed_member_stops_r
     assert_eq!(status(bob.request(Method::GET, &too_long)).await, 422);
 
     // Joining: a public channel (again is fine), not a private one; the owner cannot leave.
-    let joined = expect(bob.request(Method::POST, &path(rust, "/join")).send().await.unwrap(), 201).await.unwrap();
+    let joined =
+        expect(bob.request(Method::POST, &path(rust, "/join")).send().await.unwrap(), 201).await.unwrap();
     assert_eq!(joined["role"], "member");
     assert_eq!(status(bob.request(Method::POST, &path(rust, "/join"))).await, 200);
-    assert_eq!(status(bob.request(Method::POST, &path(secret, "/join"))).await, 404, "a private channel is not known");
+    assert_eq!(
+        status(bob.request(Method::POST, &path(secret, "/join"))).await,
+        404,
+        "a private channel is not known"
+    );
     assert_eq!(status(alice.request(Method::POST, &path(rust, "/leave"))).await, 409);
 
     // A joined channel is delivered live, on the other gateway too.
@@ -131,7 +143,10 @@ async fn public_channels_are_listed_joined_and_left_and_a_removed_member_stops_r
     alice_ws.send_message(both, "w4", "marker").await.unwrap();
     let mut seen_after = read_until(&mut bob_ws, &cell, is_new("marker")).await;
     seen_after.extend(seen);
-    assert!(!seen_after.contains(&(rust, "after the removal".to_owned())), "a removed member got it: {seen_after:?}");
+    assert!(
+        !seen_after.contains(&(rust, "after the removal".to_owned())),
+        "a removed member got it: {seen_after:?}"
+    );
     bob_ws.send_message(rust, "b1", "still here?").await.unwrap();
     let refused = |f: &ServerFrame| matches!(f, ServerFrame::Error { id: Some(id), payload } if id == "b1" && payload.code == ErrorCode::NotAMember);
     read_until(&mut bob_ws, &cell, refused).await;
@@ -139,7 +154,12 @@ async fn public_channels_are_listed_joined_and_left_and_a_removed_member_stops_r
 
 /// Sends `content`s over `socket` and waits until each came back as `message.new`; returns
 /// their ids in order.
-async fn send_all(socket: &mut ChatSocket, channel: ChannelId, contents: &[&str], cell: &TestCell) -> Vec<MessageId> {
+async fn send_all(
+    socket: &mut ChatSocket,
+    channel: ChannelId,
+    contents: &[&str],
+    cell: &TestCell,
+) -> Vec<MessageId> {
     for (i, content) in contents.iter().enumerate() {
         socket.send_message(channel, &format!("{channel}-{i}-{}", content.len()), content).await.unwrap();
     }
@@ -173,19 +193,34 @@ async fn search_finds_current_messages_in_the_callers_channels_only() {
     read_until(&mut alice_ws, &cell, |f| matches!(f, ServerFrame::MessageUpdated { .. })).await;
 
     let contents = |page: &Value| -> Vec<String> {
-        page["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect()
+        page["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect()
     };
     let in_shared = |q: &str| path(shared_channel, &format!("/messages/search?q={q}"));
     // Newest first; any case; a deleted message matches nothing.
-    assert_eq!(contents(&get(&bob, &in_shared("QUICK")).await), vec!["quick thinking", "The quick brown fox"]);
-    assert_eq!(contents(&get(&bob, &in_shared("%22brown%20fox%22")).await), vec!["The quick brown fox"], "a phrase");
+    assert_eq!(
+        contents(&get(&bob, &in_shared("QUICK")).await),
+        vec!["quick thinking", "The quick brown fox"]
+    );
+    assert_eq!(
+        contents(&get(&bob, &in_shared("%22brown%20fox%22")).await),
+        vec!["The quick brown fox"],
+        "a phrase"
+    );
     assert_eq!(contents(&get(&bob, &in_shared("quick%20-fox")).await), vec!["quick thinking"], "-excluded");
     // The current content: the edit is found, what it replaced is not.
     assert_eq!(contents(&get(&bob, &in_shared("dog")).await), Vec::<String>::new());
     assert_eq!(contents(&get(&bob, &in_shared("cat")).await), vec!["a sleepy cat"]);
     // Across channels: only the caller's.
     assert_eq!(contents(&get(&bob, "/search?q=quick").await), vec!["quick thinking", "The quick brown fox"]);
-    assert_eq!(contents(&get(&alice, "/search?q=quick").await), vec!["a quick secret", "quick thinking", "The quick brown fox"]);
+    assert_eq!(
+        contents(&get(&alice, "/search?q=quick").await),
+        vec!["a quick secret", "quick thinking", "The quick brown fox"]
+    );
     assert_eq!(contents(&get(&carol, "/search?q=quick").await), vec!["a quick secret"]);
     // Pages by cursor.
     let first = get(&alice, "/search?q=quick&limit=2").await;

@@ -259,3 +259,27 @@ async fn presence_follows_every_device_and_is_told_to_those_who_share_a_channel(
         Some(frame) => panic!("carol was told {frame:?}"),
     }
 }
+
+/// A gateway killed with `kill -9` announces nothing; its users are announced offline by
+/// another gateway's sweep once their socket leases run out (3 s here, 60 s by default).
+#[tokio::test]
+async fn the_users_of_a_crashed_gateway_are_announced_offline() {
+    let options = CellOptions {
+        gateways: 2,
+        extra_config: "[limits]\nsocket_lease = 3\n".into(),
+        ..Default::default()
+    };
+    let mut cell = TestCell::start(options).await.expect("cell starts");
+    let (alice, bob, _) = cell.two_members(0, 1).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap().with_presence();
+    let _bob_ws = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!((update.user_id, update.status), (bob.user_id, PresenceStatus::Online));
+
+    cell.gateways[1].kill9();
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!((update.user_id, update.status), (bob.user_id, PresenceStatus::Offline), "{update:?}");
+    assert_eq!(status_over_rest(&alice, bob.user_id).await["status"], "offline");
+    // Alice, on the live gateway, renews her lease: well past a lease, she is still online.
+    assert_eq!(status_over_rest(&bob.via(&cell.gateway_url(0)), alice.user_id).await["status"], "online");
+}

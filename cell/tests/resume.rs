@@ -170,8 +170,8 @@ async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later
     let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
     for seq in 2..=4i64 {
         sqlx::query(
-            "INSERT INTO messages (message_id, channel_id, seq, sender_id, client_msg_id, content, created_at)
-             VALUES ($1, $2, $3, $4, $5, 'stored quietly', now())",
+            "INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content, created_at)
+             VALUES ($1, $2, $3, $3, $4, $5, 'stored quietly', now())",
         )
         .bind(1_000 + seq)
         .bind(channel)
@@ -182,7 +182,11 @@ async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later
         .await
         .unwrap();
     }
-    sqlx::query("UPDATE channels SET last_seq = 4 WHERE id = $1").bind(channel).execute(&db).await.unwrap();
+    sqlx::query("UPDATE channels SET last_seq = 4, message_count = 4 WHERE id = $1")
+        .bind(channel)
+        .execute(&db)
+        .await
+        .unwrap();
     let fourth = &alice.history_after(channel, 3).await.unwrap()[0];
     let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
     let mut headers = async_nats::HeaderMap::new();

@@ -52,7 +52,9 @@ pub async fn check(
     message: MessageId,
     change: &Change,
 ) -> Result<(), ChangeRefused> {
-    let target = store::messages::target(&state.db, channel, message).await?.ok_or(ChangeRefused::NotFound(message))?;
+    let target = store::messages::target(&state.db, channel, message)
+        .await?
+        .ok_or(ChangeRefused::NotFound(message))?;
     if target.deleted {
         return Err(ChangeRefused::Deleted(message));
     }
@@ -64,7 +66,9 @@ pub async fn check(
             let role = store::channels::role_of(&state.db, channel, actor).await?;
             match role.is_some_and(|r| r.can_manage()) {
                 true => Ok(()),
-                false => Err(ChangeRefused::Forbidden("only its sender or a channel owner or admin can delete a message")),
+                false => Err(ChangeRefused::Forbidden(
+                    "only its sender or a channel owner or admin can delete a message",
+                )),
             }
         }
         _ => Ok(()),
@@ -73,7 +77,11 @@ pub async fn check(
 
 /// Checks that `reply_to` is a message of `channel` (deleted ones included: replying to a
 /// message that was deleted since is normal).
-pub async fn check_reply(state: &AppState, channel: ChannelId, reply_to: MessageId) -> Result<(), ChangeRefused> {
+pub async fn check_reply(
+    state: &AppState,
+    channel: ChannelId,
+    reply_to: MessageId,
+) -> Result<(), ChangeRefused> {
     match store::messages::target(&state.db, channel, reply_to).await? {
         Some(_) => Ok(()),
         None => Err(ChangeRefused::NotFound(reply_to)),
@@ -82,7 +90,11 @@ pub async fn check_reply(state: &AppState, channel: ChannelId, reply_to: Message
 
 /// The members `content` mentions with `@username`, and whether it says `@channel`. One query,
 /// only when the content has an `@`.
-pub async fn mentions(state: &AppState, channel: ChannelId, content: &str) -> Result<(Vec<UserId>, bool), sqlx::Error> {
+pub async fn mentions(
+    state: &AppState,
+    channel: ChannelId,
+    content: &str,
+) -> Result<(Vec<UserId>, bool), sqlx::Error> {
     if !content.contains('@') {
         return Ok((Vec::new(), false));
     }

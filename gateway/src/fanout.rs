@@ -12,8 +12,8 @@ use crate::ws::ConnHandle;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
 use shared::events::{
-    CREATED_HEADER, FRAME_HEADER, MembershipChange, MembershipEvent, PRESENCE_HEADER, SEQ_HEADER, TYPING_HEADER,
-    USER_HEADER,
+    CREATED_HEADER, FRAME_HEADER, MembershipChange, MembershipEvent, PRESENCE_HEADER, SEQ_HEADER,
+    TYPING_HEADER, USER_HEADER,
 };
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;

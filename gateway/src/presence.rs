@@ -12,9 +12,16 @@
 //! `presence.set` frames are coalesced and applied at most every half second. Going offline
 //! waits `OFFLINE_GRACE`, so a reconnect does not flicker.
 //!
-//! Not yet: a live `offline` for the users of a gateway that crashed (they read as offline,
-//! but no update is sent), and ordering between updates published by different gateways
-//! for the same user within moments (a version per user would settle it).
+//! A gateway that crashed announces nothing, so every gateway also sweeps: Redis keeps the
+//! cell's users with leases, scored by when their last lease ends; every
+//! `socket_lease / 6` (10 s by default) each gateway takes out the users whose leases have
+//! all ended (atomically: each user goes to one gateway) and announces them like a closed
+//! socket does, which tells anyone only if they are now offline. So a crashed gateway's users
+//! are announced offline at most a lease and a sweep after their last renewal (70 s by
+//! default).
+//!
+//! Not yet: ordering between updates published by different gateways for the same user
+//! within moments (a version per user would settle it).
 
 use crate::state::AppState;
 use crate::ws::ConnHandle;
@@ -142,6 +149,39 @@ impl AppState {
             tokio::time::sleep(OFFLINE_GRACE).await;
             state.announce_presence(user, &channels).await;
         });
+    }
+}
+
+/// Most users one sweep takes out; the rest wait for the next sweep.
+const SWEEP_BATCH: usize = 500;
+
+impl AppState {
+    /// Sweeps for users whose leases all ended until shutdown (see the module docs).
+    pub fn sweep_presence(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        let every = (state.limiter.config().socket_lease / 6)
+            .clamp(Duration::from_millis(100), Duration::from_secs(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                for user in state.limiter.users_whose_leases_ended(SWEEP_BATCH).await {
+                    match crate::store::channels::member_channel_ids(&state.db, user).await {
+                        Ok(channels) => {
+                            let channels: Vec<ChannelId> = channels.into_iter().collect();
+                            state.announce_presence(user, &channels).await;
+                        }
+                        Err(error) => {
+                            tracing::warn!(%user, %error, "presence of an ended lease not announced")
+                        }
+                    }
+                }
+            }
+        })
     }
 }
 

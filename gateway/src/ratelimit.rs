@@ -42,8 +42,9 @@ return {0, 0}
     )
 });
 
-/// KEYS[1]: a user's socket leases. ARGV: socket, limit, lease_ms. Takes or renews the
-/// socket's lease if it holds one or there is room; 1 if it did, 0 if full.
+/// KEYS[1]: a user's socket leases; KEYS[2]: the cell's users with leases, scored by when
+/// their last lease ends. ARGV: socket, limit, lease_ms, user. Takes or renews the socket's
+/// lease if it holds one or there is room; 1 if it did, 0 if full.
 static SOCKET_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -55,7 +56,23 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >
 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('ZADD', KEYS[2], last[2], ARGV[4])
 return 1
+",
+    )
+});
+
+/// KEYS[1]: the cell's users with leases. ARGV[1]: how many at most. Takes out (atomically,
+/// so one gateway handles each) the users whose last lease has ended, and returns them.
+static LEASES_ENDED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+if #ended > 0 then redis.call('ZREM', KEYS[1], unpack(ended)) end
+return ended
 ",
     )
 });
@@ -114,7 +131,11 @@ impl RateLimiter {
         let key = self.sockets_key(user);
         let lease_ms = self.config.socket_lease.as_millis() as u64;
         let mut call = SOCKET_LEASE.key(key);
-        call.arg(socket).arg(self.config.sockets_per_user).arg(lease_ms);
+        call.key(self.leased_users_key())
+            .arg(socket)
+            .arg(self.config.sockets_per_user)
+            .arg(lease_ms)
+            .arg(user.to_string());
         match self.run::<i64>(&call).await {
             Some(taken) => taken == 1,
             None => true,
@@ -134,6 +155,19 @@ impl RateLimiter {
             // It expires with its lease.
             self.metrics.rate_limiter_error();
         }
+    }
+
+    /// Takes out up to `max` users whose every socket lease has ended (their gateway closed
+    /// them, or died): presence announces them offline. Each is returned to one caller only.
+    pub async fn users_whose_leases_ended(&self, max: usize) -> Vec<UserId> {
+        let mut call = LEASES_ENDED.key(self.leased_users_key());
+        call.arg(max);
+        let ended: Vec<String> = self.run(&call).await.unwrap_or_default();
+        ended.iter().filter_map(|u| u.parse().ok()).map(UserId).collect()
+    }
+
+    fn leased_users_key(&self) -> String {
+        format!("{}:rl:leased_users", self.prefix)
     }
 
     /// The sorted set of `user`'s socket leases (presence reads it too).

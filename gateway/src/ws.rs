@@ -855,7 +855,11 @@ async fn start_send(
             }
             Err(failure) => {
                 metrics.send(SendOutcome::Failed);
-                ServerFrame::error(Some(message.client_msg_id.0), publish_failure_code(&failure), failure.to_string())
+                ServerFrame::error(
+                    Some(message.client_msg_id.0),
+                    publish_failure_code(&failure),
+                    failure.to_string(),
+                )
             }
         };
         Utf8Bytes::from(frame.to_json())
@@ -871,7 +875,10 @@ async fn change_answer(
     message_id: shared::ids::MessageId,
 ) -> Utf8Bytes {
     let frame = match published.await {
-        Ok(_) => ServerFrame::MessageAck { id, payload: AckPayload { status: AckStatus::Stored, message_id, channel_id } },
+        Ok(_) => ServerFrame::MessageAck {
+            id,
+            payload: AckPayload { status: AckStatus::Stored, message_id, channel_id },
+        },
         Err(failure) => ServerFrame::error(Some(id.0), publish_failure_code(&failure), failure.to_string()),
     };
     Utf8Bytes::from(frame.to_json())

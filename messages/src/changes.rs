@@ -56,7 +56,10 @@ struct Target {
 }
 
 /// Applies `change` (see the module docs). `Ok(Err(_))`: committed as ignored.
-pub async fn apply_change(db: &PgPool, change: &StreamChange) -> Result<Result<AppliedChange, Ignored>, PersistError> {
+pub async fn apply_change(
+    db: &PgPool,
+    change: &StreamChange,
+) -> Result<Result<AppliedChange, Ignored>, PersistError> {
     let mut tx = db.begin().await?;
     let channel: Option<(i64,)> = sqlx::query_as("SELECT last_seq FROM channels WHERE id = $1 FOR UPDATE")
         .bind(change.channel_id)
@@ -89,18 +92,26 @@ pub async fn apply_change(db: &PgPool, change: &StreamChange) -> Result<Result<A
     let outcome = apply(&mut tx, change, now).await?;
     let applied = match outcome {
         Ok(effect) => {
-            let (seq,): (i64,) =
-                sqlx::query_as("UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
-                    .bind(change.channel_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
+            let (seq,): (i64,) = sqlx::query_as(
+                "UPDATE channels SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+            )
+            .bind(change.channel_id)
+            .fetch_one(&mut *tx)
+            .await?;
             let frame = effect.frame(change, ChannelSeq(seq), now);
-            Ok(AppliedChange { channel_id: change.channel_id, seq: ChannelSeq(seq), frame: frame.to_json(), fresh: true })
+            Ok(AppliedChange {
+                channel_id: change.channel_id,
+                seq: ChannelSeq(seq),
+                frame: frame.to_json(),
+                fresh: true,
+            })
         }
         Err(ignored) => Err(ignored),
     };
     let (seq, frame) = match &applied {
-        Ok(a) => (Some(a.seq.0), Some(serde_json::from_str::<serde_json::Value>(&a.frame).unwrap_or_default())),
+        Ok(a) => {
+            (Some(a.seq.0), Some(serde_json::from_str::<serde_json::Value>(&a.frame).unwrap_or_default()))
+        }
         Err(_) => (None, None),
     };
     sqlx::query(
@@ -143,10 +154,24 @@ impl Effect {
                 },
             },
             Effect::Deleted => ServerFrame::MessageDeleted {
-                payload: MessageDeletedPayload { channel_id, seq, message_id, deleted_by: change.actor, deleted_at: at },
+                payload: MessageDeletedPayload {
+                    channel_id,
+                    seq,
+                    message_id,
+                    deleted_by: change.actor,
+                    deleted_at: at,
+                },
             },
             Effect::Reacted { emoji, added, count } => ServerFrame::ReactionUpdated {
-                payload: ReactionUpdatedPayload { channel_id, seq, message_id, emoji, user_id: change.actor, added, count },
+                payload: ReactionUpdatedPayload {
+                    channel_id,
+                    seq,
+                    message_id,
+                    emoji,
+                    user_id: change.actor,
+                    added,
+                    count,
+                },
             },
         }
     }
@@ -169,11 +194,12 @@ async fn apply(
     if target.deleted {
         return Ok(Err(Ignored::Deleted));
     }
-    let role: Option<(String,)> = sqlx::query_as("SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2")
-        .bind(change.channel_id)
-        .bind(change.actor)
-        .fetch_optional(&mut **tx)
-        .await?;
+    let role: Option<(String,)> =
+        sqlx::query_as("SELECT role FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+            .bind(change.channel_id)
+            .bind(change.actor)
+            .fetch_optional(&mut **tx)
+            .await?;
     let Some((role,)) = role else { return Ok(Err(Ignored::NotAllowed)) };
     let is_sender = target.sender_id == change.actor;
     match &change.change {
@@ -191,7 +217,7 @@ async fn apply(
             .bind(mentions_channel)
             .bind(now)
             .execute(&mut **tx)
-                .await?;
+            .await?;
             Ok(Ok(Effect::Edited {
                 content: content.clone(),
                 mentions: mentions.clone(),
@@ -209,8 +235,11 @@ async fn apply(
             .bind(change.message_id)
             .bind(now)
             .execute(&mut **tx)
+            .await?;
+            sqlx::query("DELETE FROM reactions WHERE message_id = $1")
+                .bind(change.message_id)
+                .execute(&mut **tx)
                 .await?;
-            sqlx::query("DELETE FROM reactions WHERE message_id = $1").bind(change.message_id).execute(&mut **tx).await?;
             Ok(Ok(Effect::Deleted))
         }
         Change::ReactionAdd { emoji } | Change::ReactionRemove { emoji } => {
@@ -230,11 +259,12 @@ async fn apply(
             if done == 0 {
                 return Ok(Err(Ignored::NoOp));
             }
-            let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM reactions WHERE message_id = $1 AND emoji = $2")
-                .bind(change.message_id)
-                .bind(emoji)
-                .fetch_one(&mut **tx)
-                .await?;
+            let (count,): (i64,) =
+                sqlx::query_as("SELECT count(*) FROM reactions WHERE message_id = $1 AND emoji = $2")
+                    .bind(change.message_id)
+                    .bind(emoji)
+                    .fetch_one(&mut **tx)
+                    .await?;
             Ok(Ok(Effect::Reacted { emoji: emoji.clone(), added, count }))
         }
     }

@@ -3,9 +3,11 @@
 //! members of the channel online forward it to their sockets: a message as `message.new`, a
 //! change as the frame it carries.
 
-use crate::persist::PersistedMessage;
 use crate::changes::AppliedChange;
-use shared::events::{CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id};
+use crate::persist::PersistedMessage;
+use shared::events::{
+    CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id,
+};
 use shared::protocol::MessageView;
 use shared::subjects::Subjects;
 use std::collections::HashMap;

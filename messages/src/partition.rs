@@ -3,8 +3,8 @@
 //! several workers), take whatever has arrived as one batch, and run [`step`] on it.
 
 use crate::Deps;
-use crate::dead_letter::dead_letter;
 use crate::changes::apply_change;
+use crate::dead_letter::dead_letter;
 use crate::deliver::{announce, announce_change};
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
@@ -108,8 +108,15 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
             // becomes valid.
             Err(error) => {
                 let reason = DeadLetterReason::Undecodable;
-                dead_letter(&deps.js, dead_letters.clone(), &deps.metrics, message, reason, &error.to_string())
-                    .await?;
+                dead_letter(
+                    &deps.js,
+                    dead_letters.clone(),
+                    &deps.metrics,
+                    message,
+                    reason,
+                    &error.to_string(),
+                )
+                .await?;
             }
         }
     }
@@ -122,7 +129,11 @@ enum Entry {
 }
 
 /// Persists a run of new messages in one transaction, announces them, then acknowledges them.
-async fn persist_run(deps: &Deps, dead_letters: &str, run: Vec<(&Message, StreamMessage)>) -> Result<(), StepError> {
+async fn persist_run(
+    deps: &Deps,
+    dead_letters: &str,
+    run: Vec<(&Message, StreamMessage)>,
+) -> Result<(), StepError> {
     if run.is_empty() {
         return Ok(());
     }
@@ -152,13 +163,19 @@ async fn persist_run(deps: &Deps, dead_letters: &str, run: Vec<(&Message, Stream
 
 /// Applies one change in its own transaction, announces it if it took a `seq`, then
 /// acknowledges it. A change Postgres refuses outright is dead-lettered.
-async fn apply_one(deps: &Deps, dead_letters: &str, source: &Message, change: &StreamChange) -> Result<(), StepError> {
+async fn apply_one(
+    deps: &Deps,
+    dead_letters: &str,
+    source: &Message,
+    change: &StreamChange,
+) -> Result<(), StepError> {
     match apply_change(&deps.db, change).await {
         Ok(Ok(applied)) => {
             if applied.fresh {
                 deps.metrics.change(change.change.kind(), "applied");
             }
-            if let Err(error) = announce_change(&deps.nats, &deps.subjects, &applied, trace_of(source)).await {
+            if let Err(error) = announce_change(&deps.nats, &deps.subjects, &applied, trace_of(source)).await
+            {
                 tracing::warn!(%error, "announcing a change failed");
             }
         }
@@ -168,7 +185,8 @@ async fn apply_one(deps: &Deps, dead_letters: &str, source: &Message, change: &S
         }
         Err(error) if error.is_permanent() => {
             let reason = DeadLetterReason::Rejected;
-            dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, source, reason, &error.to_string()).await?;
+            dead_letter(&deps.js, dead_letters.to_owned(), &deps.metrics, source, reason, &error.to_string())
+                .await?;
             return Ok(());
         }
         Err(error) => return Err(error.into()),

@@ -146,7 +146,11 @@ async fn access(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult
 }
 
 /// The caller's role, which must exist (403 for a public channel, 404 otherwise).
-pub(crate) async fn member_role(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Role)> {
+pub(crate) async fn member_role(
+    state: &AppState,
+    channel: ChannelId,
+    user: UserId,
+) -> ApiResult<(ChannelRow, Role)> {
     let (row, role) = access(state, channel, user).await?;
     let role = role.ok_or(AppError::Forbidden("you are not a member of this channel"))?;
     Ok((row, role))
@@ -293,7 +297,13 @@ pub async fn leave(
 
 /// Adds `target` to the channel with `new_role`, as `user` may: anyone adds themself to a
 /// public channel; otherwise owners and admins add people (only the owner adds admins).
-async fn add(state: &AppState, user: UserId, channel: ChannelId, target: UserId, new_role: Role) -> ApiResult<()> {
+async fn add(
+    state: &AppState,
+    user: UserId,
+    channel: ChannelId,
+    target: UserId,
+    new_role: Role,
+) -> ApiResult<()> {
     let (row, role) = access(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
@@ -331,11 +341,16 @@ async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: User
     if row.kind.0 == ChannelKind::Dm {
         return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
     }
-    let target_role = store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
-    let allowed = if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
+    let target_role =
+        store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
+    let allowed =
+        if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
     if !allowed {
         return Err(if target == user {
-            AppError::Conflict { code: "owner_cannot_leave", message: "the owner deletes the channel instead".into() }
+            AppError::Conflict {
+                code: "owner_cannot_leave",
+                message: "the owner deletes the channel instead".into(),
+            }
         } else {
             AppError::Forbidden("your role cannot remove that member")
         });

@@ -50,7 +50,12 @@ pub async fn everywhere(
     run(&state, user, SearchScope::ChannelsOf(user), query).await
 }
 
-async fn run(state: &AppState, user: UserId, scope: SearchScope, query: SearchQuery) -> ApiResult<Json<SearchPage>> {
+async fn run(
+    state: &AppState,
+    user: UserId,
+    scope: SearchScope,
+    query: SearchQuery,
+) -> ApiResult<Json<SearchPage>> {
     let q = query.q.trim();
     if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS || q.chars().any(char::is_control) {
         let message = format!("q: 1-{MAX_QUERY_CHARS} characters, no control characters");

@@ -145,7 +145,11 @@ pub struct Target {
 }
 
 /// The message `message` of `channel`, if it is stored.
-pub async fn target(db: &PgPool, channel: ChannelId, message: MessageId) -> Result<Option<Target>, sqlx::Error> {
+pub async fn target(
+    db: &PgPool,
+    channel: ChannelId,
+    message: MessageId,
+) -> Result<Option<Target>, sqlx::Error> {
     sqlx::query_as(
         "SELECT sender_id, deleted_at IS NOT NULL AS deleted FROM messages WHERE message_id = $1 AND channel_id = $2",
     )
@@ -184,7 +188,12 @@ pub struct LogEntry {
 /// Up to `limit` entries of a channel's log after `after`, in `seq` order: new messages (as
 /// `message.new` of their current state) and changes (as the frames that were sent).
 /// Replayed in order they end in the current state of every message.
-pub async fn log_after(db: &PgPool, channel: ChannelId, after: i64, limit: i64) -> Result<Vec<LogEntry>, sqlx::Error> {
+pub async fn log_after(
+    db: &PgPool,
+    channel: ChannelId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LogEntry>, sqlx::Error> {
     let messages = history(db, channel, Page::After(after), limit, None).await?;
     // Re-encoded rather than sent as jsonb prints it: frames start with their `type`.
     let changes: Vec<(i64, sqlx::types::Json<ServerFrame>)> = sqlx::query_as(
@@ -199,7 +208,11 @@ pub async fn log_after(db: &PgPool, channel: ChannelId, after: i64, limit: i64) 
     let mut log: Vec<LogEntry> = messages
         .into_iter()
         .map(|m| LogEntry { seq: m.seq, frame: ServerFrame::MessageNew { payload: m }.to_json() })
-        .chain(changes.into_iter().map(|(seq, frame)| LogEntry { seq: ChannelSeq(seq), frame: frame.0.to_json() }))
+        .chain(
+            changes
+                .into_iter()
+                .map(|(seq, frame)| LogEntry { seq: ChannelSeq(seq), frame: frame.0.to_json() }),
+        )
         .collect();
     log.sort_by_key(|e| e.seq);
     log.truncate(limit.max(0) as usize);

@@ -191,7 +191,8 @@ impl ChatSocket {
         client_id: &str,
     ) -> Result<(), ClientError> {
         let payload = json!({"channel_id": channel, "message_id": message});
-        self.send_text(json!({"type": "message.delete", "id": client_id, "payload": payload}).to_string()).await
+        self.send_text(json!({"type": "message.delete", "id": client_id, "payload": payload}).to_string())
+            .await
     }
 
     /// Sends `reaction.add` (or `reaction.remove` when `add` is false) without waiting.
