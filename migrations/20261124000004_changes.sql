@@ -18,6 +18,22 @@ ALTER TABLE messages ALTER COLUMN ordinal SET NOT NULL;
 ALTER TABLE channels ADD COLUMN message_count bigint NOT NULL DEFAULT 0;
 UPDATE channels SET message_count = last_seq;
 
+-- A writer that does not know of ordinals (a worker of the previous release, during a rolling
+-- deploy) still stores its messages: each gets the channel's next one here. Workers of this
+-- release number their batch themselves. (Deploy workers before gateways: an old worker
+-- dead-letters the changes it cannot read.)
+CREATE FUNCTION messages_ordinal() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.ordinal IS NULL THEN
+        UPDATE channels SET message_count = message_count + 1 WHERE id = NEW.channel_id
+            RETURNING message_count INTO NEW.ordinal;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER messages_ordinal BEFORE INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION messages_ordinal();
+
 CREATE TABLE reactions (
     message_id bigint NOT NULL REFERENCES messages (message_id) ON DELETE CASCADE,
     emoji      text NOT NULL,

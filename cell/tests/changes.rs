@@ -272,8 +272,11 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     assert_eq!(status(dave.request(Method::GET, &m2_path).send().await.unwrap()), 404, "non-member");
     let missing = path(channel, "/messages/12345/reactions/👍");
     assert_eq!(status(alice.request(Method::POST, &missing).send().await.unwrap()), 404);
-    read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 11).await;
-    read_until(&mut bob_ws, &mut bob_view, &cell, |v, _| v.last_seq() == 11).await;
+    // Changes and sends keep their ids apart: a reaction with the id of alice's send is new.
+    alice_ws.react(channel, m2, "m2", "🔥", true).await.unwrap();
+    read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 12).await;
+    read_until(&mut bob_ws, &mut bob_view, &cell, |v, _| v.last_seq() == 12).await;
+    assert_eq!(bob_view.messages[&m2].reactions["🔥"], BTreeSet::from([alice.user_id]));
     let one = expect(
         alice.request(Method::GET, &path(channel, &format!("/messages/{m1}"))).send().await.unwrap(),
         200,
@@ -305,7 +308,7 @@ async fn edits_deletes_reactions_replies_and_mentions_reach_every_member_in_seq_
     assert_eq!(by_id[&m1.to_string()]["reactions"], json!([{"emoji": "👍", "count": 1, "me": false}]));
     let channels = expect(carol.request(Method::GET, "/channels").send().await.unwrap(), 200).await.unwrap();
     let listed = &channels["channels"][0];
-    assert_eq!((listed["last_seq"].as_i64(), listed["unread_count"].as_i64()), (Some(11), Some(4)));
+    assert_eq!((listed["last_seq"].as_i64(), listed["unread_count"].as_i64()), (Some(12), Some(4)));
 
     // Carol syncs from 0 and ends where the others are.
     let mut carol_ws = carol.resume(&cell.ws_url(1), &[(channel, 0)]).await.unwrap();

@@ -26,6 +26,18 @@ pub enum ChangeRefused {
     Forbidden(&'static str),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// The checks did not finish within [`CHECK_TIMEOUT`] (the database is slow or its pool
+    /// is exhausted): retryable, and the socket goes on.
+    #[error("the gateway is busy; send it again")]
+    Busy,
+}
+
+/// Longest a socket's read loop waits for the database to check a change or a reply.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs checks within [`CHECK_TIMEOUT`].
+pub async fn bounded<T>(checks: impl Future<Output = Result<T, ChangeRefused>>) -> Result<T, ChangeRefused> {
+    tokio::time::timeout(CHECK_TIMEOUT, checks).await.unwrap_or(Err(ChangeRefused::Busy))
 }
 
 impl ChangeRefused {
@@ -35,6 +47,7 @@ impl ChangeRefused {
             ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => ErrorCode::NotFound,
             ChangeRefused::Forbidden(_) => ErrorCode::Forbidden,
             ChangeRefused::Db(_) => ErrorCode::Internal,
+            ChangeRefused::Busy => ErrorCode::Unavailable,
         };
         let mut frame = ServerFrame::error(Some(id.0.clone()), code, self.to_string());
         if let (ChangeRefused::Deleted(_), ServerFrame::Error { payload, .. }) = (self, &mut frame) {
@@ -103,10 +116,23 @@ pub async fn mentions(
     Ok((users, everyone))
 }
 
-/// An edit's change, with the mentions of its new content.
-pub async fn edit(state: &AppState, channel: ChannelId, content: String) -> Result<Change, sqlx::Error> {
-    let (mentions, mentions_channel) = mentions(state, channel, &content).await?;
-    Ok(Change::Edit { content, mentions, mentions_channel })
+/// Checks `change` by `actor` (a member) within [`CHECK_TIMEOUT`], an edit's mentions
+/// resolved from its new content; the change to publish.
+pub async fn prepare(
+    state: &AppState,
+    actor: UserId,
+    channel: ChannelId,
+    message: MessageId,
+    mut change: Change,
+) -> Result<Change, ChangeRefused> {
+    bounded(async {
+        if let Change::Edit { content, mentions: named, mentions_channel } = &mut change {
+            (*named, *mentions_channel) = mentions(state, channel, content).await?;
+        }
+        check(state, actor, channel, message, &change).await?;
+        Ok(change)
+    })
+    .await
 }
 
 /// Queues the publish of a checked change, in call order; the future yields its PubAck.

@@ -8,7 +8,7 @@
 //! get a healthy client cut off by the live messages arriving meanwhile.
 
 use crate::auth::bearer_token;
-use crate::changes::{self, ChangeRefused};
+use crate::changes;
 use crate::error::AppError;
 use crate::metrics::{GatewayMetrics, SendOutcome};
 use crate::publish::PublishFailure;
@@ -22,10 +22,10 @@ use axum::http::request::Parts;
 use axum::response::Response;
 use futures::stream::{FuturesUnordered, SplitSink};
 use futures::{SinkExt, StreamExt};
-use shared::events::{Change, StreamMessage, new_traceparent, trace_id};
+use shared::events::{StreamMessage, new_traceparent, trace_id};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{
-    self, AckPayload, AckStatus, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
+    self, AckPayload, AckStatus, ChangeFrame, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
 };
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -688,12 +688,12 @@ async fn read_loop(
                                 break;
                             }
                         }
-                        let checked = async {
+                        let checked = changes::bounded(async {
                             if let Some(reply_to) = payload.reply_to {
                                 changes::check_reply(state, payload.channel_id, reply_to).await?;
                             }
-                            Ok::<_, ChangeRefused>(changes::mentions(state, payload.channel_id, &payload.content).await?)
-                        };
+                            Ok(changes::mentions(state, payload.channel_id, &payload.content).await?)
+                        });
                         match checked.await {
                             Ok(mentions) => {
                                 let answer = start_send(state, conn, sender, id, payload, mentions).await;
@@ -709,8 +709,10 @@ async fn read_loop(
                     | ClientFrame::MessageDelete { .. }
                     | ClientFrame::ReactionAdd { .. }
                     | ClientFrame::ReactionRemove { .. })) => {
-                        let Some((id, channel, message)) = frame.change_target() else { continue };
-                        let id = id.clone();
+                        let Some(ChangeFrame { id, channel_id: channel, message_id: message, change }) = frame.into_change()
+                        else {
+                            continue;
+                        };
                         if !conn.is_member(channel) {
                             let text = "you are not a member of that channel";
                             conn.deliver(error_frame(Some(id.0), ErrorCode::NotAMember, text));
@@ -724,18 +726,7 @@ async fn read_loop(
                                 break;
                             }
                         }
-                        let change = match frame {
-                            ClientFrame::MessageEdit { payload, .. } => changes::edit(state, channel, payload.content).await,
-                            ClientFrame::MessageDelete { .. } => Ok(Change::Delete),
-                            ClientFrame::ReactionAdd { payload, .. } => Ok(Change::ReactionAdd { emoji: payload.emoji }),
-                            ClientFrame::ReactionRemove { payload, .. } => Ok(Change::ReactionRemove { emoji: payload.emoji }),
-                            _ => continue,
-                        };
-                        let checked = match change {
-                            Ok(change) => changes::check(state, conn.user, channel, message, &change).await.map(|()| change),
-                            Err(error) => Err(error.into()),
-                        };
-                        match checked {
+                        match changes::prepare(state, conn.user, channel, message, change).await {
                             Ok(change) => {
                                 let published = changes::publish(state, conn.user, id.clone(), channel, message, change).await;
                                 pending.push(Box::pin(change_answer(published, id, channel, message)));

@@ -68,7 +68,7 @@ pub async fn apply_change(
     if channel.is_none() {
         return Ok(Err(Ignored::NotFound));
     }
-    let logged: Option<(Option<i64>, Option<serde_json::Value>)> = sqlx::query_as(
+    let logged: Option<(Option<i64>, Option<sqlx::types::Json<ServerFrame>>)> = sqlx::query_as(
         "SELECT seq, frame FROM channel_events WHERE channel_id = $1 AND actor_id = $2 AND client_msg_id = $3",
     )
     .bind(change.channel_id)
@@ -82,7 +82,8 @@ pub async fn apply_change(
             (Some(seq), Some(frame)) => Ok(AppliedChange {
                 channel_id: change.channel_id,
                 seq: ChannelSeq(seq),
-                frame: frame.to_string(),
+                // Re-encoded: frames start with their `type`, which jsonb does not keep.
+                frame: frame.0.to_json(),
                 fresh: false,
             }),
             _ => Err(Ignored::NoOp),
@@ -90,6 +91,7 @@ pub async fn apply_change(
     }
     let now = Utc::now().trunc_subsecs(6);
     let outcome = apply(&mut tx, change, now).await?;
+    let mut logged_frame = None;
     let applied = match outcome {
         Ok(effect) => {
             let (seq,): (i64,) = sqlx::query_as(
@@ -99,21 +101,18 @@ pub async fn apply_change(
             .fetch_one(&mut *tx)
             .await?;
             let frame = effect.frame(change, ChannelSeq(seq), now);
+            let json = frame.to_json();
+            logged_frame = Some(sqlx::types::Json(frame));
             Ok(AppliedChange {
                 channel_id: change.channel_id,
                 seq: ChannelSeq(seq),
-                frame: frame.to_json(),
+                frame: json,
                 fresh: true,
             })
         }
         Err(ignored) => Err(ignored),
     };
-    let (seq, frame) = match &applied {
-        Ok(a) => {
-            (Some(a.seq.0), Some(serde_json::from_str::<serde_json::Value>(&a.frame).unwrap_or_default()))
-        }
-        Err(_) => (None, None),
-    };
+    let seq = applied.as_ref().ok().map(|a| a.seq.0);
     sqlx::query(
         "INSERT INTO channel_events (channel_id, seq, kind, message_id, actor_id, client_msg_id, frame)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -124,7 +123,7 @@ pub async fn apply_change(
     .bind(change.message_id)
     .bind(change.actor)
     .bind(&change.client_msg_id)
-    .bind(frame)
+    .bind(logged_frame)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

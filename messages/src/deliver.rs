@@ -13,8 +13,9 @@ use shared::subjects::Subjects;
 use std::collections::HashMap;
 
 /// Publishes the delivery of every persisted message of a batch and flushes once. A message
-/// an earlier delivery stored is announced again with its stored id and `seq`: gateways drop
-/// what they have already forwarded, and one that missed it gets it now.
+/// an earlier delivery stored is announced again as it is stored now (its id and `seq`, and
+/// edited or deleted if it was since): gateways drop what they have already forwarded, and
+/// one that missed it gets it now, in the state `sync` would give.
 pub async fn announce(
     nats: &async_nats::Client,
     subjects: &Subjects,
@@ -37,10 +38,10 @@ pub async fn announce(
             content_type: message.content_type,
             reply_to: row.reply_to,
             created_at: row.created_at,
-            mentions: message.mentions.clone(),
-            mentions_channel: message.mentions_channel,
-            edited_at: None,
-            deleted: false,
+            mentions: row.mentions.iter().copied().map(shared::ids::UserId).collect(),
+            mentions_channel: row.mentions_channel,
+            edited_at: row.edited_at,
+            deleted: row.deleted,
             reactions: Vec::new(),
         };
         let mut headers = async_nats::HeaderMap::new();

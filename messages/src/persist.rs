@@ -44,6 +44,11 @@ pub struct PersistedMessage {
     pub content: String,
     pub reply_to: Option<MessageId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub mentions: Vec<uuid::Uuid>,
+    pub mentions_channel: bool,
+    /// As stored now: a message announced again may have been edited or deleted since.
+    pub edited_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub deleted: bool,
     /// False when an earlier delivery of the same message already stored it.
     pub fresh: bool,
 }
@@ -81,7 +86,7 @@ SELECT n.message_id, n.channel_id, b.base + n.rn, b.ordinal_base + n.rn, n.sende
 FROM numbered n JOIN bumped b ON b.id = n.channel_id
 ORDER BY n.channel_id, n.rn
 RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_to, created_at,
-          true AS fresh
+          mentions, mentions_channel, edited_at, deleted_at IS NOT NULL AS deleted, true AS fresh
 "#;
 
 /// Moves each sender's read position to their last message stored (never backwards).
@@ -94,7 +99,8 @@ WHERE m.channel_id = r.channel_id AND m.user_id = r.user_id AND m.last_read_seq 
 /// The stored rows of messages that an earlier delivery already persisted.
 const SELECT_STORED: &str = r#"
 SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.reply_to,
-       m.created_at, false AS fresh
+       m.created_at, m.mentions, m.mentions_channel, m.edited_at, m.deleted_at IS NOT NULL AS deleted,
+       false AS fresh
 FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(channel_id, sender_id, client_msg_id)
 JOIN messages m USING (channel_id, sender_id, client_msg_id)
 "#;

@@ -84,8 +84,10 @@ pub struct StreamChange {
 }
 
 impl StreamChange {
+    /// The JetStream de-duplication key: apart from sends' (`chg:` first), so a change that
+    /// reuses a send's `id`, or the other way round, is neither dropped nor acked as the other.
     pub fn dedup_key(&self) -> String {
-        dedup_key(self.actor, self.channel_id, &self.client_msg_id)
+        format!("chg:{}", dedup_key(self.actor, self.channel_id, &self.client_msg_id))
     }
 }
 

@@ -69,18 +69,37 @@ pub enum ClientFrame {
     },
 }
 
+/// A change frame taken apart: its `id`, the channel and message it names, and the change
+/// (an edit's mentions not resolved yet).
+pub struct ChangeFrame {
+    pub id: ClientMsgId,
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub change: crate::events::Change,
+}
+
 impl ClientFrame {
-    /// The channel and message a change frame names, with its `id`: the frames that go
-    /// through the stream like a send but change a message that is there.
-    pub fn change_target(&self) -> Option<(&ClientMsgId, ChannelId, MessageId)> {
-        match self {
-            ClientFrame::MessageEdit { id, payload } => Some((id, payload.channel_id, payload.message_id)),
-            ClientFrame::MessageDelete { id, payload } => Some((id, payload.channel_id, payload.message_id)),
-            ClientFrame::ReactionAdd { id, payload } | ClientFrame::ReactionRemove { id, payload } => {
-                Some((id, payload.channel_id, payload.message_id))
+    /// The frames that go through the stream like a send but change a message that is there.
+    pub fn into_change(self) -> Option<ChangeFrame> {
+        use crate::events::Change;
+        let (id, channel_id, message_id, change) = match self {
+            ClientFrame::MessageEdit { id, payload } => {
+                let change =
+                    Change::Edit { content: payload.content, mentions: Vec::new(), mentions_channel: false };
+                (id, payload.channel_id, payload.message_id, change)
             }
-            _ => None,
-        }
+            ClientFrame::MessageDelete { id, payload } => {
+                (id, payload.channel_id, payload.message_id, Change::Delete)
+            }
+            ClientFrame::ReactionAdd { id, payload } => {
+                (id, payload.channel_id, payload.message_id, Change::ReactionAdd { emoji: payload.emoji })
+            }
+            ClientFrame::ReactionRemove { id, payload } => {
+                (id, payload.channel_id, payload.message_id, Change::ReactionRemove { emoji: payload.emoji })
+            }
+            _ => return None,
+        };
+        Some(ChangeFrame { id, channel_id, message_id, change })
     }
 }
 

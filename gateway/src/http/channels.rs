@@ -281,8 +281,13 @@ pub async fn join(
     if row.kind.0 != ChannelKind::Public {
         return Err(AppError::Forbidden("only public channels can be joined"));
     }
-    add(&state, user, channel, user, Role::Member).await?;
-    Ok((StatusCode::CREATED, Json(access(&state, channel, user).await?.0)))
+    let status = match add(&state, user, channel, user, Role::Member).await {
+        Ok(()) => StatusCode::CREATED,
+        // A join of the same user that won the race.
+        Err(AppError::Conflict { code: "already_member", .. }) => StatusCode::OK,
+        Err(error) => return Err(error),
+    };
+    Ok((status, Json(access(&state, channel, user).await?.0)))
 }
 
 /// `POST /channels/{id}/leave`: the caller leaves (owners delete the channel instead).

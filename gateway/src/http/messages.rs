@@ -8,6 +8,7 @@ use crate::auth::AuthUser;
 use crate::changes::{self, ChangeRefused};
 use crate::error::{ApiJson, ApiPath, ApiResult, AppError};
 use crate::http::channels::member_role;
+use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;
 use axum::Json;
@@ -45,7 +46,7 @@ pub async fn edit(
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     validate_content(&request.content).map_err(|e| AppError::invalid("invalid_content", e.to_string()))?;
     member_role(&state, channel, user).await?;
-    let change = changes::edit(&state, channel, request.content).await?;
+    let change = Change::Edit { content: request.content, mentions: Vec::new(), mentions_channel: false };
     submit(&state, &headers, user, channel, message, change).await
 }
 
@@ -84,7 +85,8 @@ pub async fn unreact(
     submit(&state, &headers, user, channel, message, Change::ReactionRemove { emoji }).await
 }
 
-/// Checks the change, publishes it and waits for the stream's ack.
+/// Counts the change against the send limits, checks it, publishes it and waits for the
+/// stream's ack.
 async fn submit(
     state: &AppState,
     headers: &HeaderMap,
@@ -94,7 +96,10 @@ async fn submit(
     change: Change,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     let id = idempotency_key(headers)?;
-    changes::check(state, user, channel, message, &change).await?;
+    if let Verdict::Limited { limit, retry_after_ms } = state.limiter.send(user, channel).await {
+        return Err(AppError::RateLimited { limit, retry_after_ms });
+    }
+    let change = changes::prepare(state, user, channel, message, change).await?;
     let published = changes::publish(state, user, id, channel, message, change).await;
     published.await.map_err(|_| AppError::Unavailable)?;
     let ack = AckPayload { status: AckStatus::Stored, message_id: message, channel_id: channel };
@@ -120,6 +125,7 @@ impl From<ChangeRefused> for AppError {
             ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => AppError::NotFound("message"),
             ChangeRefused::Forbidden(why) => AppError::Forbidden(why),
             ChangeRefused::Db(error) => error.into(),
+            ChangeRefused::Busy => AppError::Unavailable,
         }
     }
 }

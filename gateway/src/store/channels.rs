@@ -145,10 +145,7 @@ pub async fn list_public(
     limit: i64,
 ) -> Result<Vec<ChannelRow>, sqlx::Error> {
     // LIKE's wildcards in the query are literal.
-    let pattern = q.map(|q| {
-        let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        format!("%{escaped}%")
-    });
+    let pattern = q.map(|q| format!("%{}%", super::like_literal(q)));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}, m.role
          FROM channels c LEFT JOIN channel_members m ON m.channel_id = c.id AND m.user_id = $1

@@ -69,6 +69,20 @@ pub async fn history(
     limit: i64,
     viewer: Option<UserId>,
 ) -> Result<Vec<MessageView>, sqlx::Error> {
+    let mut messages = page_of(db, channel, page, limit).await?;
+    if let Some(viewer) = viewer {
+        add_reactions(db, &mut messages, viewer).await?;
+    }
+    Ok(messages)
+}
+
+/// Up to `limit` messages of the page, without reactions.
+async fn page_of<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    channel: ChannelId,
+    page: Page,
+    limit: i64,
+) -> Result<Vec<MessageView>, sqlx::Error> {
     let (condition, order, bound) = match page {
         Page::After(seq) => ("m.seq > $2", "ASC", seq),
         Page::Before(seq) => ("m.seq < $2", "DESC", seq),
@@ -84,11 +98,7 @@ pub async fn history(
     .bind(limit)
     .fetch_all(db)
     .await?;
-    let mut messages: Vec<MessageView> = rows.into_iter().map(MessageView::from).collect();
-    if let Some(viewer) = viewer {
-        add_reactions(db, &mut messages, viewer).await?;
-    }
-    Ok(messages)
+    Ok(rows.into_iter().map(MessageView::from).collect())
 }
 
 /// One message of a channel, as it is now, with its reactions as `viewer` sees them.
@@ -194,7 +204,11 @@ pub async fn log_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<LogEntry>, sqlx::Error> {
-    let messages = history(db, channel, Page::After(after), limit, None).await?;
+    // One snapshot for both reads: a message committed between them, below a change read
+    // in the second, would otherwise be missing from the log while the change is in it.
+    let mut tx = db.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let messages = page_of(&mut *tx, channel, Page::After(after), limit).await?;
     // Re-encoded rather than sent as jsonb prints it: frames start with their `type`.
     let changes: Vec<(i64, sqlx::types::Json<ServerFrame>)> = sqlx::query_as(
         "SELECT seq, frame FROM channel_events
@@ -203,8 +217,9 @@ pub async fn log_after(
     .bind(channel)
     .bind(after)
     .bind(limit)
-    .fetch_all(db)
+    .fetch_all(&mut *tx)
     .await?;
+    tx.commit().await?;
     let mut log: Vec<LogEntry> = messages
         .into_iter()
         .map(|m| LogEntry { seq: m.seq, frame: ServerFrame::MessageNew { payload: m }.to_json() })

@@ -5,3 +5,8 @@ pub mod channels;
 pub mod messages;
 pub mod tokens;
 pub mod users;
+
+/// `text` lowercased, with `LIKE`'s wildcards (`%`, `_`) and its escape (backslash) made literal.
+pub fn like_literal(text: &str) -> String {
+    text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}

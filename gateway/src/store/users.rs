@@ -155,8 +155,7 @@ pub async fn search(
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<UserRow>, sqlx::Error> {
-    let pattern =
-        format!("{}%", prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let pattern = format!("{}%", super::like_literal(prefix));
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users
          WHERE lower(username) LIKE $1 AND deleted_at IS NULL AND ($2::text IS NULL OR lower(username) > lower($2))
