@@ -45,7 +45,6 @@ pub async fn edit(
     ApiJson(request): ApiJson<EditRequest>,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     validate_content(&request.content).map_err(|e| AppError::invalid("invalid_content", e.to_string()))?;
-    member_role(&state, channel, user).await?;
     let change = Change::Edit { content: request.content, mentions: Vec::new(), mentions_channel: false };
     submit(&state, &headers, user, channel, message, change).await
 }
@@ -57,7 +56,6 @@ pub async fn delete(
     ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
-    member_role(&state, channel, user).await?;
     submit(&state, &headers, user, channel, message, Change::Delete).await
 }
 
@@ -68,9 +66,7 @@ pub async fn react(
     ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
-    validate_emoji(&emoji).map_err(|e| AppError::invalid("invalid_emoji", e))?;
-    member_role(&state, channel, user).await?;
-    submit(&state, &headers, user, channel, message, Change::ReactionAdd { emoji }).await
+    submit(&state, &headers, user, channel, message, reaction(emoji, true)?).await
 }
 
 /// `DELETE …/reactions/{emoji}`: removes the caller's reaction.
@@ -80,13 +76,17 @@ pub async fn unreact(
     ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
-    validate_emoji(&emoji).map_err(|e| AppError::invalid("invalid_emoji", e))?;
-    member_role(&state, channel, user).await?;
-    submit(&state, &headers, user, channel, message, Change::ReactionRemove { emoji }).await
+    submit(&state, &headers, user, channel, message, reaction(emoji, false)?).await
 }
 
-/// Counts the change against the send limits, checks it, publishes it and waits for the
-/// stream's ack.
+/// A reaction's change, its emoji checked.
+fn reaction(emoji: String, add: bool) -> ApiResult<Change> {
+    validate_emoji(&emoji).map_err(|e| AppError::invalid("invalid_emoji", e))?;
+    Ok(if add { Change::ReactionAdd { emoji } } else { Change::ReactionRemove { emoji } })
+}
+
+/// Checks membership, counts the change against the send limits, checks it, publishes it and
+/// waits for the stream's ack.
 async fn submit(
     state: &AppState,
     headers: &HeaderMap,
@@ -96,6 +96,7 @@ async fn submit(
     change: Change,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     let id = idempotency_key(headers)?;
+    member_role(state, channel, user).await?;
     if let Verdict::Limited { limit, retry_after_ms } = state.limiter.send(user, channel).await {
         return Err(AppError::RateLimited { limit, retry_after_ms });
     }
