@@ -41,6 +41,7 @@ async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() {
         created_at: chrono::Utc::now(),
         mentions: Vec::new(),
         mentions_channel: false,
+        attachments: Vec::new(),
     };
     let poison = serde_json::to_vec(&message("poison", "nul \u{0} inside")).unwrap();
     let good = serde_json::to_vec(&message("direct-good", "fine")).unwrap();

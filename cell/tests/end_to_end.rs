@@ -157,6 +157,7 @@ async fn a_resent_client_id_is_stored_once_even_past_jetstream_dedup() {
         created_at: stored.created_at,
         mentions: Vec::new(),
         mentions_channel: false,
+        attachments: Vec::new(),
     };
     let subject = shared::subjects::Subjects::new("chat").publish(channel, cell.options.partitions);
     js.publish(subject, serde_json::to_vec(&replay).unwrap().into()).await.unwrap().await.unwrap();

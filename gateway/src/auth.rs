@@ -231,6 +231,20 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// `Option<AuthUser>`: none without an `Authorization` header; an invalid token is still 401.
+impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, AppError> {
+        match parts.extensions.get::<AuthUser>().is_some() || bearer_token(parts).is_some() {
+            true => {
+                <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
+            }
+            false => Ok(None),
+        }
+    }
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     bearer_token_of(&parts.headers)

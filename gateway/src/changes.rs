@@ -3,15 +3,16 @@
 //! sender edits it; its sender or a channel owner or admin deletes it), then published into
 //! the stream on the channel's partition like a send. The ack means the change is in the
 //! replicated stream; the worker applies it in stream order, checks it again and gives it the
-//! channel's next `seq`. Also here: what a send's content mentions, and its `reply_to` check.
+//! channel's next `seq`. Also here: what a send's content mentions, its `reply_to` check and
+//! its attachments.
 
 use crate::publish::PublishFailure;
 use crate::state::AppState;
 use crate::store;
 use async_nats::jetstream::publish::PublishAck;
 use shared::events::{Change, StreamChange, new_traceparent, trace_id};
-use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
-use shared::protocol::{ErrorCode, ServerFrame, parse_mentions};
+use shared::ids::{ChannelId, ClientMsgId, MessageId, UploadId, UserId};
+use shared::protocol::{AttachmentView, ErrorCode, ServerFrame, parse_mentions};
 
 /// Why a change (or a reply) is refused before publishing.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +25,9 @@ pub enum ChangeRefused {
     Deleted(MessageId),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// An attachment that is not an upload of the sender's (or was deleted).
+    #[error("no upload {0} of yours")]
+    NoSuchUpload(UploadId),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     /// The checks did not finish within [`CHECK_TIMEOUT`] (the database is slow or its pool
@@ -44,13 +48,19 @@ impl ChangeRefused {
     /// The `error` frame answering frame `id`.
     pub fn frame(&self, id: &ClientMsgId) -> ServerFrame {
         let code = match self {
-            ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => ErrorCode::NotFound,
+            ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) | ChangeRefused::NoSuchUpload(_) => {
+                ErrorCode::NotFound
+            }
             ChangeRefused::Forbidden(_) => ErrorCode::Forbidden,
             ChangeRefused::Db(_) => ErrorCode::Internal,
             ChangeRefused::Busy => ErrorCode::Unavailable,
         };
         let mut frame = ServerFrame::error(Some(id.0.clone()), code, self.to_string());
-        if let (ChangeRefused::Deleted(_), ServerFrame::Error { payload, .. }) = (self, &mut frame) {
+        if let (
+            ChangeRefused::Deleted(_) | ChangeRefused::NoSuchUpload(_),
+            ServerFrame::Error { payload, .. },
+        ) = (self, &mut frame)
+        {
             payload.retryable = false;
         }
         frame
@@ -99,6 +109,24 @@ pub async fn check_reply(
         Some(_) => Ok(()),
         None => Err(ChangeRefused::NotFound(reply_to)),
     }
+}
+
+/// The uploads `ids` as a message of `sender`'s carries them, in the order given: each must be
+/// the sender's and not deleted. One query, only when there are any.
+pub async fn attachments(
+    state: &AppState,
+    sender: UserId,
+    ids: &[UploadId],
+) -> Result<Vec<AttachmentView>, ChangeRefused> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let found = store::uploads::owned(&state.db, sender, ids).await?;
+    ids.iter()
+        .map(|id| {
+            found.iter().find(|u| u.id == *id).map(|u| u.view()).ok_or(ChangeRefused::NoSuchUpload(*id))
+        })
+        .collect()
 }
 
 /// The members `content` mentions with `@username`, and whether it says `@channel`. One query,

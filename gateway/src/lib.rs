@@ -18,6 +18,7 @@ mod state;
 mod store;
 mod sync;
 mod typing;
+mod uploads;
 mod ws;
 
 use axum::Router;
@@ -57,6 +58,8 @@ pub enum GatewayError {
     Sessions(#[from] sqlx::Error),
     #[error("subscribing: {0}")]
     Subscribe(#[from] async_nats::SubscribeError),
+    #[error(transparent)]
+    Uploads(#[from] uploads::UploadStoreError),
 }
 
 /// Serves on `listener` until `shutdown`, then drains: stops accepting, answers in-flight
@@ -127,6 +130,7 @@ pub async fn run(
         snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
         tokens: auth::TokenKeys::new(&config.gateway)?,
         config: config.gateway.clone(),
+        uploads: uploads::Uploads::open(&config.uploads)?,
         partitions: config.nats.partitions,
         db,
         redis,
@@ -187,13 +191,19 @@ async fn count_requests(
 }
 
 /// Answers 408 `request_timeout` to a request (its body included) not answered within
-/// `gateway.request_timeout`. A WebSocket upgrade is answered at once; its socket lives on.
+/// `gateway.request_timeout` (`uploads.request_timeout` for an upload). A WebSocket upgrade
+/// is answered at once; its socket lives on.
 async fn deadline(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match tokio::time::timeout(state.config.request_timeout, next.run(request)).await {
+    let limit =
+        match request.method() == axum::http::Method::POST && request.uri().path() == http::UPLOAD_PATH {
+            true => state.uploads.config.request_timeout,
+            false => state.config.request_timeout,
+        };
+    match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => axum::response::IntoResponse::into_response(error::AppError::RequestTimeout),
     }
@@ -246,7 +256,7 @@ fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
 
 fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config.allowed_origins);
-    let app = http::router(state.limiter.config(), state.metrics.clone())
+    let app = http::router(state.limiter.config(), &state.uploads.config, state.metrics.clone())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_rest))
         .route("/ws", axum::routing::get(ws::upgrade))
         .fallback(|| async { error::AppError::NotFound("route") })

@@ -23,6 +23,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: GatewayConfig,
+    pub uploads: crate::uploads::Uploads,
     pub db: sqlx::PgPool,
     pub redis: deadpool_redis::Pool,
     pub nats: async_nats::Client,

@@ -25,7 +25,8 @@ use futures::{SinkExt, StreamExt};
 use shared::events::{StreamMessage, new_traceparent, trace_id};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{
-    self, AckPayload, AckStatus, ChangeFrame, ClientFrame, ErrorCode, SendPayload, SenderView, ServerFrame,
+    self, AckPayload, AckStatus, AttachmentView, ChangeFrame, ClientFrame, ContentType, ErrorCode,
+    SendPayload, SenderView, ServerFrame,
 };
 use std::collections::HashMap;
 use std::collections::HashSet;
@@ -692,11 +693,13 @@ async fn read_loop(
                             if let Some(reply_to) = payload.reply_to {
                                 changes::check_reply(state, payload.channel_id, reply_to).await?;
                             }
-                            Ok(changes::mentions(state, payload.channel_id, &payload.content).await?)
+                            let attachments = changes::attachments(state, conn.user, &payload.attachments).await?;
+                            let mentions = changes::mentions(state, payload.channel_id, &payload.content).await?;
+                            Ok(SendChecked { mentions, attachments })
                         });
                         match checked.await {
-                            Ok(mentions) => {
-                                let answer = start_send(state, conn, sender, id, payload, mentions).await;
+                            Ok(checked) => {
+                                let answer = start_send(state, conn, sender, id, payload, checked).await;
                                 pending.push(Box::pin(answer));
                             }
                             Err(refused) => {
@@ -792,6 +795,13 @@ async fn read_loop(
     code
 }
 
+/// What the checks of a send found: the members its content mentions (and whether it says
+/// `@channel`), and its attachments described.
+struct SendChecked {
+    mentions: (Vec<UserId>, bool),
+    attachments: Vec<AttachmentView>,
+}
+
 /// Queues the publish of a send (its sender a member, within limits), in the socket's frame
 /// order; the returned future yields the `message.ack` or `error` frame.
 async fn start_send(
@@ -800,7 +810,7 @@ async fn start_send(
     sender: &SenderView,
     id: shared::ids::ClientMsgId,
     payload: SendPayload,
-    (mentions, mentions_channel): (Vec<UserId>, bool),
+    SendChecked { mentions: (mentions, mentions_channel), attachments }: SendChecked,
 ) -> impl Future<Output = Utf8Bytes> + use<> {
     let received = std::time::Instant::now();
     let message = StreamMessage {
@@ -809,12 +819,13 @@ async fn start_send(
         sender: sender.clone(),
         client_msg_id: id,
         content: payload.content,
-        content_type: payload.content_type,
+        content_type: ContentType::of(&attachments),
         reply_to: payload.reply_to,
         // Postgres keeps microseconds: live and stored copies must be equal.
         created_at: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
         mentions,
         mentions_channel,
+        attachments,
     };
     let subject = state.subjects.publish(message.channel_id, state.partitions);
     let dedup_key = message.dedup_key();

@@ -228,7 +228,8 @@ async fn apply(
                 return Ok(Err(Ignored::NotAllowed));
             }
             sqlx::query(
-                "UPDATE messages SET content = '', mentions = '{}', mentions_channel = false, deleted_at = $2
+                "UPDATE messages SET content = '', mentions = '{}', mentions_channel = false,
+                     attachments = NULL, deleted_at = $2
                  WHERE message_id = $1",
             )
             .bind(change.message_id)

@@ -43,6 +43,10 @@ pub async fn announce(
             edited_at: row.edited_at,
             deleted: row.deleted,
             reactions: Vec::new(),
+            attachments: match row.deleted {
+                true => Vec::new(),
+                false => message.attachments.clone(),
+            },
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());

@@ -58,9 +58,10 @@ const LOCK_CHANNELS: &str = "SELECT id FROM channels WHERE id = ANY($1) ORDER BY
 const INSERT_FRESH: &str = r#"
 WITH input AS (
     SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::bigint[], $8::timestamptz[], $9::text[], $10::bool[])
+                         $7::bigint[], $8::timestamptz[], $9::text[], $10::bool[], $11::text[])
         WITH ORDINALITY AS t(message_id, channel_id, sender_id, client_msg_id, content,
-                             content_type, reply_to, created_at, mentions, mentions_channel, ord)
+                             content_type, reply_to, created_at, mentions, mentions_channel,
+                             attachments, ord)
 ), fresh AS (
     SELECT DISTINCT ON (i.channel_id, i.sender_id, i.client_msg_id) i.*
     FROM input i JOIN channels c ON c.id = i.channel_id
@@ -79,10 +80,11 @@ WITH input AS (
     RETURNING c.id, c.last_seq - counts.n AS base, c.message_count - counts.n AS ordinal_base
 )
 INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content,
-                      content_type, reply_to, created_at, mentions, mentions_channel)
+                      content_type, reply_to, created_at, mentions, mentions_channel, attachments)
 SELECT n.message_id, n.channel_id, b.base + n.rn, b.ordinal_base + n.rn, n.sender_id,
        n.client_msg_id, n.content, n.content_type, n.reply_to, n.created_at,
-       coalesce(string_to_array(nullif(n.mentions, ''), ',')::uuid[], '{}'), n.mentions_channel
+       coalesce(string_to_array(nullif(n.mentions, ''), ',')::uuid[], '{}'), n.mentions_channel,
+       nullif(n.attachments, '')::jsonb
 FROM numbered n JOIN bumped b ON b.id = n.channel_id
 ORDER BY n.channel_id, n.rn
 RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_to, created_at,
@@ -126,6 +128,7 @@ pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<Pers
         .bind(&columns.created_at)
         .bind(&columns.mentions)
         .bind(&columns.mentions_channel)
+        .bind(&columns.attachments)
         .fetch_all(&mut *tx)
         .await?;
     mark_own_read(&mut tx, &rows).await?;
@@ -178,6 +181,8 @@ struct Columns<'a> {
     /// Comma-separated user ids (arrays of arrays must be rectangular in Postgres).
     mentions: Vec<String>,
     mentions_channel: Vec<bool>,
+    /// JSON arrays, empty without attachments.
+    attachments: Vec<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -196,6 +201,13 @@ impl<'a> Columns<'a> {
                 .map(|m| m.mentions.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
                 .collect(),
             mentions_channel: messages.iter().map(|m| m.mentions_channel).collect(),
+            attachments: messages
+                .iter()
+                .map(|m| match m.attachments.is_empty() {
+                    true => String::new(),
+                    false => serde_json::to_string(&m.attachments).unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }

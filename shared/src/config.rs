@@ -23,6 +23,7 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub worker: WorkerConfig,
     pub limits: LimitsConfig,
+    pub uploads: UploadsConfig,
     pub log: LogConfig,
 }
 
@@ -202,6 +203,44 @@ pub struct WorkerConfig {
     pub pin_timeout: Duration,
     #[serde(with = "secs")]
     pub shutdown_grace: Duration,
+}
+
+/// Files users upload (`POST /api/v1/upload`), kept in an object store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct UploadsConfig {
+    /// Where the files go: a local directory (every gateway of a cell must see the same one),
+    /// or `s3://bucket/prefix` for any S3-compatible store, its credentials, region and
+    /// endpoint taken from the usual `AWS_*` environment variables (`AWS_ENDPOINT` for MinIO
+    /// and the like).
+    pub store: String,
+    /// Largest file accepted, in bytes; above it: 413.
+    pub max_bytes: u64,
+    /// Uploads one gateway receives at once, at most (each buffers up to 5 MiB); the next
+    /// gets 503.
+    pub max_in_progress: usize,
+    /// An upload request (its whole body) must be done within this long: 408 otherwise.
+    #[serde(with = "secs")]
+    pub request_timeout: Duration,
+    /// How long a signed link (`GET /api/v1/upload/{id}/link`) works.
+    #[serde(with = "secs")]
+    pub link_ttl: Duration,
+    /// The key signed links are signed with; the same on every gateway. Unset: a built-in
+    /// development key (never in production: anyone could forge links).
+    pub link_key: Option<SecretString>,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            store: "data/uploads".into(),
+            max_bytes: 25 * 1024 * 1024,
+            max_in_progress: 64,
+            request_timeout: Duration::from_secs(300),
+            link_ttl: Duration::from_secs(300),
+            link_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,7 @@
 //! to route deliveries, and revoked sessions whose sockets they close.
 
 use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
-use crate::protocol::{ContentType, SenderView};
+use crate::protocol::{AttachmentView, ContentType, SenderView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +67,9 @@ pub struct StreamMessage {
     pub mentions: Vec<UserId>,
     #[serde(default)]
     pub mentions_channel: bool,
+    /// The sender's uploads, checked and described by the gateway.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
 }
 
 /// A change to a stored message (edit, delete, reaction), as a gateway publishes it into the

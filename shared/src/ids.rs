@@ -42,6 +42,10 @@ uuid_id!(
     /// A channel: a dm, a group or a public channel.
     ChannelId
 );
+uuid_id!(
+    /// An uploaded file, attachable to its owner's messages.
+    UploadId
+);
 
 /// A message's Snowflake id. Serialised as a decimal string, because JavaScript numbers lose
 /// precision above 2^53.

@@ -2,7 +2,7 @@
 //! object that both `message.new` and the history API return. Frames are JSON text
 //! `{type, id?, payload}`; see `docs/protocol.md`.
 
-use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
+use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UploadId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -208,20 +208,75 @@ pub struct SendPayload {
     pub content_type: ContentType,
     #[serde(default)]
     pub reply_to: Option<MessageId>,
+    /// Uploads of the sender's (`POST /api/v1/upload`), at most [`MAX_ATTACHMENTS`]. With
+    /// attachments the content may be empty (a caption is optional).
+    #[serde(default)]
+    pub attachments: Vec<UploadId>,
 }
 
+/// Most uploads one message carries.
+pub const MAX_ATTACHMENTS: usize = 10;
+
+/// What a message carries. The server decides it from the attachments: `image` when every
+/// one is an image, `file` otherwise, `text` without any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContentType {
     #[default]
     Text,
+    Image,
+    File,
 }
 
 impl ContentType {
     pub fn as_str(self) -> &'static str {
         match self {
             ContentType::Text => "text",
+            ContentType::Image => "image",
+            ContentType::File => "file",
         }
+    }
+
+    /// The stored name back; anything unknown reads as text.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "image" => ContentType::Image,
+            "file" => ContentType::File,
+            _ => ContentType::Text,
+        }
+    }
+
+    /// The content type of a message with these attachments.
+    pub fn of(attachments: &[AttachmentView]) -> Self {
+        match attachments {
+            [] => ContentType::Text,
+            _ if attachments.iter().all(|a| a.width.is_some()) => ContentType::Image,
+            _ => ContentType::File,
+        }
+    }
+}
+
+/// An upload as messages show it. `url` needs the reader's bearer token (or use
+/// `GET {url}/link` for a short-lived signed url an `<img>` can load).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentView {
+    pub id: UploadId,
+    pub url: String,
+    /// Sniffed from the content (e.g. `image/png`; `application/octet-stream` when unknown).
+    pub content_type: String,
+    pub size: i64,
+    /// Set for images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+    pub filename: String,
+}
+
+impl AttachmentView {
+    /// Where an upload is read.
+    pub fn url_of(id: UploadId) -> String {
+        format!("/api/v1/upload/{id}")
     }
 }
 
@@ -311,7 +366,7 @@ impl ClientFrame {
                 let id = client_msg_id(raw.id, "message.send")?;
                 let payload: SendPayload =
                     serde_json::from_str(payload).map_err(|e| FrameError::InvalidPayload(e.to_string()))?;
-                validate_content(&payload.content)?;
+                validate_send(&payload)?;
                 Ok(ClientFrame::MessageSend { id, payload })
             }
             "message.edit" => {
@@ -399,12 +454,38 @@ fn client_msg_id(id: Option<String>, kind: &str) -> Result<ClientMsgId, FrameErr
     Ok(id)
 }
 
+/// Checks a send: its content, empty only with attachments, and the attachments' number.
+fn validate_send(payload: &SendPayload) -> Result<(), FrameError> {
+    let attachments = &payload.attachments;
+    if attachments.len() > MAX_ATTACHMENTS {
+        return Err(FrameError::InvalidPayload(format!("at most {MAX_ATTACHMENTS} attachments")));
+    }
+    if attachments.iter().enumerate().any(|(i, a)| attachments[..i].contains(a)) {
+        return Err(FrameError::InvalidPayload("an upload is attached twice".into()));
+    }
+    if attachments.is_empty() && payload.content_type != ContentType::Text {
+        return Err(FrameError::InvalidPayload(format!(
+            "content_type {} needs attachments",
+            payload.content_type.as_str()
+        )));
+    }
+    match attachments.is_empty() {
+        true => validate_content(&payload.content),
+        false => validate_content_chars(&payload.content),
+    }
+}
+
 /// Checks a message's content (of a send or an edit).
 pub fn validate_content(content: &str) -> Result<(), FrameError> {
-    let chars = content.chars().count();
     if content.trim().is_empty() {
         return Err(FrameError::InvalidPayload("content is empty".into()));
     }
+    validate_content_chars(content)
+}
+
+/// Checks the length and characters of content that may be empty.
+fn validate_content_chars(content: &str) -> Result<(), FrameError> {
+    let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
         return Err(FrameError::InvalidPayload(format!(
             "content has {chars} characters, more than {MAX_CONTENT_CHARS}"
@@ -482,6 +563,9 @@ pub struct MessageView {
     /// a socket follows them with `reaction.updated`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<ReactionCount>,
+    /// Uploads the message carries (none once it is deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

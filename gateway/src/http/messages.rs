@@ -124,6 +124,7 @@ impl From<ChangeRefused> for AppError {
     fn from(refused: ChangeRefused) -> Self {
         match refused {
             ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => AppError::NotFound("message"),
+            ChangeRefused::NoSuchUpload(_) => AppError::NotFound("upload"),
             ChangeRefused::Forbidden(why) => AppError::Forbidden(why),
             ChangeRefused::Db(error) => error.into(),
             ChangeRefused::Busy => AppError::Unavailable,

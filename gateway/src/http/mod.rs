@@ -5,6 +5,7 @@ pub mod channels;
 pub mod health;
 pub mod messages;
 pub mod search;
+pub mod uploads;
 pub mod users;
 
 use crate::error::AppError;
@@ -13,12 +14,22 @@ use crate::state::AppState;
 use axum::Router;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use shared::config::LimitsConfig;
+use shared::config::{LimitsConfig, UploadsConfig};
 use std::sync::Arc;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 
-pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<AppState> {
+/// Where files are uploaded (it has its own body limit and deadline).
+pub const UPLOAD_PATH: &str = "/api/v1/upload";
+
+pub fn router(
+    limits: &LimitsConfig,
+    uploads: &UploadsConfig,
+    metrics: Arc<GatewayMetrics>,
+) -> Router<AppState> {
+    let upload_body_limit = usize::try_from(uploads.max_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(uploads::MULTIPART_OVERHEAD_BYTES);
     let unauthenticated = Router::new()
         .route("/auth/register", post(auth::register))
         .route("/auth/login", post(auth::login))
@@ -50,7 +61,13 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
             "/channels/{id}/messages/{message_id}/reactions/{emoji}",
             post(messages::react).delete(messages::unreact),
         )
-        .route("/channels/{id}/reads", get(channels::reads));
+        .route("/channels/{id}/reads", get(channels::reads))
+        .route(
+            "/upload",
+            post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(upload_body_limit)),
+        )
+        .route("/upload/{id}", get(uploads::download).delete(uploads::delete))
+        .route("/upload/{id}/link", get(uploads::link));
     Router::new()
         .nest("/api/v1", api)
         .route("/health", get(health::health))

@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 use shared::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
-use shared::protocol::{ContentType, MessageView, ReactionCount, SenderView, ServerFrame};
+use shared::protocol::{AttachmentView, ContentType, MessageView, ReactionCount, SenderView, ServerFrame};
 use sqlx::PgPool;
 
 const COLUMNS: &str = "m.message_id, m.client_msg_id, m.channel_id, m.seq, m.sender_id, u.username,
-    u.avatar_url, m.content, m.reply_to, m.created_at, m.mentions, m.mentions_channel, m.edited_at,
-    m.deleted_at";
+    u.avatar_url, m.content, m.content_type, m.reply_to, m.created_at, m.mentions, m.mentions_channel,
+    m.edited_at, m.deleted_at, m.attachments";
 
 #[derive(sqlx::FromRow)]
 struct HistoryRow {
@@ -21,12 +21,14 @@ struct HistoryRow {
     username: String,
     avatar_url: Option<String>,
     content: String,
+    content_type: String,
     reply_to: Option<MessageId>,
     created_at: DateTime<Utc>,
     mentions: Vec<uuid::Uuid>,
     mentions_channel: bool,
     edited_at: Option<DateTime<Utc>>,
     deleted_at: Option<DateTime<Utc>>,
+    attachments: Option<sqlx::types::Json<Vec<AttachmentView>>>,
 }
 
 impl From<HistoryRow> for MessageView {
@@ -38,7 +40,7 @@ impl From<HistoryRow> for MessageView {
             seq: r.seq,
             sender: SenderView { id: r.sender_id, username: r.username, avatar_url: r.avatar_url },
             content: r.content,
-            content_type: ContentType::Text,
+            content_type: ContentType::parse(&r.content_type),
             reply_to: r.reply_to,
             created_at: r.created_at,
             mentions: r.mentions.into_iter().map(UserId).collect(),
@@ -46,6 +48,7 @@ impl From<HistoryRow> for MessageView {
             edited_at: r.edited_at,
             deleted: r.deleted_at.is_some(),
             reactions: Vec::new(),
+            attachments: r.attachments.map(|a| a.0).unwrap_or_default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod channels;
 pub mod messages;
 pub mod tokens;
+pub mod uploads;
 pub mod users;
 
 /// `text` lowercased, with `LIKE`'s wildcards (`%`, `_`) and its escape (backslash) made literal.

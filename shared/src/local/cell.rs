@@ -321,6 +321,10 @@ impl TestCell {
             ));
             config.push_str(&self.options.gateway_config);
             config.push('\n');
+            if !self.options.extra_config.contains("[uploads]") {
+                // One directory for every gateway of the cell, as a shared volume would be.
+                config.push_str(&format!("[uploads]\nstore = \"{}\"\n", self.dir.join("uploads").display()));
+            }
         } else {
             config.push_str(&format!("[worker]\n{admin}"));
             config.push_str(&self.options.worker_config);

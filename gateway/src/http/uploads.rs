@@ -1,0 +1,210 @@
+//! `/upload`: files users attach to messages. `POST` streams a multipart `file` part into the
+//! object store (never held whole in memory) up to `uploads.max_bytes`, sniffs its type from
+//! the content, and answers `201 {id, url, content_type, size, width?, height?, filename}`.
+//! `GET /upload/{id}` serves it to its owner and to the members of a channel with a message
+//! that carries it (or to anyone with a signed link from `GET /upload/{id}/link`);
+//! `DELETE` by its owner.
+
+use crate::auth::AuthUser;
+use crate::error::{ApiPath, ApiResult, AppError};
+use crate::state::AppState;
+use crate::store::uploads::Upload;
+use crate::uploads::{HEAD_BYTES, Sniffed, clean_filename, sniff};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
+use axum::extract::{Multipart, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt as _;
+use serde::{Deserialize, Serialize};
+use shared::ids::UploadId;
+use shared::protocol::AttachmentView;
+use tokio::io::AsyncWriteExt as _;
+
+/// Bytes a multipart body may carry beyond the file: boundaries and part headers.
+pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
+
+impl From<MultipartError> for AppError {
+    fn from(error: MultipartError) -> Self {
+        AppError::Rejected { status: error.status(), message: error.body_text() }
+    }
+}
+
+fn store_failed(error: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    tracing::warn!(%error, "upload store failed");
+    AppError::Unavailable
+}
+
+/// `POST /upload`: the form's `file` part, stored.
+pub async fn upload(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<AttachmentView>)> {
+    let mut form = form.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
+    // Each upload in progress holds up to a part's worth of memory: their number is bounded.
+    let Ok(_permit) = state.uploads.in_progress.clone().try_acquire_owned() else {
+        return Err(AppError::Unavailable);
+    };
+    let field = loop {
+        match form.next_field().await? {
+            Some(field) if field.name() == Some("file") => break field,
+            Some(_) => continue,
+            None => return Err(AppError::BadRequest("the form has no `file` part".into())),
+        }
+    };
+    let filename = clean_filename(field.file_name());
+    let id = UploadId(uuid::Uuid::new_v4());
+    let (size, head) = store_field(&state, id, field).await?;
+    let sniffed = sniff(&head);
+    let upload = Upload {
+        id,
+        owner_id: user,
+        content_type: sniffed.content_type,
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        width: sniffed.size.map(|(width, _)| width),
+        height: sniffed.size.map(|(_, height)| height),
+        filename,
+    };
+    if let Err(error) = crate::store::uploads::insert(&state.db, &upload).await {
+        let _ = state.uploads.delete(id).await;
+        return Err(error.into());
+    }
+    tracing::debug!(%id, size, content_type = %upload.content_type, "upload stored");
+    Ok((StatusCode::CREATED, Json(upload.view())))
+}
+
+/// Streams `field` into the store as upload `id`: its size and first [`HEAD_BYTES`]. Nothing
+/// is left behind when it fails (too large, empty, the store failing).
+async fn store_field(state: &AppState, id: UploadId, mut field: Field<'_>) -> ApiResult<(u64, Vec<u8>)> {
+    let max = state.uploads.config.max_bytes;
+    let mut writer = state.uploads.writer(id);
+    let mut head = Vec::new();
+    let mut size = 0u64;
+    let received: ApiResult<()> = async {
+        while let Some(chunk) = field.chunk().await? {
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(AppError::Rejected {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("files are at most {max} bytes"),
+                });
+            }
+            let room = HEAD_BYTES.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..room]);
+            writer.put(chunk).await.map_err(store_failed)?;
+        }
+        match size {
+            0 => Err(AppError::invalid("empty_file", "the file is empty")),
+            _ => Ok(()),
+        }
+    }
+    .await;
+    if let Err(error) = received {
+        let _ = writer.abort().await;
+        return Err(error);
+    }
+    if let Err(error) = writer.shutdown().await {
+        let _ = state.uploads.delete(id).await;
+        return Err(store_failed(error));
+    }
+    Ok((size, head))
+}
+
+/// A signed link's query.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    pub expires: Option<i64>,
+    pub signature: Option<String>,
+}
+
+/// `GET /upload/{id}`: the file, to its owner, to a member of a channel where a message
+/// carries it, or with a valid signed link. Anyone else gets 404, as if it did not exist.
+pub async fn download(
+    State(state): State<AppState>,
+    user: Option<AuthUser>,
+    ApiPath(id): ApiPath<UploadId>,
+    Query(link): Query<LinkQuery>,
+) -> ApiResult<Response> {
+    let signed = match (link.expires, &link.signature) {
+        (Some(expires), Some(signature)) => state.uploads.link_is_valid(id, expires, signature),
+        _ => false,
+    };
+    if !signed && user.is_none() {
+        return Err(AppError::Unauthorized);
+    }
+    let upload = readable(&state, id, user.filter(|_| !signed)).await?;
+    let bytes = state.uploads.read(id).await.map_err(|error| match error {
+        object_store::Error::NotFound { .. } => AppError::NotFound("upload"),
+        other => store_failed(other),
+    })?;
+    let disposition = match Sniffed::inline(&upload.content_type) {
+        true => "inline",
+        false => "attachment",
+    };
+    let filename =
+        percent_encoding::utf8_percent_encode(&upload.filename, percent_encoding::NON_ALPHANUMERIC);
+    let headers = [
+        (header::CONTENT_TYPE, Sniffed::served_as(&upload.content_type).to_owned()),
+        (header::CONTENT_LENGTH, upload.size.to_string()),
+        (header::CONTENT_DISPOSITION, format!("{disposition}; filename*=UTF-8''{filename}")),
+        // Never run as a page of this origin, whatever it holds.
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox; frame-ancestors 'none'".into()),
+        // The bytes of an id never change.
+        (header::CACHE_CONTROL, "private, max-age=86400, immutable".into()),
+    ];
+    Ok((headers, Body::from_stream(bytes.map_err(std::io::Error::other))).into_response())
+}
+
+/// Upload `id` if `reader` may read it (`None`: a signed link, which may).
+async fn readable(state: &AppState, id: UploadId, reader: Option<AuthUser>) -> ApiResult<Upload> {
+    let upload = crate::store::uploads::get(&state.db, id).await?.ok_or(AppError::NotFound("upload"))?;
+    match reader {
+        Some(AuthUser(user)) if upload.owner_id != user => {
+            match crate::store::uploads::shared_with(&state.db, id, user).await? {
+                true => Ok(upload),
+                false => Err(AppError::NotFound("upload")),
+            }
+        }
+        _ => Ok(upload),
+    }
+}
+
+/// A signed link to an upload.
+#[derive(Debug, Serialize)]
+pub struct SignedLink {
+    pub url: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// `GET /upload/{id}/link`: a url that serves the upload without a token until it expires
+/// (`uploads.link_ttl`), for `<img src>` and downloads. Same rights as reading it.
+pub async fn link(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<UploadId>,
+) -> ApiResult<Json<SignedLink>> {
+    readable(&state, id, Some(AuthUser(user))).await?;
+    let ttl =
+        chrono::Duration::from_std(state.uploads.config.link_ttl).unwrap_or(chrono::Duration::minutes(5));
+    let expires_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + ttl, 0);
+    let expires = expires_at.timestamp();
+    let signature = state.uploads.signature(id, expires);
+    let url = format!("{}?expires={expires}&signature={signature}", AttachmentView::url_of(id));
+    Ok(Json(SignedLink { url, expires_at }))
+}
+
+/// `DELETE /upload/{id}`: by its owner. The bytes go at once; messages that carried it keep
+/// its description, and reading it answers 404.
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<UploadId>,
+) -> ApiResult<StatusCode> {
+    if !crate::store::uploads::mark_deleted(&state.db, id, user).await? {
+        return Err(AppError::NotFound("upload"));
+    }
+    state.uploads.delete(id).await.map_err(store_failed)?;
+    Ok(StatusCode::NO_CONTENT)
+}
