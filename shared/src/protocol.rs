@@ -149,6 +149,7 @@ pub struct PresenceSetPayload {
 
 /// A user's presence: `offline` when no socket of theirs is open anywhere in the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     Online,
@@ -211,6 +212,7 @@ pub struct SendPayload {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentType {
     #[default]
@@ -448,6 +450,7 @@ pub fn parse_mentions(content: &str) -> (Vec<String>, bool) {
 
 /// Who sent a message, as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SenderView {
     pub id: UserId,
     pub username: String,
@@ -456,6 +459,7 @@ pub struct SenderView {
 
 /// A stored message, as `message.new` and the history API show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub message_id: MessageId,
     pub client_id: ClientMsgId,
@@ -485,6 +489,7 @@ pub struct MessageView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReactionCount {
     pub emoji: String,
     pub count: i64,
@@ -648,6 +653,7 @@ pub struct SyncDonePayload {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckPayload {
     pub status: AckStatus,
     pub message_id: MessageId,
@@ -655,6 +661,7 @@ pub struct AckPayload {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AckStatus {
     /// In the replicated stream: durable, and it will be persisted and delivered.

@@ -3,7 +3,8 @@
 //! for a public channel and 404 for one they may not know of.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, NewChannel, Role};
@@ -15,21 +16,58 @@ use serde::{Deserialize, Serialize};
 use shared::events::MembershipChange;
 use shared::ids::{ChannelId, UserId};
 use shared::protocol::MessageView;
+use utoipa::{IntoParams, ToSchema};
 
 const MAX_INITIAL_MEMBERS: usize = 1_000;
 
-#[derive(Deserialize)]
+/// The `{id}` of `/channels/{id}…`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ChannelPath {
+    /// The channel.
+    pub id: ChannelId,
+}
+
+/// The `{id}` and `{user_id}` of `/channels/{id}/members/{user_id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MemberPath {
+    /// The channel.
+    id: ChannelId,
+    /// The member.
+    user_id: UserId,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size: 1-500, 100 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
 }
 
-#[derive(Serialize)]
+/// A page of channels, by id; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct ChannelPage {
     channels: Vec<ChannelRow>,
     next_cursor: Option<ChannelId>,
 }
 
+/// The caller's channels, with their read positions and unread counts.
+#[utoipa::path(
+    get,
+    path = "/channels",
+    tag = "channels",
+    operation_id = "list_channels",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of channels", body = ChannelPage),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -41,13 +79,18 @@ pub async fn list(
     Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
-#[derive(Deserialize)]
+/// A `group` or `public` channel needs a `name`; a `dm` has none, and exactly one other
+/// member.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     #[serde(rename = "type")]
     kind: ChannelKind,
+    /// 1-100 characters, no control characters.
     name: Option<String>,
+    /// 1-1000 characters, no control characters but newlines.
     description: Option<String>,
+    /// The first members besides the creator (the owner): at most 1000.
     #[serde(default)]
     member_ids: Vec<UserId>,
 }
@@ -70,6 +113,23 @@ fn validate_text(
     }
 }
 
+/// Creates a channel, owned by the caller; a `dm` that exists already is answered as it is.
+#[utoipa::path(
+    post,
+    path = "/channels",
+    tag = "channels",
+    operation_id = "create_channel",
+    security(("bearer" = [])),
+    request_body = CreateChannel,
+    responses(
+        (status = 200, description = "The dm with that member, which existed already", body = ChannelRow),
+        (status = 201, description = "Created", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 409, description = "`dm_exists`: the same dm was created at the same moment; fetch it again", body = ErrorBody),
+        (status = 422, description = "`invalid_name`, `invalid_description`, `too_many_members`, `dm_immutable`, `invalid_members` or `unknown_user`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -156,25 +216,61 @@ pub(crate) async fn member_role(
     Ok((row, role))
 }
 
+/// A channel the caller is in, or any public channel.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "get_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 200, description = "The channel", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<Json<ChannelRow>> {
     Ok(Json(access(&state, channel, user).await?.0))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
+    /// 1-100 characters, no control characters.
     name: Option<String>,
+    /// 1-1000 characters, no control characters but newlines.
     description: Option<String>,
 }
 
+/// Renames a channel or changes its description: owners and admins.
+#[utoipa::path(
+    patch,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "update_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    request_body = UpdateChannel,
+    responses(
+        (status = 200, description = "The channel as changed", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member, or neither owner nor admin", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 422, description = "`dm_immutable`, `invalid_name` or `invalid_description`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiJson(request): ApiJson<UpdateChannel>,
 ) -> ApiResult<Json<ChannelRow>> {
     let (row, role) = member_role(&state, channel, user).await?;
@@ -191,10 +287,26 @@ pub async fn update(
     Ok(Json(access(&state, channel, user).await?.0))
 }
 
+/// Deletes a channel: its owner.
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "delete_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member, or not the owner", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<StatusCode> {
     let (row, role) = member_role(&state, channel, user).await?;
     if role != Role::Owner {
@@ -206,22 +318,42 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MembersQuery {
+    /// Page size: 1-500, 100 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<UserId>,
 }
 
-#[derive(Serialize)]
+/// A page of members, by user id; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct MemberPage {
     members: Vec<MemberRow>,
     next_cursor: Option<UserId>,
 }
 
+/// The members of a channel, for members.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/members",
+    tag = "channels",
+    operation_id = "list_members",
+    security(("bearer" = [])),
+    params(ChannelPath, MembersQuery),
+    responses(
+        (status = 200, description = "A page of members", body = MemberPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn members(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiQuery(query): ApiQuery<MembersQuery>,
 ) -> ApiResult<Json<MemberPage>> {
     member_role(&state, channel, user).await?;
@@ -231,17 +363,33 @@ pub async fn members(
     Ok(Json(MemberPage { members, next_cursor }))
 }
 
-#[derive(Serialize)]
+/// A page of read positions, by user id; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct ReadPage {
     reads: Vec<store::ReadRow>,
     next_cursor: Option<UserId>,
 }
 
 /// `GET /channels/{id}/reads`: how far each member has read, for members.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/reads",
+    tag = "channels",
+    operation_id = "list_reads",
+    security(("bearer" = [])),
+    params(ChannelPath, MembersQuery),
+    responses(
+        (status = 200, description = "A page of read positions", body = ReadPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn reads(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiQuery(query): ApiQuery<MembersQuery>,
 ) -> ApiResult<Json<ReadPage>> {
     member_role(&state, channel, user).await?;
@@ -251,17 +399,36 @@ pub async fn reads(
     Ok(Json(ReadPage { reads, next_cursor }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMember {
     user_id: UserId,
+    /// `member` by default; only the owner adds admins, nobody adds owners.
     role: Option<Role>,
 }
 
+/// Adds a member: owners and admins (anyone adds themself to a public channel).
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/members",
+    tag = "channels",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "Added"),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: the role of the caller cannot add that member", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 409, description = "`already_member`", body = ErrorBody),
+        (status = 422, description = "`dm_immutable` or `unknown_user`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiJson(request): ApiJson<AddMember>,
 ) -> ApiResult<StatusCode> {
     add(&state, user, channel, request.user_id, request.role.unwrap_or(Role::Member)).await?;
@@ -269,10 +436,25 @@ pub async fn add_member(
 }
 
 /// `POST /channels/{id}/join`: the caller joins a public channel (200 if already a member).
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/join",
+    tag = "channels",
+    operation_id = "join_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 200, description = "Already a member", body = ChannelRow),
+        (status = 201, description = "Joined", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn join(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<(StatusCode, Json<ChannelRow>)> {
     let (row, role) = access(&state, channel, user).await?;
     if role.is_some() {
@@ -291,10 +473,27 @@ pub async fn join(
 }
 
 /// `POST /channels/{id}/leave`: the caller leaves (owners delete the channel instead).
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/leave",
+    tag = "channels",
+    operation_id = "leave_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 204, description = "Left"),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 409, description = "`owner_cannot_leave`: the owner deletes the channel instead", body = ErrorBody),
+        (status = 422, description = "`dm_immutable`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn leave(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<StatusCode> {
     remove(&state, user, channel, user).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -329,10 +528,28 @@ async fn add(
     Ok(())
 }
 
+/// Removes a member: anyone but the owner removes themself; owners and admins remove members
+/// below their role.
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}/members/{user_id}",
+    tag = "channels",
+    security(("bearer" = [])),
+    params(MemberPath),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member, or the role of the caller cannot remove that member", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such member", body = ErrorBody),
+        (status = 409, description = "`owner_cannot_leave`: the owner deletes the channel instead", body = ErrorBody),
+        (status = 422, description = "`dm_immutable`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, target)): ApiPath<(ChannelId, UserId)>,
+    ApiPath(MemberPath { id: channel, user_id: target }): ApiPath<MemberPath>,
 ) -> ApiResult<StatusCode> {
     remove(&state, user, channel, target).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -365,15 +582,33 @@ async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: User
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublicQuery {
+    /// Up to 100 characters the name contains, in any case; all public channels when absent.
     q: Option<String>,
+    /// Page size: 1-500, 100 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
 }
 
 /// `GET /channels/public?q=`: public channels whose name contains `q` (any case), by id,
 /// with whether the caller is in each.
+#[utoipa::path(
+    get,
+    path = "/channels/public",
+    tag = "channels",
+    operation_id = "list_public_channels",
+    security(("bearer" = [])),
+    params(PublicQuery),
+    responses(
+        (status = 200, description = "A page of public channels", body = ChannelPage),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_query`: `q` is over 100 characters", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn public(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -389,14 +624,20 @@ pub async fn public(
     Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
-#[derive(Deserialize)]
+/// One of `after_seq` and `before_seq`; the newest messages when neither is given.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// The messages after this `seq`, oldest first.
     after_seq: Option<i64>,
+    /// The messages before this `seq`, newest first.
     before_seq: Option<i64>,
+    /// Page size: 1-200, 50 by default.
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A page of history; `has_more` when more messages follow in the same direction.
+#[derive(Serialize, ToSchema)]
 pub struct HistoryPage {
     messages: Vec<MessageView>,
     has_more: bool,
@@ -404,10 +645,28 @@ pub struct HistoryPage {
 
 pub const MAX_HISTORY_PAGE: i64 = 200;
 
+/// A page of a channel's messages, for members.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/messages",
+    tag = "channels",
+    operation_id = "channel_history",
+    security(("bearer" = [])),
+    params(ChannelPath, HistoryQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = HistoryPage),
+        (status = 400, description = "`bad_request`: both `after_seq` and `before_seq`", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 422, description = "`invalid_limit`: `limit` is not 1-200", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryPage>> {
     member_role(&state, channel, user).await?;

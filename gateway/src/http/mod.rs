@@ -1,9 +1,10 @@
-//! The REST API under `/api/v1`, plus `/health` and `/ready`.
+//! The REST API under `/api/v1`, plus `/health` and `/ready`, and its OpenAPI document.
 
 pub mod auth;
 pub mod channels;
 pub mod health;
 pub mod messages;
+pub mod openapi;
 pub mod search;
 pub mod users;
 
@@ -12,59 +13,59 @@ use crate::metrics::GatewayMetrics;
 use crate::state::AppState;
 use axum::Router;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use shared::config::LimitsConfig;
 use std::sync::Arc;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+/// The REST routes, each registered once with `routes!` so that it is in the OpenAPI document
+/// too (see `openapi`), plus the document and Swagger UI.
 pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<AppState> {
-    let unauthenticated = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
+    let unauthenticated = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
         // Checks a password like login does: the same per-IP budget against guessing.
-        .route("/users/me/password", axum::routing::put(auth::change_password));
+        .routes(routes!(auth::change_password));
     let unauthenticated = with_per_ip_limit(unauthenticated, limits, metrics);
-    let api = Router::new()
+    let api = OpenApiRouter::new()
         .merge(unauthenticated)
-        .route("/auth/logout", post(auth::logout))
-        .route("/users/me", get(users::me).patch(users::update_me).delete(auth::delete_me))
-        .route("/users/search", get(users::search))
-        .route("/users/{id}", get(users::get))
-        .route("/channels", get(channels::list).post(channels::create))
-        .route("/channels/public", get(channels::public))
-        .route("/channels/{id}/join", post(channels::join))
-        .route("/channels/{id}/leave", post(channels::leave))
-        .route("/channels/{id}/messages/search", get(search::in_channel))
-        .route("/search", get(search::everywhere))
-        .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
-        .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
-        .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))
-        .route("/channels/{id}/messages", get(channels::history))
-        .route(
-            "/channels/{id}/messages/{message_id}",
-            get(messages::get).patch(messages::edit).delete(messages::delete),
-        )
-        .route(
-            "/channels/{id}/messages/{message_id}/reactions/{emoji}",
-            post(messages::react).delete(messages::unreact),
-        )
-        .route("/channels/{id}/reads", get(channels::reads));
-    Router::new()
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me, users::update_me, auth::delete_me))
+        .routes(routes!(users::search))
+        .routes(routes!(users::get))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::public))
+        .routes(routes!(channels::join))
+        .routes(routes!(channels::leave))
+        .routes(routes!(search::in_channel))
+        .routes(routes!(search::everywhere))
+        .routes(routes!(channels::get, channels::update, channels::delete))
+        .routes(routes!(channels::members, channels::add_member))
+        .routes(routes!(channels::remove_member))
+        .routes(routes!(channels::history))
+        .routes(routes!(messages::get, messages::edit, messages::delete))
+        .routes(routes!(messages::react, messages::unreact))
+        .routes(routes!(channels::reads));
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .split_for_parts();
+    routes.merge(openapi::serve(document))
 }
 
 /// The per-IP token bucket in front of the routes anyone can call, against credential
 /// stuffing and sign-up floods; over it: 429 `rate_limited` with `Retry-After`. It keys on
 /// the peer address: behind a proxy, limit per client IP at the ingress.
 fn with_per_ip_limit(
-    routes: Router<AppState>,
+    routes: OpenApiRouter<AppState>,
     limits: &LimitsConfig,
     metrics: Arc<GatewayMetrics>,
-) -> Router<AppState> {
+) -> OpenApiRouter<AppState> {
     let config = GovernorConfigBuilder::default()
         .period(std::time::Duration::from_millis(limits.auth_per_ip_refill_ms.max(1)))
         .burst_size(limits.auth_per_ip_burst.max(1))
