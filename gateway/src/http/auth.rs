@@ -126,7 +126,8 @@ async fn start_session(
     responses(
         (status = 201, description = "Registered, with a session", body = Session),
         (status = 409, description = "`email_taken` or `username_taken`", body = ErrorBody),
-        (status = 422, description = "`invalid_username`, `invalid_email`, `invalid_password` or `invalid_display_name`", body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_username`, `invalid_email`, \
+            `invalid_password` or `invalid_display_name`"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -191,7 +192,8 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "The next session", body = Session),
-        (status = 401, description = "`invalid_credentials`: invalid, expired, revoked or reused refresh token", body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "`invalid_credentials`: invalid, expired, revoked \
+            or reused refresh token"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -251,8 +253,10 @@ pub struct ChangePassword {
     request_body = ChangePassword,
     responses(
         (status = 200, description = "Changed; a new session, every other one revoked", body = Session),
-        (status = 401, description = "`unauthorized` (no valid access token) or `invalid_credentials` (wrong current password)", body = ErrorBody),
-        (status = 422, description = "`invalid_password`: the new password is not 8-128 characters", body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "`unauthorized` (no valid access token) or \
+            `invalid_credentials` (wrong current password)"),
+        (status = 422, body = ErrorBody, description = "`invalid_password`: the new password is not 8-128 \
+            characters"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -286,7 +290,8 @@ pub struct DeleteAccount {
     request_body = DeleteAccount,
     responses(
         (status = 204, description = "The account is deleted"),
-        (status = 401, description = "`unauthorized` (no valid access token) or `invalid_credentials` (wrong password)", body = ErrorBody),
+        (status = 401, body = ErrorBody, description = "`unauthorized` (no valid access token) or \
+            `invalid_credentials` (wrong password)"),
         (status = 429, response = RateLimited),
     )
 )]

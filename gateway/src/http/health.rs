@@ -26,10 +26,12 @@ pub async fn health() -> Json<Value> {
     path = "/ready",
     tag = "health",
     responses(
-        (status = 200, description = "Ready: each check by name", body = Value,
-            example = json!({"ready": true, "nats": true, "postgres": true, "redis": true, "draining": false})),
-        (status = 503, description = "Not ready (or draining): each check by name", body = Value,
-            example = json!({"ready": false, "nats": true, "postgres": false, "redis": true, "draining": false})),
+        (status = 200, description = "Ready: each check by name", body = Value, example = json!(
+            {"ready": true, "nats": true, "postgres": true, "redis": true, "draining": false}
+        )),
+        (status = 503, description = "Not ready, or draining", body = Value, example = json!(
+            {"ready": false, "nats": true, "postgres": false, "redis": true, "draining": false}
+        )),
     )
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

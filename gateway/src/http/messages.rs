@@ -8,7 +8,7 @@ use crate::auth::AuthUser;
 use crate::changes::{self, ChangeRefused};
 use crate::error::{ApiJson, ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::channels::member_role;
-use crate::http::openapi::{RateLimited, Unauthorized};
+use crate::http::openapi::{ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;
@@ -58,8 +58,8 @@ const IDEMPOTENCY_KEY: &str =
     responses(
         (status = 200, description = "The message as it is now", body = MessageView),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such message in it", body = ErrorBody),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
         (status = 429, response = RateLimited),
     )
 )]
@@ -90,13 +90,13 @@ pub struct EditRequest {
     params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     request_body = EditRequest,
     responses(
-        (status = 202, description = "In the stream: the change will be applied and delivered with a `seq`", body = AckPayload),
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel, or not the sender", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such message in it, or it is deleted", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a member, or not the sender", body = ErrorBody),
+        (status = 404, response = MessageNotFound),
         (status = 422, description = "`invalid_content` or `invalid_idempotency_key`", body = ErrorBody),
         (status = 429, response = RateLimited),
-        (status = 503, description = "`unavailable`: the checks or the stream did not answer in time; retry with the same `Idempotency-Key`", body = ErrorBody),
+        (status = 503, response = ChangeUnavailable),
     )
 )]
 pub async fn edit(
@@ -120,13 +120,14 @@ pub async fn edit(
     security(("bearer" = [])),
     params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     responses(
-        (status = 202, description = "In the stream: the change will be applied and delivered with a `seq`", body = AckPayload),
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel, or neither the sender nor an owner or admin", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such message in it, or it is deleted", body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not a member, or neither the sender \
+            nor an owner or admin"),
+        (status = 404, response = MessageNotFound),
         (status = 422, description = "`invalid_idempotency_key`", body = ErrorBody),
         (status = 429, response = RateLimited),
-        (status = 503, description = "`unavailable`: the checks or the stream did not answer in time; retry with the same `Idempotency-Key`", body = ErrorBody),
+        (status = 503, response = ChangeUnavailable),
     )
 )]
 pub async fn delete(
@@ -147,13 +148,13 @@ pub async fn delete(
     security(("bearer" = [])),
     params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     responses(
-        (status = 202, description = "In the stream: the change will be applied and delivered with a `seq`", body = AckPayload),
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such message in it, or it is deleted", body = ErrorBody),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
         (status = 422, description = "`invalid_emoji` or `invalid_idempotency_key`", body = ErrorBody),
         (status = 429, response = RateLimited),
-        (status = 503, description = "`unavailable`: the checks or the stream did not answer in time; retry with the same `Idempotency-Key`", body = ErrorBody),
+        (status = 503, response = ChangeUnavailable),
     )
 )]
 pub async fn react(
@@ -174,13 +175,13 @@ pub async fn react(
     security(("bearer" = [])),
     params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
     responses(
-        (status = 202, description = "In the stream: the change will be applied and delivered with a `seq`", body = AckPayload),
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel (or one the caller may not know of), or no such message in it, or it is deleted", body = ErrorBody),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
         (status = 422, description = "`invalid_emoji` or `invalid_idempotency_key`", body = ErrorBody),
         (status = 429, response = RateLimited),
-        (status = 503, description = "`unavailable`: the checks or the stream did not answer in time; retry with the same `Idempotency-Key`", body = ErrorBody),
+        (status = 503, response = ChangeUnavailable),
     )
 )]
 pub async fn unreact(

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod channels;
 pub mod health;
+pub mod members;
 pub mod messages;
 pub mod openapi;
 pub mod search;
@@ -39,17 +40,17 @@ pub fn router(limits: &LimitsConfig, metrics: Arc<GatewayMetrics>) -> Router<App
         .routes(routes!(users::get))
         .routes(routes!(channels::list, channels::create))
         .routes(routes!(channels::public))
-        .routes(routes!(channels::join))
-        .routes(routes!(channels::leave))
+        .routes(routes!(members::join))
+        .routes(routes!(members::leave))
         .routes(routes!(search::in_channel))
         .routes(routes!(search::everywhere))
         .routes(routes!(channels::get, channels::update, channels::delete))
-        .routes(routes!(channels::members, channels::add_member))
-        .routes(routes!(channels::remove_member))
+        .routes(routes!(members::list, members::add_member))
+        .routes(routes!(members::remove_member))
         .routes(routes!(channels::history))
         .routes(routes!(messages::get, messages::edit, messages::delete))
         .routes(routes!(messages::react, messages::unreact))
-        .routes(routes!(channels::reads));
+        .routes(routes!(members::reads));
     let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(health::health))

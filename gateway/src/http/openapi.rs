@@ -47,12 +47,15 @@ pub const SWAGGER_UI_PATH: &str = "/docs";
             `application/json`), 500 `internal` and 503 `unavailable`."
     ),
     modifiers(&BearerToken),
-    components(schemas(ErrorBody, UserId, ChannelId, MessageId), responses(Unauthorized, RateLimited)),
+    components(
+        schemas(ErrorBody, UserId, ChannelId, MessageId),
+        responses(Unauthorized, RateLimited, NotAMember, ChannelNotFound, MessageNotFound, ChangeUnavailable)
+    ),
     tags(
-        (name = "auth", description = "Accounts and sessions: access tokens (JWT, 15 min) and rotating refresh tokens."),
+        (name = "auth", description = "Accounts and sessions: access tokens and rotating refresh tokens."),
         (name = "users", description = "Profiles and user search."),
         (name = "channels", description = "Channels, members, history and read positions."),
-        (name = "messages", description = "One message; edits, deletions and reactions go through the stream like socket frames."),
+        (name = "messages", description = "One message; its edits, deletion and reactions."),
         (name = "search", description = "Full-text message search in the caller's channels."),
         (name = "health", description = "Liveness and readiness, outside `/api/v1`."),
     )
@@ -76,15 +79,49 @@ impl Modify for BearerToken {
     }
 }
 
-/// 401 for a request without a valid access token.
-pub struct Unauthorized;
+/// Declares an error answer that several operations share: a component of the document's
+/// `responses`, named `$name`, with an `ErrorBody`. Operations name it with
+/// `(status = …, response = $name)`.
+macro_rules! shared_error {
+    ($(#[$doc:meta])* $name:ident, $description:literal) => {
+        $(#[$doc])*
+        pub struct $name;
 
-impl<'r> ToResponse<'r> for Unauthorized {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let description = "`unauthorized`: missing, invalid, expired or revoked access token";
-        ("Unauthorized", error_response(description).build().into())
-    }
+        impl<'r> ToResponse<'r> for $name {
+            fn response() -> (&'r str, RefOr<Response>) {
+                (stringify!($name), error_response($description).build().into())
+            }
+        }
+    };
 }
+
+shared_error!(
+    /// 401 for a request without a valid access token.
+    Unauthorized,
+    "`unauthorized`: missing, invalid, expired or revoked access token"
+);
+shared_error!(
+    /// 403 from the routes for members, to a caller who may see the (public) channel.
+    NotAMember,
+    "`forbidden`: not a member of this public channel"
+);
+shared_error!(
+    /// 404 for a channel that does not exist or that the caller may not know of.
+    ChannelNotFound,
+    "`not_found`: no such channel, or one the caller may not know of (not public, not theirs)"
+);
+shared_error!(
+    /// 404 for a message that is not in the channel.
+    MessageNotFound,
+    "`not_found`: no such channel (or one the caller may not know of), or no such message in \
+    it; a change answers it for a deleted message too"
+);
+shared_error!(
+    /// 503 from a message change whose checks or publication did not finish in time.
+    ChangeUnavailable,
+    "`unavailable`: the checks or the stream did not answer in time; retry with the same \
+    `Idempotency-Key`"
+);
 
 /// 429 for a request over a rate limit: per user for authenticated requests, per IP for the
 /// routes anyone can call, the send limits for message changes.

@@ -5,7 +5,7 @@
 use crate::auth::AuthUser;
 use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, member_role};
-use crate::http::openapi::{RateLimited, Unauthorized};
+use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::messages::{SearchScope, search as search_store};
@@ -48,8 +48,8 @@ pub struct SearchPage {
     responses(
         (status = 200, description = "A page of matches", body = SearchPage),
         (status = 401, response = Unauthorized),
-        (status = 403, description = "`forbidden`: not a member of this public channel", body = ErrorBody),
-        (status = 404, description = "`not_found`: no such channel, or one the caller may not know of", body = ErrorBody),
+        (status = 403, response = NotAMember),
+        (status = 404, response = ChannelNotFound),
         (status = 422, description = "`invalid_query`", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
