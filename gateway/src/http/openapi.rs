@@ -7,9 +7,10 @@
 //! 1. `#[utoipa::path(...)]` on the handler: method, path (relative to the router it is
 //!    registered in, so `/upload/{id}` for `/api/v1/upload/{id}`), `tag`, `params(...)` (an
 //!    `IntoParams` path or query struct), `request_body`, and `responses(...)` with every
-//!    status the handler itself can answer (`response = Unauthorized` and
-//!    `response = RateLimited` for the shared ones). A handler that takes `AuthUser` also
-//!    says `security(("bearer" = []))`. Its body types derive `utoipa::ToSchema`.
+//!    status the handler itself can answer (`response = Unauthorized`, `RateLimited`, … for
+//!    the shared answers declared below; `body = ErrorBody` for the others). A handler that
+//!    takes `AuthUser` also says `security(("bearer" = []))`. Its body types derive
+//!    `utoipa::ToSchema`.
 //! 2. `.routes(routes!(module::handler))` in `http::router`, instead of `.route(...)`.
 //!
 //! `cell/tests/openapi.rs` fails on a plain `.route(...)` and on a documented operation that
