@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -70,13 +70,28 @@ impl AppError {
     }
 }
 
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// What went wrong: `code` is stable, for programs; `message` is for people.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    #[schema(example = "not_found")]
+    code: &'static str,
+    #[schema(example = "channel not found")]
+    message: String,
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         if let AppError::Internal(source) = &self {
             tracing::error!(error = %source, "internal error");
         }
-        let body = Json(json!({"error": {"code": code, "message": self.to_string()}}));
+        let body = Json(ErrorBody { error: ErrorDetail { code, message: self.to_string() } });
         if let AppError::RateLimited { retry_after_ms, .. } = self {
             let retry_after = retry_after_ms.div_ceil(1000).max(1).to_string();
             return (status, [(axum::http::header::RETRY_AFTER, retry_after)], body).into_response();

@@ -9,6 +9,7 @@ macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         #[sqlx(transparent)]
         pub struct $name(pub Uuid);
@@ -50,6 +51,11 @@ uuid_id!(
 /// A message's Snowflake id. Serialised as a decimal string, because JavaScript numbers lose
 /// precision above 2^53.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(value_type = String, example = "7163478829027872768")
+)]
 #[sqlx(transparent)]
 pub struct MessageId(pub i64);
 
@@ -87,12 +93,14 @@ impl<'de> Deserialize<'de> for MessageId {
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct ChannelSeq(pub i64);
 
 /// The id a client gives a message it sends: its idempotency key, unique per sender and channel.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct ClientMsgId(pub String);

@@ -149,6 +149,7 @@ pub struct PresenceSetPayload {
 
 /// A user's presence: `offline` when no socket of theirs is open anywhere in the cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     Online,
@@ -220,6 +221,7 @@ pub const MAX_ATTACHMENTS: usize = 10;
 /// What a message carries. The server decides it from the attachments: `image` when every
 /// one is an image, `file` otherwise, `text` without any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ContentType {
     #[default]
@@ -258,6 +260,7 @@ impl ContentType {
 
 /// An upload as messages show it. `url` needs the reader's bearer token (or use
 /// `GET {url}/link` for a short-lived signed url an `<img>` can load).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentView {
     pub id: UploadId,
@@ -529,6 +532,7 @@ pub fn parse_mentions(content: &str) -> (Vec<String>, bool) {
 
 /// Who sent a message, as clients see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SenderView {
     pub id: UserId,
     pub username: String,
@@ -537,6 +541,7 @@ pub struct SenderView {
 
 /// A stored message, as `message.new` and the history API show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageView {
     pub message_id: MessageId,
     pub client_id: ClientMsgId,
@@ -569,6 +574,7 @@ pub struct MessageView {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReactionCount {
     pub emoji: String,
     pub count: i64,
@@ -732,6 +738,7 @@ pub struct SyncDonePayload {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AckPayload {
     pub status: AckStatus,
     pub message_id: MessageId,
@@ -739,6 +746,7 @@ pub struct AckPayload {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AckStatus {
     /// In the replicated stream: durable, and it will be persisted and delivered.

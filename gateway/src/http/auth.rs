@@ -4,7 +4,8 @@
 
 use crate::auth::AuthUser;
 use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
-use crate::error::{ApiJson, ApiResult, AppError};
+use crate::error::{ApiJson, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::RateLimited;
 use crate::state::AppState;
 use crate::store::{self, tokens::Redeemed, users::UserRow};
 use axum::Json;
@@ -13,18 +14,24 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use shared::events::MembershipChange;
 use shared::ids::UserId;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// An address of up to 254 characters; unique.
     email: String,
+    /// 3-32 ASCII letters, digits, `_`, `.`, `-`; unique in any case.
     username: String,
+    /// 8-128 characters.
     password: String,
+    /// 1-64 characters; the username when absent.
     display_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// Logs in by `username` or by `email` (the username wins when both are given).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: Option<String>,
@@ -32,19 +39,23 @@ pub struct LoginRequest {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
+/// A new session: an access token for `Authorization: Bearer`, and the refresh token that
+/// replaces it (each refresh token is good for one refresh).
+#[derive(Serialize, ToSchema)]
 pub struct Session {
     #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<UserRow>,
     access_token: String,
     refresh_token: String,
+    #[schema(value_type = String, example = "Bearer")]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: u64,
 }
 
@@ -106,6 +117,20 @@ async fn start_session(
     })
 }
 
+/// Creates an account and logs it in.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered, with a session", body = Session),
+        (status = 409, description = "`email_taken` or `username_taken`", body = ErrorBody),
+        (status = 422, body = ErrorBody, description = "`invalid_username`, `invalid_email`, \
+            `invalid_password` or `invalid_display_name`"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RegisterRequest>,
@@ -127,6 +152,19 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(session)))
 }
 
+/// Logs in with a username or an email and the password.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A new session", body = Session),
+        (status = 401, description = "`invalid_credentials`: wrong username or password", body = ErrorBody),
+        (status = 422, description = "`invalid_login`: neither a username nor an email", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
@@ -145,6 +183,20 @@ pub async fn login(
     Ok(Json(start_session(&state, user.id, Uuid::new_v4(), Some(user), hash.as_deref()).await?))
 }
 
+/// Trades a refresh token for a new session of the same family. Redeeming a refresh token a
+/// second time revokes its whole family.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "The next session", body = Session),
+        (status = 401, body = ErrorBody, description = "`invalid_credentials`: invalid, expired, revoked \
+            or reused refresh token"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -163,6 +215,15 @@ pub async fn refresh(
     }
 }
 
+/// Revokes the session of a refresh token (and closes its sockets); an unknown token is not
+/// an error.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 204, description = "The session is revoked"))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<RefreshRequest>,
@@ -175,7 +236,7 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
@@ -184,6 +245,21 @@ pub struct ChangePassword {
 
 /// `PUT /users/me/password`: every session of the user is revoked (their sockets closed);
 /// the answer is a new session for the device that asked.
+#[utoipa::path(
+    put,
+    path = "/users/me/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = ChangePassword,
+    responses(
+        (status = 200, description = "Changed; a new session, every other one revoked", body = Session),
+        (status = 401, body = ErrorBody, description = "`unauthorized` (no valid access token) or \
+            `invalid_credentials` (wrong current password)"),
+        (status = 422, body = ErrorBody, description = "`invalid_password`: the new password is not 8-128 \
+            characters"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -198,7 +274,7 @@ pub async fn change_password(
     Ok(Json(start_session(&state, user, Uuid::new_v4(), profile, Some(&hash)).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccount {
     password: String,
@@ -206,6 +282,19 @@ pub struct DeleteAccount {
 
 /// `DELETE /users/me`: the account can no longer log in, leaves every channel (its members
 /// stop seeing it at once), and every session is revoked. Its messages stay.
+#[utoipa::path(
+    delete,
+    path = "/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = DeleteAccount,
+    responses(
+        (status = 204, description = "The account is deleted"),
+        (status = 401, body = ErrorBody, description = "`unauthorized` (no valid access token) or \
+            `invalid_credentials` (wrong password)"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn delete_me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

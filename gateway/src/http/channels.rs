@@ -1,12 +1,13 @@
-//! `/channels`: my channels, create (dm found-or-created), read, update, delete, members,
-//! history. Rights: owners and admins manage; members read and post; a non-member gets 403
-//! for a public channel and 404 for one they may not know of.
+//! `/channels`: my channels, create (dm found-or-created), read, update, delete, history;
+//! members, join and leave are in `members`. Rights: owners and admins manage; members read
+//! and post; a non-member gets 403 for a public channel and 404 for one they may not know of.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
-use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, NewChannel, Role};
+use crate::store::channels::{self as store, ChannelKind, ChannelRow, NewChannel, Role};
 use crate::store::messages::{self as history_store, Page};
 use axum::Json;
 use axum::extract::State;
@@ -15,21 +16,48 @@ use serde::{Deserialize, Serialize};
 use shared::events::MembershipChange;
 use shared::ids::{ChannelId, UserId};
 use shared::protocol::MessageView;
+use utoipa::{IntoParams, ToSchema};
 
 const MAX_INITIAL_MEMBERS: usize = 1_000;
 
-#[derive(Deserialize)]
+/// The `{id}` of `/channels/{id}…`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ChannelPath {
+    /// The channel.
+    pub id: ChannelId,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Page size: 1-500, 100 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
 }
 
-#[derive(Serialize)]
+/// A page of channels, by id; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct ChannelPage {
     channels: Vec<ChannelRow>,
     next_cursor: Option<ChannelId>,
 }
 
+/// The caller's channels, with their read positions and unread counts.
+#[utoipa::path(
+    get,
+    path = "/channels",
+    tag = "channels",
+    operation_id = "list_channels",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of channels", body = ChannelPage),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -41,13 +69,18 @@ pub async fn list(
     Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
-#[derive(Deserialize)]
+/// A `group` or `public` channel needs a `name`; a `dm` has none, and exactly one other
+/// member.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     #[serde(rename = "type")]
     kind: ChannelKind,
+    /// 1-100 characters, no control characters.
     name: Option<String>,
+    /// 1-1000 characters, no control characters but newlines.
     description: Option<String>,
+    /// The first members besides the creator (the owner): at most 1000.
     #[serde(default)]
     member_ids: Vec<UserId>,
 }
@@ -70,6 +103,25 @@ fn validate_text(
     }
 }
 
+/// Creates a channel, owned by the caller; a `dm` that exists already is answered as it is.
+#[utoipa::path(
+    post,
+    path = "/channels",
+    tag = "channels",
+    operation_id = "create_channel",
+    security(("bearer" = [])),
+    request_body = CreateChannel,
+    responses(
+        (status = 200, description = "The dm with that member, which existed already", body = ChannelRow),
+        (status = 201, description = "Created", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 409, body = ErrorBody, description = "`dm_exists`: the same dm was created at the same \
+            moment; fetch it again"),
+        (status = 422, body = ErrorBody, description = "`invalid_name`, `invalid_description`, \
+            `too_many_members`, `dm_immutable`, `invalid_members` or `unknown_user`"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -136,7 +188,11 @@ pub async fn create(
 }
 
 /// The channel and the caller's role, or the error a caller without access gets.
-async fn access(state: &AppState, channel: ChannelId, user: UserId) -> ApiResult<(ChannelRow, Option<Role>)> {
+pub(crate) async fn access(
+    state: &AppState,
+    channel: ChannelId,
+    user: UserId,
+) -> ApiResult<(ChannelRow, Option<Role>)> {
     let (row, role) =
         store::get_with_role(&state.db, channel, user).await?.ok_or(AppError::NotFound("channel"))?;
     if role.is_none() && row.kind.0 != ChannelKind::Public {
@@ -156,25 +212,63 @@ pub(crate) async fn member_role(
     Ok((row, role))
 }
 
+/// A channel the caller is in, or any public channel.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "get_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 200, description = "The channel", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 404, response = ChannelNotFound),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<Json<ChannelRow>> {
     Ok(Json(access(&state, channel, user).await?.0))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
+    /// 1-100 characters, no control characters.
     name: Option<String>,
+    /// 1-1000 characters, no control characters but newlines.
     description: Option<String>,
 }
 
+/// Renames a channel or changes its description: owners and admins.
+#[utoipa::path(
+    patch,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "update_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    request_body = UpdateChannel,
+    responses(
+        (status = 200, description = "The channel as changed", body = ChannelRow),
+        (status = 401, response = Unauthorized),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not a member, or neither owner nor \
+            admin"),
+        (status = 404, response = ChannelNotFound),
+        (status = 422, body = ErrorBody, description = "`dm_immutable`, `invalid_name` or \
+            `invalid_description`"),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiJson(request): ApiJson<UpdateChannel>,
 ) -> ApiResult<Json<ChannelRow>> {
     let (row, role) = member_role(&state, channel, user).await?;
@@ -191,10 +285,26 @@ pub async fn update(
     Ok(Json(access(&state, channel, user).await?.0))
 }
 
+/// Deletes a channel: its owner.
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}",
+    tag = "channels",
+    operation_id = "delete_channel",
+    security(("bearer" = [])),
+    params(ChannelPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member, or not the owner", body = ErrorBody),
+        (status = 404, response = ChannelNotFound),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
 ) -> ApiResult<StatusCode> {
     let (row, role) = member_role(&state, channel, user).await?;
     if role != Role::Owner {
@@ -206,174 +316,33 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
-pub struct MembersQuery {
-    limit: Option<i64>,
-    cursor: Option<UserId>,
-}
-
-#[derive(Serialize)]
-pub struct MemberPage {
-    members: Vec<MemberRow>,
-    next_cursor: Option<UserId>,
-}
-
-pub async fn members(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
-    ApiQuery(query): ApiQuery<MembersQuery>,
-) -> ApiResult<Json<MemberPage>> {
-    member_role(&state, channel, user).await?;
-    let limit = page_limit(query.limit, 100, 500);
-    let members = store::members(&state.db, channel, query.cursor, limit).await?;
-    let next_cursor = next_cursor(&members, limit, |m| m.user_id);
-    Ok(Json(MemberPage { members, next_cursor }))
-}
-
-#[derive(Serialize)]
-pub struct ReadPage {
-    reads: Vec<store::ReadRow>,
-    next_cursor: Option<UserId>,
-}
-
-/// `GET /channels/{id}/reads`: how far each member has read, for members.
-pub async fn reads(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
-    ApiQuery(query): ApiQuery<MembersQuery>,
-) -> ApiResult<Json<ReadPage>> {
-    member_role(&state, channel, user).await?;
-    let limit = page_limit(query.limit, 100, 500);
-    let reads = store::reads(&state.db, channel, query.cursor, limit).await?;
-    let next_cursor = next_cursor(&reads, limit, |r| r.user_id);
-    Ok(Json(ReadPage { reads, next_cursor }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AddMember {
-    user_id: UserId,
-    role: Option<Role>,
-}
-
-pub async fn add_member(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
-    ApiJson(request): ApiJson<AddMember>,
-) -> ApiResult<StatusCode> {
-    add(&state, user, channel, request.user_id, request.role.unwrap_or(Role::Member)).await?;
-    Ok(StatusCode::CREATED)
-}
-
-/// `POST /channels/{id}/join`: the caller joins a public channel (200 if already a member).
-pub async fn join(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
-) -> ApiResult<(StatusCode, Json<ChannelRow>)> {
-    let (row, role) = access(&state, channel, user).await?;
-    if role.is_some() {
-        return Ok((StatusCode::OK, Json(row)));
-    }
-    if row.kind.0 != ChannelKind::Public {
-        return Err(AppError::Forbidden("only public channels can be joined"));
-    }
-    let status = match add(&state, user, channel, user, Role::Member).await {
-        Ok(()) => StatusCode::CREATED,
-        // A join of the same user that won the race.
-        Err(AppError::Conflict { code: "already_member", .. }) => StatusCode::OK,
-        Err(error) => return Err(error),
-    };
-    Ok((status, Json(access(&state, channel, user).await?.0)))
-}
-
-/// `POST /channels/{id}/leave`: the caller leaves (owners delete the channel instead).
-pub async fn leave(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
-) -> ApiResult<StatusCode> {
-    remove(&state, user, channel, user).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Adds `target` to the channel with `new_role`, as `user` may: anyone adds themself to a
-/// public channel; otherwise owners and admins add people (only the owner adds admins).
-async fn add(
-    state: &AppState,
-    user: UserId,
-    channel: ChannelId,
-    target: UserId,
-    new_role: Role,
-) -> ApiResult<()> {
-    let (row, role) = access(state, channel, user).await?;
-    if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
-    }
-    let self_join = row.kind.0 == ChannelKind::Public && target == user && role.is_none();
-    let allowed = match (new_role, role) {
-        (Role::Owner, _) => false,
-        (Role::Admin, Some(role)) => role == Role::Owner,
-        (Role::Member, Some(role)) => role.can_manage(),
-        (Role::Member, None) => self_join,
-        (Role::Admin, None) => false,
-    };
-    if !allowed {
-        return Err(AppError::Forbidden("your role cannot add that member"));
-    }
-    store::add_member(&state.db, channel, target, new_role).await?;
-    state.announce_membership(channel, target, MembershipChange::Joined, row.last_seq).await;
-    Ok(())
-}
-
-pub async fn remove_member(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    ApiPath((channel, target)): ApiPath<(ChannelId, UserId)>,
-) -> ApiResult<StatusCode> {
-    remove(&state, user, channel, target).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes `target` from the channel, as `user` may: anyone but the owner leaves; owners and
-/// admins remove members below their role. The target's sockets stop getting the channel at
-/// once, on every gateway.
-async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: UserId) -> ApiResult<()> {
-    let (row, role) = member_role(state, channel, user).await?;
-    if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
-    }
-    let target_role =
-        store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;
-    let allowed =
-        if target == user { target_role != Role::Owner } else { role.can_manage() && role < target_role };
-    if !allowed {
-        return Err(if target == user {
-            AppError::Conflict {
-                code: "owner_cannot_leave",
-                message: "the owner deletes the channel instead".into(),
-            }
-        } else {
-            AppError::Forbidden("your role cannot remove that member")
-        });
-    }
-    store::remove_member(&state.db, channel, target).await?;
-    state.announce_membership(channel, target, MembershipChange::Left, row.last_seq).await;
-    Ok(())
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PublicQuery {
+    /// Up to 100 characters the name contains, in any case; all public channels when absent.
     q: Option<String>,
+    /// Page size: 1-500, 100 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
 }
 
 /// `GET /channels/public?q=`: public channels whose name contains `q` (any case), by id,
 /// with whether the caller is in each.
+#[utoipa::path(
+    get,
+    path = "/channels/public",
+    tag = "channels",
+    operation_id = "list_public_channels",
+    security(("bearer" = [])),
+    params(PublicQuery),
+    responses(
+        (status = 200, description = "A page of public channels", body = ChannelPage),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_query`: `q` is over 100 characters", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn public(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -389,14 +358,20 @@ pub async fn public(
     Ok(Json(ChannelPage { channels, next_cursor }))
 }
 
-#[derive(Deserialize)]
+/// One of `after_seq` and `before_seq`; the newest messages when neither is given.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
+    /// The messages after this `seq`, oldest first.
     after_seq: Option<i64>,
+    /// The messages before this `seq`, newest first.
     before_seq: Option<i64>,
+    /// Page size: 1-200, 50 by default.
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A page of history; `has_more` when more messages follow in the same direction.
+#[derive(Serialize, ToSchema)]
 pub struct HistoryPage {
     messages: Vec<MessageView>,
     has_more: bool,
@@ -404,10 +379,28 @@ pub struct HistoryPage {
 
 pub const MAX_HISTORY_PAGE: i64 = 200;
 
+/// A page of a channel's messages, for members.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/messages",
+    tag = "channels",
+    operation_id = "channel_history",
+    security(("bearer" = [])),
+    params(ChannelPath, HistoryQuery),
+    responses(
+        (status = 200, description = "A page of messages", body = HistoryPage),
+        (status = 400, description = "`bad_request`: both `after_seq` and `before_seq`", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotAMember),
+        (status = 404, response = ChannelNotFound),
+        (status = 422, description = "`invalid_limit`: `limit` is not 1-200", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<HistoryPage>> {
     member_role(&state, channel, user).await?;

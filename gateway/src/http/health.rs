@@ -8,6 +8,12 @@ use serde_json::{Value, json};
 use shared::admin::{self, ReadyReport};
 
 /// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    responses((status = 200, description = "Alive", body = Value, example = json!({"status": "ok"})))
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
@@ -15,6 +21,19 @@ pub async fn health() -> Json<Value> {
 /// Ready: NATS connected, Postgres answers, not draining. Redis is reported but not required:
 /// without it the rate limits fail open and chat goes on, so a Redis outage must not take
 /// every gateway out of its load balancer.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready: each check by name", body = Value, example = json!(
+            {"ready": true, "nats": true, "postgres": true, "redis": true, "draining": false}
+        )),
+        (status = 503, description = "Not ready, or draining", body = Value, example = json!(
+            {"ready": false, "nats": true, "postgres": false, "redis": true, "draining": false}
+        )),
+    )
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let report = readiness(&state).await;
     let status = if report.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -6,8 +6,9 @@
 
 use crate::auth::AuthUser;
 use crate::changes::{self, ChangeRefused};
-use crate::error::{ApiJson, ApiPath, ApiResult, AppError};
+use crate::error::{ApiJson, ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::channels::member_role;
+use crate::http::openapi::{ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;
@@ -18,29 +19,90 @@ use serde::Deserialize;
 use shared::events::Change;
 use shared::ids::{ChannelId, ClientMsgId, MessageId};
 use shared::protocol::{AckPayload, AckStatus, MessageView, validate_content, validate_emoji};
+use utoipa::{IntoParams, ToSchema};
+
+/// The `{id}` and `{message_id}` of `/channels/{id}/messages/{message_id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MessagePath {
+    /// The channel.
+    id: ChannelId,
+    /// The message.
+    message_id: MessageId,
+}
+
+/// The path of `/channels/{id}/messages/{message_id}/reactions/{emoji}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ReactionPath {
+    /// The channel.
+    id: ChannelId,
+    /// The message.
+    message_id: MessageId,
+    /// The emoji, percent-encoded.
+    emoji: String,
+}
+
+/// What the document says of the `Idempotency-Key` header of the changes.
+const IDEMPOTENCY_KEY: &str =
+    "1-64 printable ASCII characters: a retried request with the same key is the same change";
 
 /// `GET`: the message, with its reactions as the caller sees them.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/messages/{message_id}",
+    tag = "messages",
+    operation_id = "get_message",
+    security(("bearer" = [])),
+    params(MessagePath),
+    responses(
+        (status = 200, description = "The message as it is now", body = MessageView),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+    ApiPath(MessagePath { id: channel, message_id: message }): ApiPath<MessagePath>,
 ) -> ApiResult<Json<MessageView>> {
     member_role(&state, channel, user).await?;
     let view = store::messages::one(&state.db, channel, message, user).await?;
     Ok(Json(view.ok_or(AppError::NotFound("message"))?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
+    /// The new content, as a send's.
     content: String,
 }
 
 /// `PATCH {content}`: the sender edits their message.
+#[utoipa::path(
+    patch,
+    path = "/channels/{id}/messages/{message_id}",
+    tag = "messages",
+    operation_id = "edit_message",
+    security(("bearer" = [])),
+    params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    request_body = EditRequest,
+    responses(
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: not a member, or not the sender", body = ErrorBody),
+        (status = 404, response = MessageNotFound),
+        (status = 422, description = "`invalid_content` or `invalid_idempotency_key`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = ChangeUnavailable),
+    )
+)]
 pub async fn edit(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+    ApiPath(MessagePath { id: channel, message_id: message }): ApiPath<MessagePath>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<EditRequest>,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
@@ -50,30 +112,82 @@ pub async fn edit(
 }
 
 /// `DELETE`: its sender, or an owner or admin of the channel, deletes a message.
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}/messages/{message_id}",
+    tag = "messages",
+    operation_id = "delete_message",
+    security(("bearer" = [])),
+    params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    responses(
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
+        (status = 401, response = Unauthorized),
+        (status = 403, body = ErrorBody, description = "`forbidden`: not a member, or neither the sender \
+            nor an owner or admin"),
+        (status = 404, response = MessageNotFound),
+        (status = 422, description = "`invalid_idempotency_key`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = ChangeUnavailable),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, message)): ApiPath<(ChannelId, MessageId)>,
+    ApiPath(MessagePath { id: channel, message_id: message }): ApiPath<MessagePath>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     submit(&state, &headers, user, channel, message, Change::Delete).await
 }
 
 /// `POST …/reactions/{emoji}`: adds the caller's reaction.
+#[utoipa::path(
+    post,
+    path = "/channels/{id}/messages/{message_id}/reactions/{emoji}",
+    tag = "messages",
+    operation_id = "add_reaction",
+    security(("bearer" = [])),
+    params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    responses(
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
+        (status = 422, description = "`invalid_emoji` or `invalid_idempotency_key`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = ChangeUnavailable),
+    )
+)]
 pub async fn react(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
+    ApiPath(ReactionPath { id: channel, message_id: message, emoji }): ApiPath<ReactionPath>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     submit(&state, &headers, user, channel, message, reaction(emoji, true)?).await
 }
 
 /// `DELETE …/reactions/{emoji}`: removes the caller's reaction.
+#[utoipa::path(
+    delete,
+    path = "/channels/{id}/messages/{message_id}/reactions/{emoji}",
+    tag = "messages",
+    operation_id = "remove_reaction",
+    security(("bearer" = [])),
+    params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    responses(
+        (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotAMember),
+        (status = 404, response = MessageNotFound),
+        (status = 422, description = "`invalid_emoji` or `invalid_idempotency_key`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, response = ChangeUnavailable),
+    )
+)]
 pub async fn unreact(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath((channel, message, emoji)): ApiPath<(ChannelId, MessageId, String)>,
+    ApiPath(ReactionPath { id: channel, message_id: message, emoji }): ApiPath<ReactionPath>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
     submit(&state, &headers, user, channel, message, reaction(emoji, false)?).await

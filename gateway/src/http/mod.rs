@@ -1,9 +1,11 @@
-//! The REST API under `/api/v1`, plus `/health` and `/ready`.
+//! The REST API under `/api/v1`, plus `/health` and `/ready`, and its OpenAPI document.
 
 pub mod auth;
 pub mod channels;
 pub mod health;
+pub mod members;
 pub mod messages;
+pub mod openapi;
 pub mod search;
 pub mod uploads;
 pub mod users;
@@ -13,75 +15,80 @@ use crate::metrics::GatewayMetrics;
 use crate::state::AppState;
 use axum::Router;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use shared::config::{LimitsConfig, UploadsConfig};
 use std::sync::Arc;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// Where files are uploaded (it has its own body limit and deadline).
-pub const UPLOAD_PATH: &str = "/api/v1/upload";
-
+/// The REST routes, each registered once with `routes!` so that it is in the OpenAPI document
+/// too (see `openapi`), plus the document and Swagger UI.
 pub fn router(
     limits: &LimitsConfig,
     uploads: &UploadsConfig,
     metrics: Arc<GatewayMetrics>,
 ) -> Router<AppState> {
-    let upload_body_limit = usize::try_from(uploads.max_bytes)
+    let unauthenticated = OpenApiRouter::new()
+        .routes(routes!(auth::register))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::refresh))
+        // Checks a password like login does: the same per-IP budget against guessing.
+        .routes(routes!(auth::change_password));
+    let unauthenticated = with_per_ip_limit(unauthenticated, limits, metrics);
+    let api = OpenApiRouter::new()
+        .merge(unauthenticated)
+        .routes(routes!(auth::logout))
+        .routes(routes!(users::me, users::update_me, auth::delete_me))
+        .routes(routes!(users::search))
+        .routes(routes!(users::get))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::public))
+        .routes(routes!(members::join))
+        .routes(routes!(members::leave))
+        .routes(routes!(search::in_channel))
+        .routes(routes!(search::everywhere))
+        .routes(routes!(channels::get, channels::update, channels::delete))
+        .routes(routes!(members::list, members::add_member))
+        .routes(routes!(members::remove_member))
+        .routes(routes!(channels::history))
+        .routes(routes!(messages::get, messages::edit, messages::delete))
+        .routes(routes!(messages::react, messages::unreact))
+        .routes(routes!(members::reads))
+        .merge(upload_routes(uploads));
+    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", api)
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .split_for_parts();
+    routes.merge(openapi::serve(document))
+}
+
+/// Where files are uploaded (it has its own body limit and deadline).
+pub const UPLOAD_PATH: &str = "/api/v1/upload";
+
+/// `/upload`: the `POST` with a body limit of its own (`uploads.max_bytes` and the form's
+/// overhead; the global one is 64 KiB), reading and deleting.
+fn upload_routes(config: &UploadsConfig) -> OpenApiRouter<AppState> {
+    let body_limit = usize::try_from(config.max_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(uploads::MULTIPART_OVERHEAD_BYTES);
-    let unauthenticated = Router::new()
-        .route("/auth/register", post(auth::register))
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        // Checks a password like login does: the same per-IP budget against guessing.
-        .route("/users/me/password", axum::routing::put(auth::change_password));
-    let unauthenticated = with_per_ip_limit(unauthenticated, limits, metrics);
-    let api = Router::new()
-        .merge(unauthenticated)
-        .route("/auth/logout", post(auth::logout))
-        .route("/users/me", get(users::me).patch(users::update_me).delete(auth::delete_me))
-        .route("/users/search", get(users::search))
-        .route("/users/{id}", get(users::get))
-        .route("/channels", get(channels::list).post(channels::create))
-        .route("/channels/public", get(channels::public))
-        .route("/channels/{id}/join", post(channels::join))
-        .route("/channels/{id}/leave", post(channels::leave))
-        .route("/channels/{id}/messages/search", get(search::in_channel))
-        .route("/search", get(search::everywhere))
-        .route("/channels/{id}", get(channels::get).patch(channels::update).delete(channels::delete))
-        .route("/channels/{id}/members", get(channels::members).post(channels::add_member))
-        .route("/channels/{id}/members/{user_id}", axum::routing::delete(channels::remove_member))
-        .route("/channels/{id}/messages", get(channels::history))
-        .route(
-            "/channels/{id}/messages/{message_id}",
-            get(messages::get).patch(messages::edit).delete(messages::delete),
-        )
-        .route(
-            "/channels/{id}/messages/{message_id}/reactions/{emoji}",
-            post(messages::react).delete(messages::unreact),
-        )
-        .route("/channels/{id}/reads", get(channels::reads))
-        .route(
-            "/upload",
-            post(uploads::upload).layer(axum::extract::DefaultBodyLimit::max(upload_body_limit)),
-        )
-        .route("/upload/{id}", get(uploads::download).delete(uploads::delete))
-        .route("/upload/{id}/link", get(uploads::link));
-    Router::new()
-        .nest("/api/v1", api)
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
+    OpenApiRouter::new()
+        .routes(routes!(uploads::upload))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .routes(routes!(uploads::download, uploads::delete))
+        .routes(routes!(uploads::link))
 }
 
 /// The per-IP token bucket in front of the routes anyone can call, against credential
 /// stuffing and sign-up floods; over it: 429 `rate_limited` with `Retry-After`. It keys on
 /// the peer address: behind a proxy, limit per client IP at the ingress.
 fn with_per_ip_limit(
-    routes: Router<AppState>,
+    routes: OpenApiRouter<AppState>,
     limits: &LimitsConfig,
     metrics: Arc<GatewayMetrics>,
-) -> Router<AppState> {
+) -> OpenApiRouter<AppState> {
     let config = GovernorConfigBuilder::default()
         .period(std::time::Duration::from_millis(limits.auth_per_ip_refill_ms.max(1)))
         .burst_size(limits.auth_per_ip_burst.max(1))

@@ -3,38 +3,61 @@
 //! `cursor` of the previous page (a message id); only channels the caller is a member of.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiPath, ApiQuery, ApiResult, AppError};
-use crate::http::channels::member_role;
+use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::channels::{ChannelPath, member_role};
+use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::messages::{SearchScope, search as search_store};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use shared::ids::{ChannelId, MessageId, UserId};
+use shared::ids::{MessageId, UserId};
 use shared::protocol::MessageView;
+use utoipa::{IntoParams, ToSchema};
 
 /// Longest query, in characters.
 const MAX_QUERY_CHARS: usize = 200;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// 1-200 characters, no control characters: words to find (Postgres full text).
     q: String,
+    /// Page size: 1-100, 20 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<MessageId>,
 }
 
-#[derive(Serialize)]
+/// A page of matches, newest first; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct SearchPage {
     messages: Vec<MessageView>,
     next_cursor: Option<MessageId>,
 }
 
 /// `GET /channels/{id}/messages/search?q=`: members only.
+#[utoipa::path(
+    get,
+    path = "/channels/{id}/messages/search",
+    tag = "search",
+    operation_id = "search_channel",
+    security(("bearer" = [])),
+    params(ChannelPath, SearchQuery),
+    responses(
+        (status = 200, description = "A page of matches", body = SearchPage),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = NotAMember),
+        (status = 404, response = ChannelNotFound),
+        (status = 422, description = "`invalid_query`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn in_channel(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(channel): ApiPath<ChannelId>,
+    ApiPath(ChannelPath { id: channel }): ApiPath<ChannelPath>,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<SearchPage>> {
     member_role(&state, channel, user).await?;
@@ -42,6 +65,20 @@ pub async fn in_channel(
 }
 
 /// `GET /search?q=`: every channel of the caller.
+#[utoipa::path(
+    get,
+    path = "/search",
+    tag = "search",
+    operation_id = "search_messages",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of matches", body = SearchPage),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_query`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn everywhere(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,

@@ -6,7 +6,8 @@
 //! `DELETE` by its owner.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiPath, ApiResult, AppError};
+use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::state::AppState;
 use crate::store::uploads::Upload;
 use crate::uploads::{HEAD_BYTES, Sniffed, clean_filename, sniff};
@@ -21,6 +22,27 @@ use serde::{Deserialize, Serialize};
 use shared::ids::UploadId;
 use shared::protocol::AttachmentView;
 use tokio::io::AsyncWriteExt as _;
+use utoipa::{IntoParams, ToSchema};
+
+/// The `{id}` of `/upload/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UploadPath {
+    /// The upload.
+    id: UploadId,
+}
+
+/// The form `POST /upload` takes.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Only described: the handler streams the form.
+pub struct UploadForm {
+    /// The file; its name is kept, its claimed type ignored.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+/// Upload answers not found, whether missing, deleted or not the caller's to read.
+const NOT_FOUND: &str = "`not_found`: no such upload, deleted, or not shared with the caller";
 
 /// Bytes a multipart body may carry beyond the file: boundaries and part headers.
 pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
@@ -37,6 +59,22 @@ fn store_failed(error: impl std::error::Error + Send + Sync + 'static) -> AppErr
 }
 
 /// `POST /upload`: the form's `file` part, stored.
+#[utoipa::path(
+    post,
+    path = "/upload",
+    tag = "uploads",
+    security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; attach it to a message by its `id`", body = AttachmentView),
+        (status = 400, description = "`bad_request`: not a multipart form, or no `file` part", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 413, description = "`too_large`: over `uploads.max_bytes` (25 MiB by default)", body = ErrorBody),
+        (status = 422, description = "`empty_file`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 503, description = "`unavailable`: too many uploads in progress, or the store failed", body = ErrorBody),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -112,19 +150,36 @@ async fn store_field(state: &AppState, id: UploadId, mut field: Field<'_>) -> Ap
     Ok((size, head))
 }
 
-/// A signed link's query.
-#[derive(Debug, Deserialize)]
+/// A signed link's query (from `GET /upload/{id}/link`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkQuery {
+    /// Unix seconds after which the link stops working.
     pub expires: Option<i64>,
+    /// The link's signature.
     pub signature: Option<String>,
 }
 
 /// `GET /upload/{id}`: the file, to its owner, to a member of a channel where a message
 /// carries it, or with a valid signed link. Anyone else gets 404, as if it did not exist.
+#[utoipa::path(
+    get,
+    path = "/upload/{id}",
+    tag = "uploads",
+    operation_id = "download",
+    security(("bearer" = []), ()),
+    params(UploadPath, LinkQuery),
+    responses(
+        (status = 200, description = "The bytes: `inline` for images, `attachment` otherwise", content_type = "application/octet-stream"),
+        (status = 401, description = "`unauthorized`: no token and no valid signed link", body = ErrorBody),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn download(
     State(state): State<AppState>,
     user: Option<AuthUser>,
-    ApiPath(id): ApiPath<UploadId>,
+    ApiPath(UploadPath { id }): ApiPath<UploadPath>,
     Query(link): Query<LinkQuery>,
 ) -> ApiResult<Response> {
     let signed = match (link.expires, &link.signature) {
@@ -172,7 +227,7 @@ async fn readable(state: &AppState, id: UploadId, reader: Option<AuthUser>) -> A
 }
 
 /// A signed link to an upload.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SignedLink {
     pub url: String,
     pub expires_at: chrono::DateTime<chrono::Utc>,
@@ -180,10 +235,23 @@ pub struct SignedLink {
 
 /// `GET /upload/{id}/link`: a url that serves the upload without a token until it expires
 /// (`uploads.link_ttl`), for `<img src>` and downloads. Same rights as reading it.
+#[utoipa::path(
+    get,
+    path = "/upload/{id}/link",
+    tag = "uploads",
+    security(("bearer" = [])),
+    params(UploadPath),
+    responses(
+        (status = 200, description = "A url that works without a token until `expires_at`", body = SignedLink),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = NOT_FOUND, body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn link(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(id): ApiPath<UploadId>,
+    ApiPath(UploadPath { id }): ApiPath<UploadPath>,
 ) -> ApiResult<Json<SignedLink>> {
     readable(&state, id, Some(AuthUser(user))).await?;
     let ttl =
@@ -197,10 +265,24 @@ pub async fn link(
 
 /// `DELETE /upload/{id}`: by its owner. The bytes go at once; messages that carried it keep
 /// its description, and reading it answers 404.
+#[utoipa::path(
+    delete,
+    path = "/upload/{id}",
+    tag = "uploads",
+    operation_id = "delete_upload",
+    security(("bearer" = [])),
+    params(UploadPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`not_found`: no such upload of the caller's", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
-    ApiPath(id): ApiPath<UploadId>,
+    ApiPath(UploadPath { id }): ApiPath<UploadPath>,
 ) -> ApiResult<StatusCode> {
     if !crate::store::uploads::mark_deleted(&state.db, id, user).await? {
         return Err(AppError::NotFound("upload"));

@@ -1,7 +1,8 @@
 //! `/users`: my profile, other users, search.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError};
+use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::{self, users::UserRow};
@@ -9,16 +10,34 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::ids::UserId;
+use utoipa::{IntoParams, ToSchema};
 
+/// The caller's own profile, with `email`.
+#[utoipa::path(
+    get,
+    path = "/users/me",
+    tag = "users",
+    operation_id = "get_me",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserRow),
+        (status = 401, response = Unauthorized),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn me(State(state): State<AppState>, AuthUser(user): AuthUser) -> ApiResult<Json<UserRow>> {
     store::users::get(&state.db, user).await?.map(Json).ok_or(AppError::Unauthorized)
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
+    /// 1-64 characters.
     display_name: Option<String>,
+    /// An http(s) URL of up to 500 characters; `null` removes the avatar.
     #[serde(default, deserialize_with = "deserialize_some")]
+    #[schema(value_type = Option<String>)]
     avatar_url: Option<Option<String>>,
 }
 
@@ -27,6 +46,20 @@ fn deserialize_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Opt
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// Changes the caller's display name or avatar.
+#[utoipa::path(
+    patch,
+    path = "/users/me",
+    tag = "users",
+    security(("bearer" = [])),
+    request_body = UpdateMe,
+    responses(
+        (status = 200, description = "The caller as changed", body = UserRow),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_display_name` or `invalid_avatar_url`", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn update_me(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
@@ -50,29 +83,72 @@ pub async fn update_me(
         .ok_or(AppError::Unauthorized)
 }
 
+/// The `{id}` of `/users/{id}`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UserPath {
+    /// The user.
+    id: UserId,
+}
+
+/// A user, with their presence (`email` only when it is the caller).
+#[utoipa::path(
+    get,
+    path = "/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    security(("bearer" = [])),
+    params(UserPath),
+    responses(
+        (status = 200, description = "The user", body = UserRow),
+        (status = 401, response = Unauthorized),
+        (status = 404, description = "`not_found`: no such user", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    ApiPath(id): ApiPath<UserId>,
+    ApiPath(UserPath { id }): ApiPath<UserPath>,
 ) -> ApiResult<Json<UserRow>> {
     let user = store::users::get(&state.db, id).await?.ok_or(AppError::NotFound("user"))?;
     let user = user.with_presence(state.presence_of(id).await);
     Ok(Json(if id == me { user } else { user.without_email() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// 1-32 characters: the start of a username.
     q: String,
+    /// Page size: 1-100, 20 by default.
     limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+/// A page of users, by username; `next_cursor` is absent on the last page.
+#[derive(Serialize, ToSchema)]
 pub struct UserPage {
     users: Vec<UserRow>,
     next_cursor: Option<String>,
 }
 
+/// Users whose username starts with `q`, without their emails.
+#[utoipa::path(
+    get,
+    path = "/users/search",
+    tag = "users",
+    operation_id = "search_users",
+    security(("bearer" = [])),
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 401, response = Unauthorized),
+        (status = 422, description = "`invalid_query`: `q` is not 1-32 characters", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 pub async fn search(
     State(state): State<AppState>,
     AuthUser(_): AuthUser,

@@ -6,7 +6,7 @@ use shared::ids::{ChannelId, ChannelSeq, UserId};
 use sqlx::PgPool;
 use std::collections::HashSet;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelKind {
     Dm,
@@ -25,7 +25,7 @@ impl ChannelKind {
 }
 
 /// A member's rights in a channel, weakest last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
@@ -57,11 +57,13 @@ impl Role {
 }
 
 /// A channel as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Channel)]
 pub struct ChannelRow {
     pub id: ChannelId,
     #[serde(rename = "type")]
     #[sqlx(rename = "kind", try_from = "String")]
+    #[schema(value_type = ChannelKind)]
     pub kind: KindText,
     pub name: Option<String>,
     pub description: Option<String>,
@@ -69,6 +71,7 @@ pub struct ChannelRow {
     pub last_seq: ChannelSeq,
     /// The caller's role, where the caller is a member.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
     /// The caller's read position (in channel lists).
     #[sqlx(default)]
@@ -268,12 +271,14 @@ pub async fn delete(db: &PgPool, channel: ChannelId) -> Result<Vec<UserId>, sqlx
 }
 
 /// A member as the API shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Member)]
 pub struct MemberRow {
     pub user_id: UserId,
     pub username: String,
     pub display_name: String,
     pub avatar_url: Option<String>,
+    #[schema(value_type = Role)]
     pub role: String,
     pub joined_at: DateTime<Utc>,
 }
@@ -298,7 +303,8 @@ pub async fn members(
 }
 
 /// A member's read position, as `GET /channels/{id}/reads` shows it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = ReadPosition)]
 pub struct ReadRow {
     pub user_id: UserId,
     pub last_read_seq: ChannelSeq,

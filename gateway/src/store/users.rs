@@ -6,7 +6,8 @@ use shared::protocol::SenderView;
 use sqlx::PgPool;
 
 /// A user as the API shows it; `email` only to the user themself.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = User)]
 pub struct UserRow {
     pub id: UserId,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -15,6 +16,7 @@ pub struct UserRow {
     pub display_name: String,
     pub avatar_url: Option<String>,
     /// `online`, `away` or `offline` (from presence, not from this row).
+    #[schema(value_type = shared::protocol::PresenceStatus)]
     pub status: String,
     /// When their last socket closed, while offline.
     #[sqlx(default)]
