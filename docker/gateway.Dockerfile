@@ -12,11 +12,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,target=/src/target,id=chat-cell-target-gateway,sharing=locked \
     cargo build --release --locked -p gateway \
-    && install -D -m 0755 target/release/gateway /out/gateway
+    && install -D -m 0755 target/release/gateway /out/gateway \
+    && install -d -o 65532 -g 65532 /out/uploads
 
 # glibc and libgcc only, no shell; runs as uid/gid 65532 (nonroot).
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=builder /out/gateway /usr/local/bin/gateway
+# The upload directory (uploads.store), owned by nonroot so a fresh named volume is too.
+COPY --from=builder --chown=65532:65532 /out/uploads /var/lib/chat/uploads
 USER nonroot:nonroot
 # Client traffic (gateway.listen = 0.0.0.0:8080) and the admin endpoint
 # (gateway.admin_listen = 0.0.0.0:9090: /metrics, /health, /ready).

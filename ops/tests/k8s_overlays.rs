@@ -4,7 +4,7 @@
 use ops_checks::manifests::{containers, find, int, name, name_of, object, of_kind, render, workloads};
 use serde_norway::Value;
 
-const EXTERNAL_SECRETS: [&str; 2] = ["chat-datastores", "chat-jwt"];
+const EXTERNAL_SECRETS: [&str; 3] = ["chat-datastores", "chat-jwt", "chat-uploads"];
 
 fn replicas(objects: &[Value], kind: &str, workload: &str) -> i64 {
     int(&object(objects, kind, workload)["spec"]["replicas"], workload)

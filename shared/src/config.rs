@@ -216,8 +216,8 @@ pub struct UploadsConfig {
     pub store: String,
     /// Largest file accepted, in bytes; above it: 413.
     pub max_bytes: u64,
-    /// Uploads one gateway receives at once, at most (each buffers up to 5 MiB); the next
-    /// gets 503.
+    /// Uploads one gateway receives at once, at most; the next gets 503. Each holds up to
+    /// 15 MiB (a 5 MiB part filling while two are sent), so 16 bound them to 240 MiB.
     pub max_in_progress: usize,
     /// An upload request (its whole body) must be done within this long: 408 otherwise.
     #[serde(with = "secs")]
@@ -235,7 +235,7 @@ impl Default for UploadsConfig {
         Self {
             store: "data/uploads".into(),
             max_bytes: 25 * 1024 * 1024,
-            max_in_progress: 64,
+            max_in_progress: 16,
             request_timeout: Duration::from_secs(300),
             link_ttl: Duration::from_secs(300),
             link_key: None,
