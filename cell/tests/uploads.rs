@@ -168,6 +168,20 @@ async fn uploads_are_sniffed_attached_and_read_only_by_those_who_share_them() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().as_ref(), image_bytes.as_slice());
     assert_eq!(error_code(download(&base1, &url, Some(&carol)).await).await.0, 404);
+    // Membership is what shares it: a member added reads it, and not once removed.
+    let members = format!("/channels/{channel}/members");
+    let add = alice.request(Method::POST, &members).json(&json!({"user_id": carol.user_id}));
+    expect(add.send().await.unwrap(), 201).await.unwrap();
+    assert_eq!(download(&base1, &url, Some(&carol)).await.status(), 200);
+    let remove = alice.request(Method::DELETE, &format!("{members}/{}", carol.user_id));
+    assert!(remove.send().await.unwrap().status().is_success());
+    assert_eq!(error_code(download(&base1, &url, Some(&carol)).await).await.0, 404);
+
+    // A socket that syncs from 0 is replayed the same attachments.
+    let mut replayed = bob.resume(&cell.ws_url(0), &[(channel, 0)]).await.unwrap();
+    let (first, second) =
+        (next_message(&mut replayed, &cell).await, next_message(&mut replayed, &cell).await);
+    assert_eq!((first.attachments, second.attachments), (live.attachments.clone(), both.attachments.clone()));
 
     // History shows what was sent.
     let history =
@@ -194,8 +208,10 @@ async fn uploads_are_sniffed_attached_and_read_only_by_those_who_share_them() {
     let response = download(&base1, signed, None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().len(), image_bytes.len());
-    let forged = signed.replace("signature=", "signature=00");
-    assert_eq!(error_code(download(&base1, &forged, None).await).await.0, 401);
+    let (unsigned, signature) = signed.split_once("signature=").unwrap();
+    let flipped = if signature.starts_with('0') { "1" } else { "0" };
+    let forged = format!("{unsigned}signature={flipped}{}", &signature[1..]);
+    assert_eq!(error_code(download(&base1, &forged, None).await).await.0, 401, "one hex digit changed");
     let for_page = format!("{}?{}", page_url, signed.split_once('?').unwrap().1);
     assert_eq!(error_code(download(&base1, &for_page, None).await).await.0, 401, "a link is for one upload");
     let carols = carol.request(Method::GET, &format!("/upload/{}/link", image["id"].as_str().unwrap()));

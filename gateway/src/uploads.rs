@@ -12,7 +12,8 @@ use object_store::path::Path;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use shared::config::UploadsConfig;
-use shared::ids::UploadId;
+use shared::ids::{UploadId, UserId};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Bytes kept from the start of a file to sniff its type and read an image's size (a JPEG's
@@ -23,8 +24,8 @@ pub const HEAD_BYTES: usize = 256 * 1024;
 const INLINE_IMAGES: [&str; 6] =
     ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"];
 
-/// Signs links when no key is configured: development only, anyone can forge with it.
-const DEVELOPMENT_LINK_KEY: &str = "chat-cell development upload link key";
+/// Shortest link key accepted, in bytes.
+pub const MIN_LINK_KEY_BYTES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadStoreError {
@@ -32,6 +33,8 @@ pub enum UploadStoreError {
     Open { store: String, source: object_store::Error },
     #[error("upload directory {dir}: {source}")]
     Directory { dir: String, source: std::io::Error },
+    #[error("uploads.link_key must be at least {MIN_LINK_KEY_BYTES} bytes")]
+    ShortLinkKey,
 }
 
 /// Bytes an upload buffers before it becomes a multipart upload, and the size of each part
@@ -47,7 +50,37 @@ pub struct Uploads {
     pub config: UploadsConfig,
     link_key: Vec<u8>,
     /// One permit per upload in progress (`uploads.max_in_progress`); past them: 503.
-    pub in_progress: Arc<tokio::sync::Semaphore>,
+    in_progress: Arc<tokio::sync::Semaphore>,
+    /// Uploads in progress per user (`uploads.max_in_progress_per_user`); past it: 429.
+    per_user: Arc<std::sync::Mutex<HashMap<UserId, usize>>>,
+}
+
+/// Why an upload may not start now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SlotRefused {
+    /// The gateway receives `uploads.max_in_progress` uploads already.
+    GatewayBusy,
+    /// The user has `uploads.max_in_progress_per_user` uploads in progress here already.
+    UserBusy,
+}
+
+/// An upload in progress: counted against the gateway's and its user's bounds until dropped.
+pub struct UploadSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    user: UserId,
+    per_user: Arc<std::sync::Mutex<HashMap<UserId, usize>>>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                per_user.remove(&self.user);
+            }
+        }
+    }
 }
 
 impl Uploads {
@@ -78,14 +111,38 @@ impl Uploads {
             }
         };
         let link_key = match &config.link_key {
+            Some(key) if key.expose_secret().len() < MIN_LINK_KEY_BYTES => {
+                return Err(UploadStoreError::ShortLinkKey);
+            }
             Some(key) => key.expose_secret().as_bytes().to_vec(),
             None => {
-                tracing::warn!("uploads.link_key is not set: signed upload links use the development key");
-                DEVELOPMENT_LINK_KEY.as_bytes().to_vec()
+                // Safe, but only this gateway can check the links it signs.
+                tracing::warn!("uploads.link_key is not set: signed upload links work on this gateway only");
+                rand::random::<[u8; 32]>().to_vec()
             }
         };
         let in_progress = Arc::new(tokio::sync::Semaphore::new(config.max_in_progress));
-        Ok(Self { store, config: config.clone(), link_key, in_progress })
+        Ok(Self { store, config: config.clone(), link_key, in_progress, per_user: Default::default() })
+    }
+
+    /// A slot for an upload of `user`'s, within the gateway's and the user's bounds.
+    pub fn start(&self, user: UserId) -> Result<UploadSlot, SlotRefused> {
+        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
+        let count = per_user.entry(user).or_default();
+        if *count >= self.config.max_in_progress_per_user {
+            if *count == 0 {
+                per_user.remove(&user);
+            }
+            return Err(SlotRefused::UserBusy);
+        }
+        let Ok(permit) = self.in_progress.clone().try_acquire_owned() else {
+            if *count == 0 {
+                per_user.remove(&user);
+            }
+            return Err(SlotRefused::GatewayBusy);
+        };
+        *count += 1;
+        Ok(UploadSlot { _permit: permit, user, per_user: self.per_user.clone() })
     }
 
     fn path(id: UploadId) -> Path {
@@ -180,12 +237,19 @@ pub fn sniff(head: &[u8]) -> Sniffed {
     Sniffed { content_type: content_type.to_owned(), size }
 }
 
+/// Invisible formatting characters: bidirectional overrides and isolates (which make
+/// `invoice\u{202e}fdp.exe` read as `invoiceexe.pdf`), zero-width characters, the BOM.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
 /// A client's file name made safe to store and to send back: its last path component, no
-/// control characters or quotes, at most 255 bytes; `file` when nothing is left.
+/// control or invisible formatting characters or quotes, at most 255 bytes; `file` when
+/// nothing is left.
 pub fn clean_filename(name: Option<&str>) -> String {
     let base = name.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
     let mut clean = String::new();
-    for c in base.chars().filter(|c| !c.is_control() && *c != '"') {
+    for c in base.chars().filter(|c| !c.is_control() && !is_invisible_format(*c) && *c != '"') {
         if clean.len() + c.len_utf8() > 255 {
             break;
         }
@@ -232,10 +296,41 @@ mod tests {
         assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
         assert_eq!(clean_filename(Some("C:\\Users\\me\\photo \"1\".png")), "photo 1.png");
         assert_eq!(clean_filename(Some("a\r\nb.txt")), "ab.txt");
+        assert_eq!(clean_filename(Some("invoice\u{202e}fdp.exe")), "invoicefdp.exe");
         assert_eq!(clean_filename(Some("..")), "file");
         assert_eq!(clean_filename(None), "file");
         let long = "é".repeat(200);
         assert!(clean_filename(Some(&long)).len() <= 255);
+    }
+
+    #[test]
+    fn uploads_in_progress_are_bounded_per_user_and_per_gateway() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().to_string_lossy().into_owned();
+        let config =
+            UploadsConfig { store, max_in_progress: 3, max_in_progress_per_user: 2, ..Default::default() };
+        let uploads = Uploads::open(&config).unwrap();
+        let (ada, bob, cy) =
+            (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
+        let first = uploads.start(ada).unwrap();
+        let _second = uploads.start(ada).unwrap();
+        assert_eq!(uploads.start(ada).err(), Some(SlotRefused::UserBusy));
+        let _bobs = uploads.start(bob).unwrap();
+        assert_eq!(uploads.start(cy).err(), Some(SlotRefused::GatewayBusy));
+        drop(first);
+        let _cys = uploads.start(cy).unwrap();
+        assert_eq!(uploads.start(ada).err(), Some(SlotRefused::GatewayBusy));
+    }
+
+    #[test]
+    fn a_short_link_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = UploadsConfig {
+            store: dir.path().to_string_lossy().into_owned(),
+            link_key: Some("CHANGE-ME".to_owned().into()),
+            ..Default::default()
+        };
+        assert!(matches!(Uploads::open(&config), Err(UploadStoreError::ShortLinkKey)));
     }
 
     #[test]
@@ -253,6 +348,9 @@ mod tests {
         assert!(!uploads.link_is_valid(other, later, &signature));
         assert!(!uploads.link_is_valid(id, later + 1, &signature));
         assert!(!uploads.link_is_valid(id, later, "zz"));
+        let mut tampered = signature.into_bytes();
+        tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
+        assert!(!uploads.link_is_valid(id, later, std::str::from_utf8(&tampered).unwrap()));
         let past = chrono::Utc::now().timestamp() - 1;
         assert!(!uploads.link_is_valid(id, past, &uploads.signature(id, past)));
     }

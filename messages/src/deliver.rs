@@ -35,7 +35,7 @@ pub async fn announce(
             seq: row.seq,
             sender: message.sender.clone(),
             content: row.content.clone(),
-            content_type: message.content_type,
+            content_type: shared::protocol::ContentType::parse(&row.content_type),
             reply_to: row.reply_to,
             created_at: row.created_at,
             mentions: row.mentions.iter().copied().map(shared::ids::UserId).collect(),
@@ -43,10 +43,7 @@ pub async fn announce(
             edited_at: row.edited_at,
             deleted: row.deleted,
             reactions: Vec::new(),
-            attachments: match row.deleted {
-                true => Vec::new(),
-                false => message.attachments.clone(),
-            },
+            attachments: row.attachments.clone().map(|a| a.0).unwrap_or_default(),
         };
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(SEQ_HEADER, row.seq.0.to_string().as_str());

@@ -6,6 +6,7 @@
 
 use shared::events::StreamMessage;
 use shared::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
+use shared::protocol::AttachmentView;
 use sqlx::PgPool;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,9 @@ pub struct PersistedMessage {
     pub client_msg_id: ClientMsgId,
     /// As stored: a resend of a stored message is announced with the stored copy.
     pub content: String,
+    pub content_type: String,
+    /// As stored (none once deleted).
+    pub attachments: Option<sqlx::types::Json<Vec<AttachmentView>>>,
     pub reply_to: Option<MessageId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub mentions: Vec<uuid::Uuid>,
@@ -87,8 +91,9 @@ SELECT n.message_id, n.channel_id, b.base + n.rn, b.ordinal_base + n.rn, n.sende
        nullif(n.attachments, '')::jsonb
 FROM numbered n JOIN bumped b ON b.id = n.channel_id
 ORDER BY n.channel_id, n.rn
-RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, reply_to, created_at,
-          mentions, mentions_channel, edited_at, deleted_at IS NOT NULL AS deleted, true AS fresh
+RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, content_type, attachments,
+          reply_to, created_at, mentions, mentions_channel, edited_at, deleted_at IS NOT NULL AS deleted,
+          true AS fresh
 "#;
 
 /// Moves each sender's read position to their last message stored (never backwards).
@@ -100,9 +105,9 @@ WHERE m.channel_id = r.channel_id AND m.user_id = r.user_id AND m.last_read_seq 
 
 /// The stored rows of messages that an earlier delivery already persisted.
 const SELECT_STORED: &str = r#"
-SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.reply_to,
-       m.created_at, m.mentions, m.mentions_channel, m.edited_at, m.deleted_at IS NOT NULL AS deleted,
-       false AS fresh
+SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.content_type,
+       m.attachments, m.reply_to, m.created_at, m.mentions, m.mentions_channel, m.edited_at,
+       m.deleted_at IS NOT NULL AS deleted, false AS fresh
 FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(channel_id, sender_id, client_msg_id)
 JOIN messages m USING (channel_id, sender_id, client_msg_id)
 "#;
@@ -205,6 +210,8 @@ impl<'a> Columns<'a> {
                 .iter()
                 .map(|m| match m.attachments.is_empty() {
                     true => String::new(),
+                    // Derived structs of strings and numbers: serialising them cannot fail
+                    // (serde_json fails only on maps with non-string keys and failing impls).
                     false => serde_json::to_string(&m.attachments).unwrap_or_default(),
                 })
                 .collect(),

@@ -47,6 +47,24 @@ fn ingress_is_denied_by_default_and_only_the_gateway_client_port_is_open_to_all(
 }
 
 #[test]
+fn gateways_reach_the_upload_store_over_https_and_workers_do_not() {
+    for dir in ["k8s/overlays/dev", "k8s/overlays/prod"] {
+        let objects = render(dir);
+        let policies = of_kind(&objects, "NetworkPolicy");
+        let reaches_443 = |policy: &str| {
+            let policy = policies.iter().find(|p| name(p) == policy).expect("a policy per workload");
+            policy["spec"]["egress"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .any(|rule| port_names(rule).contains(&"443".to_string()))
+        };
+        assert!(reaches_443("gateway"), "{dir}: gateways must reach the S3 upload store on 443");
+        assert!(!reaches_443("messages"), "{dir}: workers have no business on 443");
+    }
+}
+
+#[test]
 fn every_server_pod_is_covered_by_a_policy_of_its_own() {
     for dir in ["k8s/overlays/dev", "k8s/overlays/prod"] {
         let objects = render(dir);

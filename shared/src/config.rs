@@ -219,14 +219,16 @@ pub struct UploadsConfig {
     /// Uploads one gateway receives at once, at most; the next gets 503. Each holds up to
     /// 15 MiB (a 5 MiB part filling while two are sent), so 16 bound them to 240 MiB.
     pub max_in_progress: usize,
+    /// Uploads one user sends through one gateway at once, at most; the next gets 429.
+    pub max_in_progress_per_user: usize,
     /// An upload request (its whole body) must be done within this long: 408 otherwise.
     #[serde(with = "secs")]
     pub request_timeout: Duration,
     /// How long a signed link (`GET /api/v1/upload/{id}/link`) works.
     #[serde(with = "secs")]
     pub link_ttl: Duration,
-    /// The key signed links are signed with; the same on every gateway. Unset: a built-in
-    /// development key (never in production: anyone could forge links).
+    /// The key signed links are signed with (at least 32 bytes); the same on every gateway.
+    /// Unset: a random key per process, so a link works only on the gateway that signed it.
     pub link_key: Option<SecretString>,
 }
 
@@ -236,6 +238,7 @@ impl Default for UploadsConfig {
             store: "data/uploads".into(),
             max_bytes: 25 * 1024 * 1024,
             max_in_progress: 16,
+            max_in_progress_per_user: 2,
             request_timeout: Duration::from_secs(300),
             link_ttl: Duration::from_secs(300),
             link_key: None,

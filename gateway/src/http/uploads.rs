@@ -10,7 +10,7 @@ use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::state::AppState;
 use crate::store::uploads::Upload;
-use crate::uploads::{HEAD_BYTES, Sniffed, clean_filename, sniff};
+use crate::uploads::{HEAD_BYTES, SlotRefused, Sniffed, clean_filename, sniff};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
@@ -44,6 +44,9 @@ pub struct UploadForm {
 /// Upload answers not found, whether missing, deleted or not the caller's to read.
 const NOT_FOUND: &str = "`not_found`: no such upload, deleted, or not shared with the caller";
 
+/// Longest wait for the next bytes of an upload: 408 past it.
+const CHUNK_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Bytes a multipart body may carry beyond the file: boundaries and part headers.
 pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -71,8 +74,9 @@ fn store_failed(error: impl std::error::Error + Send + Sync + 'static) -> AppErr
         (status = 401, response = Unauthorized),
         (status = 413, description = "`too_large`: over `uploads.max_bytes` (25 MiB by default)", body = ErrorBody),
         (status = 422, description = "`empty_file`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: no bytes for 30 s, or the upload took over `uploads.request_timeout`", body = ErrorBody),
         (status = 429, response = RateLimited),
-        (status = 503, description = "`unavailable`: too many uploads in progress, or the store failed", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the gateway receives too many uploads, or the store failed", body = ErrorBody),
     )
 )]
 pub async fn upload(
@@ -81,10 +85,14 @@ pub async fn upload(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<(StatusCode, Json<AttachmentView>)> {
     let mut form = form.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
-    // Each upload in progress holds up to a part's worth of memory: their number is bounded.
-    let Ok(_permit) = state.uploads.in_progress.clone().try_acquire_owned() else {
-        return Err(AppError::Unavailable);
-    };
+    // Each upload in progress holds up to a few parts in memory: their number is bounded, and
+    // one user cannot take them all.
+    let _slot = state.uploads.start(user).map_err(|refused| match refused {
+        SlotRefused::GatewayBusy => AppError::Unavailable,
+        SlotRefused::UserBusy => {
+            AppError::RateLimited { limit: "uploads_in_progress_per_user", retry_after_ms: 1000 }
+        }
+    })?;
     let field = loop {
         match form.next_field().await? {
             Some(field) if field.name() == Some("file") => break field,
@@ -121,7 +129,10 @@ async fn store_field(state: &AppState, id: UploadId, mut field: Field<'_>) -> Ap
     let mut head = Vec::new();
     let mut size = 0u64;
     let received: ApiResult<()> = async {
-        while let Some(chunk) = field.chunk().await? {
+        loop {
+            // A client that stops sending holds its slot this long at most.
+            let next = tokio::time::timeout(CHUNK_IDLE_TIMEOUT, field.chunk()).await;
+            let Some(chunk) = next.map_err(|_| AppError::RequestTimeout)?? else { break };
             size += chunk.len() as u64;
             if size > max {
                 return Err(AppError::Rejected {
@@ -284,9 +295,12 @@ pub async fn delete(
     AuthUser(user): AuthUser,
     ApiPath(UploadPath { id }): ApiPath<UploadPath>,
 ) -> ApiResult<StatusCode> {
-    if !crate::store::uploads::mark_deleted(&state.db, id, user).await? {
+    let upload = crate::store::uploads::get(&state.db, id).await?;
+    if upload.is_none_or(|u| u.owner_id != user) {
         return Err(AppError::NotFound("upload"));
     }
+    // The bytes first: if the store fails, the upload is still there to delete again.
     state.uploads.delete(id).await.map_err(store_failed)?;
+    crate::store::uploads::mark_deleted(&state.db, id, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -87,14 +87,14 @@ pub async fn shared_with(db: &PgPool, id: UploadId, reader: UserId) -> Result<bo
     .await
 }
 
-/// Marks `owner`'s upload deleted; false when there is no such upload of theirs.
-pub async fn mark_deleted(db: &PgPool, id: UploadId, owner: UserId) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
+/// Marks `owner`'s upload deleted.
+pub async fn mark_deleted(db: &PgPool, id: UploadId, owner: UserId) -> Result<(), sqlx::Error> {
+    sqlx::query(
         "UPDATE uploads SET deleted_at = now() WHERE id = $1 AND owner_id = $2 AND deleted_at IS NULL",
     )
     .bind(id)
     .bind(owner)
     .execute(db)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(())
 }
