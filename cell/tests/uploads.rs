@@ -297,3 +297,155 @@ async fn uploads_are_bounded_and_a_refused_one_leaves_nothing_behind() {
     assert!(response.bytes().await.unwrap().as_ref() == exact.as_slice(), "the bytes come back as sent");
     assert_eq!(files_under(store.path()).len(), 1, "one file: {:?}", files_under(store.path()));
 }
+
+/// Polls `check` every 200 ms until it answers `Some`, for at most a minute.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    cell: &TestCell,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}\n{}", cell.logs_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot_back() {
+    let store = tempfile::tempdir().unwrap();
+    let file_bytes = 20 * 1024 * 1024;
+    let extra_config = format!(
+        "[uploads]\nstore = \"{}\"\nquota_bytes_per_user = {}\nmax_downloads_in_progress = 1\nidle_timeout = 1\n",
+        store.path().display(),
+        file_bytes + file_bytes / 2,
+    );
+    let cell = TestCell::start(CellOptions { extra_config, ..CellOptions::default() }).await.unwrap();
+    let base = cell.gateway_url(0);
+    let alice = ChatClient::register(&base, "alice").await.unwrap();
+    let bob = ChatClient::register(&base, "bob").await.unwrap();
+
+    // The quota: a second file that would take alice past it is refused mid-way, leaving
+    // nothing; bob's quota is his own.
+    let first = stored(&alice, png(800, 600, file_bytes), "first.png").await;
+    let second = upload(&alice, png(800, 600, file_bytes), "second.png", "image/png").await;
+    assert_eq!(error_code(second).await, (413, "quota_exceeded".into()));
+    assert_eq!(files_under(store.path()).len(), 1, "{:?}", files_under(store.path()));
+    stored(&bob, png(10, 10, 1000), "bobs.png").await;
+
+    // One download at a time here. A client that takes the headers and then reads nothing
+    // holds the only slot (20 MiB is far more than the sockets buffer) …
+    let url = format!("{base}{}", first["url"].as_str().unwrap());
+    let stalled = reqwest::Client::new().get(&url).bearer_auth(&alice.access_token).send().await.unwrap();
+    assert_eq!(stalled.status(), 200);
+    let busy = download(&base, first["url"].as_str().unwrap(), Some(&alice)).await;
+    assert_eq!(error_code(busy).await, (503, "unavailable".into()));
+    // … until it has taken nothing for `idle_timeout`: then it is cut off, and the next
+    // download gets the whole file.
+    let whole = eventually("a download after the stalled one", &cell, || async {
+        let response = download(&base, first["url"].as_str().unwrap(), Some(&alice)).await;
+        match response.status().as_u16() {
+            200 => Some(response.bytes().await.unwrap()),
+            503 => None,
+            other => panic!("download answered {other}"),
+        }
+    })
+    .await;
+    assert_eq!(whole.len(), file_bytes + 33);
+    assert!(stalled.bytes().await.is_err(), "the stalled download ends short of its length");
+    let metrics = cell.metrics(&cell.gateways[0]).await;
+    assert_eq!(
+        shared::local::cell::metric_value(&metrics, "chat_gateway_downloads_cut_off_total"),
+        Some(1.0)
+    );
+
+    // Deleting gives the quota back.
+    let path = format!("/upload/{}", first["id"].as_str().unwrap());
+    assert_eq!(alice.request(Method::DELETE, &path).send().await.unwrap().status(), 204);
+    stored(&alice, png(800, 600, file_bytes), "second.png").await;
+}
+
+#[tokio::test]
+async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
+    let store = tempfile::tempdir().unwrap();
+    let extra_config = format!(
+        "[uploads]\nstore = \"{}\"\nunattached_ttl = 2\nsweep_interval = 1\n",
+        store.path().display()
+    );
+    let cell = TestCell::start(CellOptions { extra_config, ..CellOptions::default() }).await.unwrap();
+    let base = cell.gateway_url(0);
+    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
+    let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
+
+    // Attached: kept.
+    let attached = stored(&alice, png(10, 10, 100), "kept.png").await;
+    send_with(&mut socket, channel, "m-1", "kept", &[&attached]).await;
+    answer(&mut socket, "m-1", &cell).await.unwrap();
+    // Attached by a gateway of the release before `attached_at`: the sweeper finds the message
+    // that carries it, keeps it and marks it attached.
+    let old_style = stored(&alice, png(10, 10, 200), "old.png").await;
+    send_with(&mut socket, channel, "m-2", "old", &[&old_style]).await;
+    answer(&mut socket, "m-2", &cell).await.unwrap();
+    let old_id = uuid::Uuid::parse_str(old_style["id"].as_str().unwrap()).unwrap();
+    sqlx::query("UPDATE uploads SET attached_at = NULL WHERE id = $1")
+        .bind(old_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    // Never attached: swept.
+    let loose = stored(&alice, png(10, 10, 300), "loose.png").await;
+    // An upload whose request died mid-way, an hour ago: a file and an intent, no row.
+    let abandoned = uuid::Uuid::new_v4();
+    std::fs::create_dir_all(store.path().join("uploads")).unwrap();
+    std::fs::write(store.path().join("uploads").join(abandoned.to_string()), b"half a file").unwrap();
+    sqlx::query(
+        "INSERT INTO upload_intents (id, owner_id, created_at) VALUES ($1, $2, now() - interval '1 hour')",
+    )
+    .bind(abandoned)
+    .bind(alice.user_id)
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let loose_url = loose["url"].as_str().unwrap().to_owned();
+    eventually("the loose upload and the abandoned file swept", &cell, || async {
+        let loose_gone = download(&base, &loose_url, Some(&alice)).await.status() == 404;
+        let abandoned_gone = !store.path().join("uploads").join(abandoned.to_string()).exists();
+        (loose_gone && abandoned_gone).then_some(())
+    })
+    .await;
+    // The loose upload was the newest: the older ones were candidates of the same sweeps.
+    for kept in [&attached, &old_style] {
+        let response = download(&base, kept["url"].as_str().unwrap(), Some(&bob)).await;
+        assert_eq!(response.status(), 200, "{kept}");
+    }
+    let mut left: Vec<String> = files_under(store.path())
+        .iter()
+        .map(|file| file.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    let mut expected = vec![attached["id"].as_str().unwrap().to_owned(), old_id.to_string()];
+    expected.sort();
+    assert_eq!(left, expected, "only the attached files are left");
+    let repaired: bool = sqlx::query_scalar("SELECT attached_at IS NOT NULL FROM uploads WHERE id = $1")
+        .bind(old_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(repaired, "the old-style upload is marked attached");
+    let intents: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM upload_intents").fetch_one(&db).await.unwrap();
+    assert_eq!(intents, 0);
+    // A swept upload can no longer be attached.
+    send_with(&mut socket, channel, "m-3", "late", &[&loose]).await;
+    assert_eq!(answer(&mut socket, "m-3", &cell).await, Err(ErrorCode::NotFound));
+    let metrics = cell.metrics(&cell.gateways[0]).await;
+    for reason in ["unattached", "abandoned"] {
+        let series = format!("chat_gateway_uploads_swept_total{{reason=\"{reason}\"}}");
+        assert_eq!(shared::local::cell::metric_value(&metrics, &series), Some(1.0), "{reason}");
+    }
+}

@@ -112,7 +112,8 @@ pub async fn check_reply(
 }
 
 /// The uploads `ids` as a message of `sender`'s carries them, in the order given: each must be
-/// the sender's and not deleted. One query, only when there are any.
+/// the sender's and not deleted; they are marked attached (kept from the sweeper). One
+/// statement, only when there are any.
 pub async fn attachments(
     state: &AppState,
     sender: UserId,
@@ -121,7 +122,7 @@ pub async fn attachments(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found = store::uploads::owned(&state.db, sender, ids).await?;
+    let found = store::uploads::attach(&state.db, sender, ids).await?;
     ids.iter()
         .map(|id| {
             found.iter().find(|u| u.id == *id).map(|u| u.view()).ok_or(ChangeRefused::NoSuchUpload(*id))

@@ -149,6 +149,7 @@ pub async fn run(
     // Sessions revoked before this gateway started may still have unexpired tokens.
     let revocations = state.follow_revocations().await?;
     let presence_sweep = state.sweep_presence();
+    let upload_sweep = state.sweep_uploads();
     let _ = admin_state.set(state.clone());
     let app = router(state.clone());
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
@@ -169,6 +170,7 @@ pub async fn run(
     user_frames.abort();
     revocations.abort();
     presence_sweep.abort();
+    upload_sweep.abort();
     let _ = nats.flush().await;
     state.db.close().await;
     admin_stop.cancel();

@@ -29,6 +29,13 @@ pub struct GatewayMetrics {
     rate_limiter_errors: Counter,
     http_requests: Family<StatusLabels, Counter>,
     pub draining: Gauge,
+    uploads_swept: Family<ReasonLabels, Counter>,
+    pub downloads_cut_off: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -95,6 +102,8 @@ impl GatewayMetrics {
             rate_limiter_errors: Counter::default(),
             http_requests: Family::default(),
             draining: Gauge::default(),
+            uploads_swept: Family::default(),
+            downloads_cut_off: Counter::default(),
         };
         let r = registry;
         r.register("chat_gateway_connections", "Open WebSocket connections", metrics.connections.clone());
@@ -170,6 +179,16 @@ impl GatewayMetrics {
             "1 while the gateway drains for shutdown",
             metrics.draining.clone(),
         );
+        r.register(
+            "chat_gateway_uploads_swept",
+            "Uploads deleted by the sweeper, by reason (unattached, abandoned)",
+            metrics.uploads_swept.clone(),
+        );
+        r.register(
+            "chat_gateway_downloads_cut_off",
+            "Downloads ended because their client took no bytes for uploads.idle_timeout",
+            metrics.downloads_cut_off.clone(),
+        );
         // Every known label value from 0, so a rate over a fresh process is defined.
         for outcome in ["acked", "duplicate", "rejected", "failed"] {
             let _ = metrics.sends.get_or_create(&OutcomeLabels { outcome });
@@ -182,7 +201,15 @@ impl GatewayMetrics {
         for kind in ["timeout", "error"] {
             let _ = metrics.puback_errors.get_or_create(&KindLabels { kind });
         }
+        for reason in ["unattached", "abandoned"] {
+            let _ = metrics.uploads_swept.get_or_create(&ReasonLabels { reason });
+        }
         metrics
+    }
+
+    /// Counts `count` uploads swept for `reason` (`unattached` or `abandoned`).
+    pub fn uploads_swept(&self, reason: &'static str, count: usize) {
+        self.uploads_swept.get_or_create(&ReasonLabels { reason }).inc_by(count as u64);
     }
 
     /// Counts a closed socket by its close code; codes the gateway does not know (a peer may

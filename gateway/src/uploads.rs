@@ -1,9 +1,13 @@
 //! Where uploaded files live and what they are: the object store (a local directory or any
 //! S3-compatible store, through `object_store`), the content type sniffed from the first
 //! bytes, an image's size read from its header, and the signed links that let an `<img>`
-//! load an upload without a bearer token.
+//! load an upload without a bearer token; the bounds on transfers in progress, and the sweeper
+//! of uploads no message carries.
 
+use crate::state::AppState;
+use crate::store;
 use bytes::Bytes;
+use futures::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt as _;
@@ -13,8 +17,10 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 use shared::config::UploadsConfig;
 use shared::ids::{UploadId, UserId};
+use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Bytes kept from the start of a file to sniff its type and read an image's size (a JPEG's
 /// size may come after tens of KiB of EXIF data).
@@ -49,37 +55,61 @@ pub struct Uploads {
     store: Arc<dyn ObjectStore>,
     pub config: UploadsConfig,
     link_key: Vec<u8>,
-    /// One permit per upload in progress (`uploads.max_in_progress`); past them: 503.
-    in_progress: Arc<tokio::sync::Semaphore>,
-    /// Uploads in progress per user (`uploads.max_in_progress_per_user`); past it: 429.
-    per_user: Arc<std::sync::Mutex<HashMap<UserId, usize>>>,
+    /// Uploads in progress (`uploads.max_in_progress`, `max_in_progress_per_user`).
+    uploading: Slots,
+    /// Downloads in progress (`uploads.max_downloads_in_progress`, `…_per_user`).
+    downloading: Slots,
 }
 
-/// Why an upload may not start now.
+/// Why an upload or a download may not start now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SlotRefused {
-    /// The gateway receives `uploads.max_in_progress` uploads already.
+    /// The gateway serves as many as it may already: 503.
     GatewayBusy,
-    /// The user has `uploads.max_in_progress_per_user` uploads in progress here already.
+    /// The user (or signed link) has as many in progress here as it may: 429.
     UserBusy,
 }
 
-/// An upload in progress: counted against the gateway's and its user's bounds until dropped.
-pub struct UploadSlot {
-    _permit: tokio::sync::OwnedSemaphorePermit,
-    user: UserId,
-    per_user: Arc<std::sync::Mutex<HashMap<UserId, usize>>>,
+/// A bounded number of transfers in progress: so many per gateway, and so many per key (a
+/// user, or the upload a signed link names).
+struct Slots {
+    total: Arc<tokio::sync::Semaphore>,
+    per_key_max: usize,
+    per_key: Arc<std::sync::Mutex<HashMap<uuid::Uuid, usize>>>,
 }
 
-impl Drop for UploadSlot {
+/// A transfer in progress: counted against the gateway's and its key's bounds until dropped.
+pub struct Slot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    key: uuid::Uuid,
+    per_key: Arc<std::sync::Mutex<HashMap<uuid::Uuid, usize>>>,
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = per_user.get_mut(&self.user) {
+        let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = per_key.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                per_user.remove(&self.user);
+                per_key.remove(&self.key);
             }
         }
+    }
+}
+
+impl Slots {
+    fn new(total: usize, per_key_max: usize) -> Self {
+        Self { total: Arc::new(tokio::sync::Semaphore::new(total)), per_key_max, per_key: Default::default() }
+    }
+
+    fn take(&self, key: uuid::Uuid) -> Result<Slot, SlotRefused> {
+        let mut per_key = self.per_key.lock().unwrap_or_else(|e| e.into_inner());
+        if per_key.get(&key).is_some_and(|count| *count >= self.per_key_max) {
+            return Err(SlotRefused::UserBusy);
+        }
+        let permit = self.total.clone().try_acquire_owned().map_err(|_| SlotRefused::GatewayBusy)?;
+        *per_key.entry(key).or_default() += 1;
+        Ok(Slot { _permit: permit, key, per_key: self.per_key.clone() })
     }
 }
 
@@ -121,28 +151,26 @@ impl Uploads {
                 rand::random::<[u8; 32]>().to_vec()
             }
         };
-        let in_progress = Arc::new(tokio::sync::Semaphore::new(config.max_in_progress));
-        Ok(Self { store, config: config.clone(), link_key, in_progress, per_user: Default::default() })
+        Ok(Self {
+            store,
+            config: config.clone(),
+            link_key,
+            uploading: Slots::new(config.max_in_progress, config.max_in_progress_per_user),
+            downloading: Slots::new(
+                config.max_downloads_in_progress,
+                config.max_downloads_in_progress_per_user,
+            ),
+        })
     }
 
     /// A slot for an upload of `user`'s, within the gateway's and the user's bounds.
-    pub fn start(&self, user: UserId) -> Result<UploadSlot, SlotRefused> {
-        let mut per_user = self.per_user.lock().unwrap_or_else(|e| e.into_inner());
-        let count = per_user.entry(user).or_default();
-        if *count >= self.config.max_in_progress_per_user {
-            if *count == 0 {
-                per_user.remove(&user);
-            }
-            return Err(SlotRefused::UserBusy);
-        }
-        let Ok(permit) = self.in_progress.clone().try_acquire_owned() else {
-            if *count == 0 {
-                per_user.remove(&user);
-            }
-            return Err(SlotRefused::GatewayBusy);
-        };
-        *count += 1;
-        Ok(UploadSlot { _permit: permit, user, per_user: self.per_user.clone() })
+    pub fn start_upload(&self, user: UserId) -> Result<Slot, SlotRefused> {
+        self.uploading.take(user.0)
+    }
+
+    /// A slot for a download by `reader`: a user, or (for a signed link) the upload it names.
+    pub fn start_download(&self, reader: uuid::Uuid) -> Result<Slot, SlotRefused> {
+        self.downloading.take(reader)
     }
 
     fn path(id: UploadId) -> Path {
@@ -189,6 +217,96 @@ impl Uploads {
             hmac::Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
         mac.update(format!("{id}:{expires}").as_bytes());
         mac
+    }
+}
+
+/// Uploads one sweep deletes per transaction, at most, for each reason.
+const SWEEP_BATCH: i64 = 100;
+
+/// Store deletions one sweep runs at once.
+const SWEEP_DELETES_IN_FLIGHT: usize = 8;
+
+/// How long after its intent an upload's request is surely over, beyond
+/// `uploads.request_timeout` (the request's own deadline).
+const INTENT_MARGIN: Duration = Duration::from_secs(60);
+
+impl Uploads {
+    /// Deletes the files of `ids`; answers those that are gone (a failure is logged, and the
+    /// next sweep tries again).
+    async fn delete_all(&self, ids: Vec<UploadId>) -> Vec<UploadId> {
+        futures::stream::iter(ids)
+            .map(|id| async move {
+                match self.delete(id).await {
+                    Ok(()) => Some(id),
+                    Err(error) => {
+                        tracing::warn!(%id, %error, "sweep: upload not deleted from the store");
+                        None
+                    }
+                }
+            })
+            .buffer_unordered(SWEEP_DELETES_IN_FLIGHT)
+            .filter_map(std::future::ready)
+            .collect()
+            .await
+    }
+
+    /// One batch of uploads never attached within `unattached_ttl`: their files deleted, their
+    /// rows marked deleted. The rows stay locked meanwhile, so a message attaching one of them
+    /// waits and then finds it deleted. Answers how many went.
+    pub async fn sweep_unattached(&self, db: &PgPool) -> Result<usize, sqlx::Error> {
+        let mut tx = db.begin().await?;
+        let ids = store::uploads::lock_unattached(&mut tx, self.config.unattached_ttl, SWEEP_BATCH).await?;
+        let gone = self.delete_all(ids).await;
+        store::uploads::mark_swept(&mut tx, &gone).await?;
+        tx.commit().await?;
+        Ok(gone.len())
+    }
+
+    /// One batch of uploads whose request ended without a row (dropped at its deadline, its
+    /// gateway killed): their files deleted, their intents dropped. Answers how many went.
+    pub async fn sweep_abandoned(&self, db: &PgPool) -> Result<usize, sqlx::Error> {
+        let age = self.config.request_timeout + INTENT_MARGIN;
+        let mut tx = db.begin().await?;
+        let ids = store::uploads::lock_abandoned(&mut tx, age, SWEEP_BATCH).await?;
+        let gone = self.delete_all(ids).await;
+        store::uploads::forget_intents(&mut tx, &gone).await?;
+        tx.commit().await?;
+        Ok(gone.len())
+    }
+}
+
+impl AppState {
+    /// Sweeps the upload store every `uploads.sweep_interval` (first at a random moment of it,
+    /// so the gateways of a cell spread their sweeps), until shutdown. Gateways sweep
+    /// concurrently without stepping on each other: each locks the rows it deletes, and skips
+    /// rows locked by another.
+    pub fn sweep_uploads(&self) -> tokio::task::JoinHandle<()> {
+        let state = self.clone();
+        let every = state.uploads.config.sweep_interval.max(Duration::from_secs(1));
+        tokio::spawn(async move {
+            let first = every.mul_f64(rand::random::<f64>());
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = state.shutdown.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                for (reason, swept) in [
+                    ("unattached", state.uploads.sweep_unattached(&state.db).await),
+                    ("abandoned", state.uploads.sweep_abandoned(&state.db).await),
+                ] {
+                    match swept {
+                        Ok(0) => {}
+                        Ok(count) => {
+                            tracing::info!(reason, count, "uploads swept");
+                            state.metrics.uploads_swept(reason, count);
+                        }
+                        Err(error) => tracing::warn!(reason, %error, "upload sweep failed"),
+                    }
+                }
+            }
+        })
     }
 }
 
@@ -312,14 +430,16 @@ mod tests {
         let uploads = Uploads::open(&config).unwrap();
         let (ada, bob, cy) =
             (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
-        let first = uploads.start(ada).unwrap();
-        let _second = uploads.start(ada).unwrap();
-        assert_eq!(uploads.start(ada).err(), Some(SlotRefused::UserBusy));
-        let _bobs = uploads.start(bob).unwrap();
-        assert_eq!(uploads.start(cy).err(), Some(SlotRefused::GatewayBusy));
+        let first = uploads.start_upload(ada).unwrap();
+        let _second = uploads.start_upload(ada).unwrap();
+        assert_eq!(uploads.start_upload(ada).err(), Some(SlotRefused::UserBusy));
+        let _bobs = uploads.start_upload(bob).unwrap();
+        assert_eq!(uploads.start_upload(cy).err(), Some(SlotRefused::GatewayBusy));
         drop(first);
-        let _cys = uploads.start(cy).unwrap();
-        assert_eq!(uploads.start(ada).err(), Some(SlotRefused::GatewayBusy));
+        let _cys = uploads.start_upload(cy).unwrap();
+        assert_eq!(uploads.start_upload(ada).err(), Some(SlotRefused::GatewayBusy));
+        // Downloads have bounds of their own.
+        let _reading = uploads.start_download(ada.0).unwrap();
     }
 
     #[test]

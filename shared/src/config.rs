@@ -230,6 +230,26 @@ pub struct UploadsConfig {
     /// The key signed links are signed with (at least 32 bytes); the same on every gateway.
     /// Unset: a random key per process, so a link works only on the gateway that signed it.
     pub link_key: Option<SecretString>,
+    /// Bytes one user's uploads (not deleted) may take, in all; an upload past it: 413
+    /// `quota_exceeded`. Two uploads in progress at once may overshoot it by one file.
+    pub quota_bytes_per_user: u64,
+    /// Downloads one gateway serves at once, at most; the next gets 503.
+    pub max_downloads_in_progress: usize,
+    /// Downloads of one user (or of one signed link) at once through one gateway; the next
+    /// gets 429.
+    pub max_downloads_in_progress_per_user: usize,
+    /// Longest an upload may wait for its client's next bytes (408 past it), and a download
+    /// for its client to take the next chunk (cut off past it, its slot given back).
+    #[serde(with = "secs")]
+    pub idle_timeout: Duration,
+    /// An upload never attached to a message is deleted this long after it was stored.
+    #[serde(with = "secs")]
+    pub unattached_ttl: Duration,
+    /// How often each gateway looks for uploads to sweep: unattached ones past
+    /// `unattached_ttl`, and files of uploads that never finished (their request ended without
+    /// a row, past `request_timeout`).
+    #[serde(with = "secs")]
+    pub sweep_interval: Duration,
 }
 
 impl Default for UploadsConfig {
@@ -242,6 +262,12 @@ impl Default for UploadsConfig {
             request_timeout: Duration::from_secs(300),
             link_ttl: Duration::from_secs(300),
             link_key: None,
+            quota_bytes_per_user: 1024 * 1024 * 1024,
+            max_downloads_in_progress: 256,
+            max_downloads_in_progress_per_user: 8,
+            idle_timeout: Duration::from_secs(30),
+            unattached_ttl: Duration::from_secs(24 * 3600),
+            sweep_interval: Duration::from_secs(600),
         }
     }
 }

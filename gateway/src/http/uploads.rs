@@ -10,14 +10,14 @@ use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::state::AppState;
 use crate::store::uploads::Upload;
-use crate::uploads::{HEAD_BYTES, SlotRefused, Sniffed, clean_filename, sniff};
+use crate::uploads::{HEAD_BYTES, Slot, SlotRefused, Sniffed, clean_filename, sniff};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt as _;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use shared::ids::UploadId;
 use shared::protocol::AttachmentView;
@@ -44,9 +44,6 @@ pub struct UploadForm {
 /// Upload answers not found, whether missing, deleted or not the caller's to read.
 const NOT_FOUND: &str = "`not_found`: no such upload, deleted, or not shared with the caller";
 
-/// Longest wait for the next bytes of an upload: 408 past it.
-const CHUNK_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// Bytes a multipart body may carry beyond the file: boundaries and part headers.
 pub const MULTIPART_OVERHEAD_BYTES: usize = 64 * 1024;
 
@@ -72,9 +69,9 @@ fn store_failed(error: impl std::error::Error + Send + Sync + 'static) -> AppErr
         (status = 201, description = "Stored; attach it to a message by its `id`", body = AttachmentView),
         (status = 400, description = "`bad_request`: not a multipart form, or no `file` part", body = ErrorBody),
         (status = 401, response = Unauthorized),
-        (status = 413, description = "`too_large`: over `uploads.max_bytes` (25 MiB by default)", body = ErrorBody),
+        (status = 413, description = "`too_large`: over `uploads.max_bytes` (25 MiB by default); `quota_exceeded`: the caller's uploads would take over `uploads.quota_bytes_per_user` (1 GiB by default)", body = ErrorBody),
         (status = 422, description = "`empty_file`", body = ErrorBody),
-        (status = 408, description = "`request_timeout`: no bytes for 30 s, or the upload took over `uploads.request_timeout`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: no bytes for `uploads.idle_timeout` (30 s), or the upload took over `uploads.request_timeout`", body = ErrorBody),
         (status = 429, response = RateLimited),
         (status = 503, description = "`unavailable`: the gateway receives too many uploads, or the store failed", body = ErrorBody),
     )
@@ -87,12 +84,12 @@ pub async fn upload(
     let mut form = form.map_err(|r| AppError::Rejected { status: r.status(), message: r.body_text() })?;
     // Each upload in progress holds up to a few parts in memory: their number is bounded, and
     // one user cannot take them all.
-    let _slot = state.uploads.start(user).map_err(|refused| match refused {
-        SlotRefused::GatewayBusy => AppError::Unavailable,
-        SlotRefused::UserBusy => {
-            AppError::RateLimited { limit: "uploads_in_progress_per_user", retry_after_ms: 1000 }
-        }
-    })?;
+    let _slot = state.uploads.start_upload(user).map_err(|r| refused(r, "uploads_in_progress_per_user"))?;
+    let quota = state.uploads.config.quota_bytes_per_user;
+    let room = quota.saturating_sub(crate::store::uploads::bytes_used(&state.db, user).await?);
+    if room == 0 {
+        return Err(AppError::QuotaExceeded { quota });
+    }
     let field = loop {
         match form.next_field().await? {
             Some(field) if field.name() == Some("file") => break field,
@@ -102,7 +99,16 @@ pub async fn upload(
     };
     let filename = clean_filename(field.file_name());
     let id = UploadId(uuid::Uuid::new_v4());
-    let (size, head) = store_field(&state, id, field).await?;
+    // Before the first byte is stored: if this request never ends well, the sweeper finds
+    // the file by its intent.
+    crate::store::uploads::intend(&state.db, id, user).await?;
+    let (size, head) = match store_field(&state, id, field, room).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            let _ = crate::store::uploads::forget_intent(&state.db, id).await;
+            return Err(error);
+        }
+    };
     let sniffed = sniff(&head);
     let upload = Upload {
         id,
@@ -114,34 +120,55 @@ pub async fn upload(
         filename,
     };
     if let Err(error) = crate::store::uploads::insert(&state.db, &upload).await {
-        let _ = state.uploads.delete(id).await;
+        if state.uploads.delete(id).await.is_ok() {
+            let _ = crate::store::uploads::forget_intent(&state.db, id).await;
+        }
         return Err(error.into());
     }
     tracing::debug!(%id, size, content_type = %upload.content_type, "upload stored");
     Ok((StatusCode::CREATED, Json(upload.view())))
 }
 
-/// Streams `field` into the store as upload `id`: its size and first [`HEAD_BYTES`]. Nothing
-/// is left behind when it fails (too large, empty, the store failing).
-async fn store_field(state: &AppState, id: UploadId, mut field: Field<'_>) -> ApiResult<(u64, Vec<u8>)> {
-    let max = state.uploads.config.max_bytes;
+/// The answer to a transfer that may not start: 503 when the gateway is busy, 429 `limit`
+/// when the caller is.
+fn refused(refused: SlotRefused, limit: &'static str) -> AppError {
+    match refused {
+        SlotRefused::GatewayBusy => AppError::Unavailable,
+        SlotRefused::UserBusy => AppError::RateLimited { limit, retry_after_ms: 1000 },
+    }
+}
+
+/// Streams `field` into the store as upload `id`, refusing it past `uploads.max_bytes` or past
+/// `room` (what is left of the user's quota): its size and first [`HEAD_BYTES`]. Nothing is
+/// left behind when it fails (too large, empty, the store failing).
+async fn store_field(
+    state: &AppState,
+    id: UploadId,
+    mut field: Field<'_>,
+    room: u64,
+) -> ApiResult<(u64, Vec<u8>)> {
+    let (max, quota) = (state.uploads.config.max_bytes, state.uploads.config.quota_bytes_per_user);
+    let idle = state.uploads.config.idle_timeout;
     let mut writer = state.uploads.writer(id);
     let mut head = Vec::new();
     let mut size = 0u64;
     let received: ApiResult<()> = async {
         loop {
             // A client that stops sending holds its slot this long at most.
-            let next = tokio::time::timeout(CHUNK_IDLE_TIMEOUT, field.chunk()).await;
+            let next = tokio::time::timeout(idle, field.chunk()).await;
             let Some(chunk) = next.map_err(|_| AppError::RequestTimeout)?? else { break };
             size += chunk.len() as u64;
+            if size > room && room < max {
+                return Err(AppError::QuotaExceeded { quota });
+            }
             if size > max {
                 return Err(AppError::Rejected {
                     status: StatusCode::PAYLOAD_TOO_LARGE,
                     message: format!("files are at most {max} bytes"),
                 });
             }
-            let room = HEAD_BYTES.saturating_sub(head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..room]);
+            let head_room = HEAD_BYTES.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..head_room]);
             writer.put(chunk).await.map_err(store_failed)?;
         }
         match size {
@@ -184,7 +211,8 @@ pub struct LinkQuery {
         (status = 200, description = "The bytes: `inline` for images, `attachment` otherwise", content_type = "application/octet-stream"),
         (status = 401, description = "`unauthorized`: no token and no valid signed link", body = ErrorBody),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
-        (status = 429, response = RateLimited),
+        (status = 429, description = "`rate_limited`: the REST limit, or `uploads.max_downloads_in_progress_per_user` downloads in progress already", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the gateway serves `uploads.max_downloads_in_progress` downloads already", body = ErrorBody),
     )
 )]
 pub async fn download(
@@ -200,7 +228,13 @@ pub async fn download(
     if !signed && user.is_none() {
         return Err(AppError::Unauthorized);
     }
-    let upload = readable(&state, id, user.filter(|_| !signed)).await?;
+    let reader = user.filter(|_| !signed);
+    let upload = readable(&state, id, reader).await?;
+    // A signed link's downloads count against the upload it names.
+    let slot = state
+        .uploads
+        .start_download(reader.map_or(id.0, |AuthUser(user)| user.0))
+        .map_err(|r| refused(r, "downloads_in_progress_per_user"))?;
     let bytes = state.uploads.read(id).await.map_err(|error| match error {
         object_store::Error::NotFound { .. } => AppError::NotFound("upload"),
         other => store_failed(other),
@@ -220,7 +254,36 @@ pub async fn download(
         // The bytes of an id never change.
         (header::CACHE_CONTROL, "private, max-age=86400, immutable".into()),
     ];
-    Ok((headers, Body::from_stream(bytes.map_err(std::io::Error::other))).into_response())
+    let body = paced_body(bytes, slot, state.uploads.config.idle_timeout, state.metrics.clone());
+    Ok((headers, body).into_response())
+}
+
+/// A download's body: a task moves the store's chunks to the response one at a time, and
+/// gives up (dropping the store's stream and the download's slot) when the client has not
+/// taken the next chunk for `idle`. The response then ends short of its `Content-Length`,
+/// which the client sees as a broken download, and the connection is closed.
+fn paced_body(
+    mut bytes: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
+    slot: Slot,
+    idle: std::time::Duration,
+    metrics: std::sync::Arc<crate::metrics::GatewayMetrics>,
+) -> Body {
+    let (chunks, mut taken) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
+    tokio::spawn(async move {
+        let _slot = slot;
+        while let Some(chunk) = bytes.next().await {
+            let failed = chunk.is_err();
+            match tokio::time::timeout(idle, chunks.send(chunk.map_err(std::io::Error::other))).await {
+                Ok(Ok(())) if !failed => {}
+                Ok(_) => return,
+                Err(_) => {
+                    metrics.downloads_cut_off.inc();
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures::stream::poll_fn(move |cx| taken.poll_recv(cx)))
 }
 
 /// Upload `id` if `reader` may read it (`None`: a signed link, which may).
