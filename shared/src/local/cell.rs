@@ -43,6 +43,8 @@ pub struct CellOptions {
     /// has its own. Off for the cell runner, which keeps the real defaults.
     pub raise_limits: bool,
     pub backend: Backend,
+    /// Environment variables of the gateways and workers (the S3 store's `AWS_*`).
+    pub env: Vec<(String, String)>,
 }
 
 /// Where the servers run.
@@ -70,6 +72,7 @@ impl Default for CellOptions {
             worker_config: String::new(),
             raise_limits: true,
             backend: Backend::Auto,
+            env: Vec::new(),
         }
     }
 }
@@ -104,12 +107,13 @@ pub struct AppProcess {
     pub port: Option<u16>,
     /// The admin port: `/metrics`, `/health`, `/ready`.
     pub admin_port: u16,
+    env: Vec<(String, String)>,
 }
 
 impl AppProcess {
     pub fn start(&mut self) -> Result<(), ProcessError> {
         let mut command = Command::new(&self.binary);
-        command.arg("--config").arg(&self.config);
+        command.arg("--config").arg(&self.config).envs(self.env.iter().map(|(k, v)| (k, v)));
         if std::env::var_os("RUST_LOG").is_none() {
             command.env("RUST_LOG", "info");
         }
@@ -298,6 +302,7 @@ impl TestCell {
             process: None,
             port,
             admin_port,
+            env: self.options.env.clone(),
         };
         process.start()?;
         Ok(process)

@@ -11,6 +11,7 @@ pub mod nats;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod s3;
 
 pub use cell::{CellOptions, TestCell};
 pub use process::free_port;
