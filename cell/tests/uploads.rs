@@ -304,7 +304,7 @@ async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot
     let store = tempfile::tempdir().unwrap();
     let file_bytes = 20 * 1024 * 1024;
     let extra_config = format!(
-        "[uploads]\nstore = \"{}\"\nquota_bytes_per_user = {}\nmax_downloads_in_progress = 1\nidle_timeout = 1\n",
+        "[uploads]\nstore = \"{}\"\nquota_bytes_per_user = {}\nmax_downloads_in_progress = 1\nidle_timeout = 3\n",
         store.path().display(),
         file_bytes + file_bytes / 2,
     );
@@ -360,7 +360,7 @@ async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot
 async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     let store = tempfile::tempdir().unwrap();
     let extra_config = format!(
-        "[uploads]\nstore = \"{}\"\nunattached_ttl = 2\nsweep_interval = 1\n",
+        "[uploads]\nstore = \"{}\"\nunattached_ttl = 5\nsweep_interval = 1\n",
         store.path().display()
     );
     let cell = TestCell::start(CellOptions { extra_config, ..CellOptions::default() }).await.unwrap();
@@ -391,6 +391,10 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
         .unwrap();
     // Never attached: swept.
     let loose = stored(&alice, png(10, 10, 300), "loose.png").await;
+    // A send refused for one unknown attachment marks none of the others attached.
+    let unknown = json!({"id": uuid::Uuid::new_v4()});
+    send_with(&mut socket, channel, "m-0", "half", &[&loose, &unknown]).await;
+    assert_eq!(answer(&mut socket, "m-0", &cell).await, Err(ErrorCode::NotFound));
     // An upload whose request died mid-way, an hour ago: a file and an intent, no row.
     let abandoned = uuid::Uuid::new_v4();
     std::fs::create_dir_all(store.path().join("uploads")).unwrap();

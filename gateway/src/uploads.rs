@@ -66,12 +66,11 @@ pub struct Uploads {
 pub enum SlotRefused {
     /// The gateway serves as many as it may already: 503.
     GatewayBusy,
-    /// The user (or signed link) has as many in progress here as it may: 429.
+    /// The user has as many in progress here as they may: 429.
     UserBusy,
 }
 
-/// A bounded number of transfers in progress: so many per gateway, and so many per key (a
-/// user, or the upload a signed link names).
+/// A bounded number of transfers in progress: so many per gateway, and so many per user.
 struct Slots {
     total: Arc<tokio::sync::Semaphore>,
     per_key_max: usize,
@@ -168,9 +167,9 @@ impl Uploads {
         self.uploading.take(user.0)
     }
 
-    /// A slot for a download by `reader`: a user, or (for a signed link) the upload it names.
-    pub fn start_download(&self, reader: uuid::Uuid) -> Result<Slot, SlotRefused> {
-        self.downloading.take(reader)
+    /// A slot for a download by `reader` (the holder of a signed link, or the caller).
+    pub fn start_download(&self, reader: UserId) -> Result<Slot, SlotRefused> {
+        self.downloading.take(reader.0)
     }
 
     fn path(id: UploadId) -> Path {
@@ -201,21 +200,24 @@ impl Uploads {
         }
     }
 
-    /// The signature of a link to upload `id` that works until `expires` (Unix seconds).
-    pub fn signature(&self, id: UploadId, expires: i64) -> String {
-        hex::encode(self.mac(id, expires).finalize().into_bytes())
+    /// The signature of a link to upload `id`, handed to `holder`, that works until `expires`
+    /// (Unix seconds). The holder is signed in so that the link's downloads count against them.
+    pub fn signature(&self, id: UploadId, holder: UserId, expires: i64) -> String {
+        hex::encode(self.mac(id, holder, expires).finalize().into_bytes())
     }
 
-    /// Whether `signature` signs a link to `id` until `expires`, and that is still ahead.
-    pub fn link_is_valid(&self, id: UploadId, expires: i64, signature: &str) -> bool {
+    /// Whether `signature` signs a link to `id` for `holder` until `expires`, and that is
+    /// still ahead.
+    pub fn link_is_valid(&self, id: UploadId, holder: UserId, expires: i64, signature: &str) -> bool {
         let Ok(signature) = hex::decode(signature) else { return false };
-        expires > chrono::Utc::now().timestamp() && self.mac(id, expires).verify_slice(&signature).is_ok()
+        expires > chrono::Utc::now().timestamp()
+            && self.mac(id, holder, expires).verify_slice(&signature).is_ok()
     }
 
-    fn mac(&self, id: UploadId, expires: i64) -> hmac::Hmac<Sha256> {
+    fn mac(&self, id: UploadId, holder: UserId, expires: i64) -> hmac::Hmac<Sha256> {
         let mut mac =
             hmac::Hmac::<Sha256>::new_from_slice(&self.link_key).expect("HMAC takes any key length");
-        mac.update(format!("{id}:{expires}").as_bytes());
+        mac.update(format!("{id}:{holder}:{expires}").as_bytes());
         mac
     }
 }
@@ -439,7 +441,7 @@ mod tests {
         let _cys = uploads.start_upload(cy).unwrap();
         assert_eq!(uploads.start_upload(ada).err(), Some(SlotRefused::GatewayBusy));
         // Downloads have bounds of their own.
-        let _reading = uploads.start_download(ada.0).unwrap();
+        let _reading = uploads.start_download(ada).unwrap();
     }
 
     #[test]
@@ -462,16 +464,18 @@ mod tests {
         })
         .unwrap();
         let (id, other) = (UploadId(uuid::Uuid::new_v4()), UploadId(uuid::Uuid::new_v4()));
+        let (ada, bob) = (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
         let later = chrono::Utc::now().timestamp() + 60;
-        let signature = uploads.signature(id, later);
-        assert!(uploads.link_is_valid(id, later, &signature));
-        assert!(!uploads.link_is_valid(other, later, &signature));
-        assert!(!uploads.link_is_valid(id, later + 1, &signature));
-        assert!(!uploads.link_is_valid(id, later, "zz"));
+        let signature = uploads.signature(id, ada, later);
+        assert!(uploads.link_is_valid(id, ada, later, &signature));
+        assert!(!uploads.link_is_valid(other, ada, later, &signature));
+        assert!(!uploads.link_is_valid(id, bob, later, &signature), "a link names its holder");
+        assert!(!uploads.link_is_valid(id, ada, later + 1, &signature));
+        assert!(!uploads.link_is_valid(id, ada, later, "zz"));
         let mut tampered = signature.into_bytes();
         tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
-        assert!(!uploads.link_is_valid(id, later, std::str::from_utf8(&tampered).unwrap()));
+        assert!(!uploads.link_is_valid(id, ada, later, std::str::from_utf8(&tampered).unwrap()));
         let past = chrono::Utc::now().timestamp() - 1;
-        assert!(!uploads.link_is_valid(id, past, &uploads.signature(id, past)));
+        assert!(!uploads.link_is_valid(id, ada, past, &uploads.signature(id, ada, past)));
     }
 }

@@ -19,7 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
-use shared::ids::UploadId;
+use shared::ids::{UploadId, UserId};
 use shared::protocol::AttachmentView;
 use tokio::io::AsyncWriteExt as _;
 use utoipa::{IntoParams, ToSchema};
@@ -194,6 +194,8 @@ async fn store_field(
 pub struct LinkQuery {
     /// Unix seconds after which the link stops working.
     pub expires: Option<i64>,
+    /// The user the link was handed to (its downloads count against them).
+    pub holder: Option<UserId>,
     /// The link's signature.
     pub signature: Option<String>,
 }
@@ -211,7 +213,7 @@ pub struct LinkQuery {
         (status = 200, description = "The bytes: `inline` for images, `attachment` otherwise", content_type = "application/octet-stream"),
         (status = 401, description = "`unauthorized`: no token and no valid signed link", body = ErrorBody),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
-        (status = 429, description = "`rate_limited`: the REST limit, or `uploads.max_downloads_in_progress_per_user` downloads in progress already", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the REST limit, or `uploads.max_downloads_in_progress_per_user` downloads of the caller's (or of the link's holder) in progress already", body = ErrorBody),
         (status = 503, description = "`unavailable`: the gateway serves `uploads.max_downloads_in_progress` downloads already", body = ErrorBody),
     )
 )]
@@ -221,20 +223,22 @@ pub async fn download(
     ApiPath(UploadPath { id }): ApiPath<UploadPath>,
     Query(link): Query<LinkQuery>,
 ) -> ApiResult<Response> {
-    let signed = match (link.expires, &link.signature) {
-        (Some(expires), Some(signature)) => state.uploads.link_is_valid(id, expires, signature),
-        _ => false,
+    let holder = match (link.expires, link.holder, &link.signature) {
+        (Some(expires), Some(holder), Some(signature))
+            if state.uploads.link_is_valid(id, holder, expires, signature) =>
+        {
+            Some(holder)
+        }
+        _ => None,
     };
-    if !signed && user.is_none() {
-        return Err(AppError::Unauthorized);
-    }
-    let reader = user.filter(|_| !signed);
-    let upload = readable(&state, id, reader).await?;
-    // A signed link's downloads count against the upload it names.
-    let slot = state
-        .uploads
-        .start_download(reader.map_or(id.0, |AuthUser(user)| user.0))
-        .map_err(|r| refused(r, "downloads_in_progress_per_user"))?;
+    // A signed link needs no token (its holder's rights were checked when it was signed).
+    let (reader, upload) = match (holder, user) {
+        (Some(holder), _) => (holder, readable(&state, id, None).await?),
+        (None, Some(AuthUser(user))) => (user, readable(&state, id, Some(AuthUser(user))).await?),
+        (None, None) => return Err(AppError::Unauthorized),
+    };
+    let slot =
+        state.uploads.start_download(reader).map_err(|r| refused(r, "downloads_in_progress_per_user"))?;
     let bytes = state.uploads.read(id).await.map_err(|error| match error {
         object_store::Error::NotFound { .. } => AppError::NotFound("upload"),
         other => store_failed(other),
@@ -332,8 +336,8 @@ pub async fn link(
         chrono::Duration::from_std(state.uploads.config.link_ttl).unwrap_or(chrono::Duration::minutes(5));
     let expires_at = chrono::SubsecRound::trunc_subsecs(chrono::Utc::now() + ttl, 0);
     let expires = expires_at.timestamp();
-    let signature = state.uploads.signature(id, expires);
-    let url = format!("{}?expires={expires}&signature={signature}", AttachmentView::url_of(id));
+    let signature = state.uploads.signature(id, user, expires);
+    let url = format!("{}?expires={expires}&holder={user}&signature={signature}", AttachmentView::url_of(id));
     Ok(Json(SignedLink { url, expires_at }))
 }
 

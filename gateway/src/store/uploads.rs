@@ -93,20 +93,26 @@ pub async fn get(db: &PgPool, id: UploadId) -> Result<Option<Upload>, sqlx::Erro
     .await
 }
 
-/// Those of `ids` that `owner` uploaded and did not delete, in no particular order, marked
-/// attached so the sweeper leaves them (one statement). The sweeper holds the rows it deletes
-/// locked, so an upload is either attached here or swept, never both.
+/// Those of `ids` (distinct) that `owner` uploaded and did not delete, in no particular order;
+/// when that is all of them, they are marked attached so the sweeper leaves them (one
+/// statement; none is marked when one is missing, since the send is refused). The sweeper
+/// holds the rows it deletes locked, so an upload is either attached here or swept, never both.
 pub async fn attach(db: &PgPool, owner: UserId, ids: &[UploadId]) -> Result<Vec<Upload>, sqlx::Error> {
-    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let wanted: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
+    let mut tx = db.begin().await?;
+    let found: Vec<Upload> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE uploads SET attached_at = coalesce(attached_at, now())
           WHERE id = ANY($1) AND owner_id = $2 AND deleted_at IS NULL
          RETURNING {COLUMNS}"
     )))
-    .bind(&ids)
+    .bind(&wanted)
     .bind(owner)
-    .fetch_all(db)
-    .await
+    .fetch_all(&mut *tx)
+    .await?;
+    if found.len() == ids.len() {
+        tx.commit().await?;
+    }
+    Ok(found)
 }
 
 /// Whether `reader` is a member of a channel with a (not deleted) message carrying `id`.
