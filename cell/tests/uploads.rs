@@ -11,7 +11,9 @@ use shared::local::client::{ChatClient, ChatSocket, expect};
 use shared::local::s3::LocalS3;
 use shared::local::{CellOptions, TestCell, eventually};
 use shared::protocol::{ContentType, ErrorCode, MessageView, ServerFrame};
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -299,8 +301,47 @@ async fn uploads_are_bounded_and_a_refused_one_leaves_nothing_behind() {
     assert_eq!(files_under(store.path()).len(), 1, "one file: {:?}", files_under(store.path()));
 }
 
+/// `/proc/net/tcp`'s state of an established connection.
+const ESTABLISHED: u8 = 1;
+
+/// A `GET` of `path` that reads the response's head and then nothing more, through a socket
+/// with a small receive buffer (the server's writes stall at once, whatever the host's TCP
+/// buffer sizes): the socket, and the head.
+async fn stalled_get(server: SocketAddr, path: &str, token: &str) -> (tokio::net::TcpStream, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {server}\r\nAuthorization: Bearer {token}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    (stream, String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The kernel's state (`/proc/net/tcp`) of the server's side of the connection from `client`
+/// to `server`, while it has one.
+fn server_side_state(server: SocketAddr, client: SocketAddr) -> Option<u8> {
+    let hex = |address: SocketAddr| match address {
+        SocketAddr::V4(v4) => format!("{:08X}:{:04X}", u32::from_le_bytes(v4.ip().octets()), v4.port()),
+        SocketAddr::V6(_) => unreachable!("the cell listens on IPv4 loopback"),
+    };
+    let (server, client) = (hex(server), hex(client));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        match fields.as_slice() {
+            [_, local, remote, state, ..] if *local == server && *remote == client => {
+                u8::from_str_radix(state, 16).ok()
+            }
+            _ => None,
+        }
+    })
+}
+
 #[tokio::test]
-async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot_back() {
+async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_is_cut_off_and_closed() {
     let store = tempfile::tempdir().unwrap();
     let file_bytes = 20 * 1024 * 1024;
     let extra_config = format!(
@@ -322,10 +363,12 @@ async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot
     stored(&bob, png(10, 10, 1000), "bobs.png").await;
 
     // One download at a time here. A client that takes the headers and then reads nothing
-    // holds the only slot (20 MiB is far more than the sockets buffer) …
-    let url = format!("{base}{}", first["url"].as_str().unwrap());
-    let stalled = reqwest::Client::new().get(&url).bearer_auth(&alice.access_token).send().await.unwrap();
-    assert_eq!(stalled.status(), 200);
+    // holds the only slot …
+    let gateway: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let (mut stalled, head) = stalled_get(gateway, first["url"].as_str().unwrap(), &alice.access_token).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let client = stalled.local_addr().unwrap();
+    assert_eq!(server_side_state(gateway, client), Some(ESTABLISHED));
     let busy = download(&base, first["url"].as_str().unwrap(), Some(&alice)).await;
     assert_eq!(error_code(busy).await, (503, "unavailable".into()));
     // … until it has taken nothing for `idle_timeout`: then it is cut off, and the next
@@ -343,7 +386,15 @@ async fn a_quota_bounds_each_users_uploads_and_a_stalled_download_gives_its_slot
     })
     .await;
     assert_eq!(whole.lock().unwrap().as_ref().map(|bytes| bytes.len()), Some(file_bytes + 33));
-    assert!(stalled.bytes().await.is_err(), "the stalled download ends short of its length");
+    // The gateway closed the stalled connection (its side left ESTABLISHED while the client
+    // still read nothing); what the client then reads ends short of the file.
+    eventually(WAIT, "the stalled connection closed by the gateway", || async {
+        server_side_state(gateway, client) != Some(ESTABLISHED)
+    })
+    .await;
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest).await;
+    assert!(rest.len() < file_bytes, "the stalled download ends short: {} bytes", rest.len());
     let metrics = cell.metrics(&cell.gateways[0]).await;
     assert_eq!(
         shared::local::cell::metric_value(&metrics, "chat_gateway_downloads_cut_off_total"),
@@ -409,9 +460,14 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     .unwrap();
 
     let loose_url = loose["url"].as_str().unwrap().to_owned();
+    let loose_file = store.path().join("uploads").join(loose["id"].as_str().unwrap());
+    let abandoned_file = store.path().join("uploads").join(abandoned.to_string());
+    let (db, loose_url) = (&db, &loose_url);
     eventually(2 * WAIT, "the loose upload and the abandoned file swept", || async {
-        let loose_gone = download(&base, &loose_url, Some(&alice)).await.status() == 404;
-        loose_gone && !store.path().join("uploads").join(abandoned.to_string()).exists()
+        let loose_gone = download(&base, loose_url, Some(&alice)).await.status() == 404;
+        let intents: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM upload_intents").fetch_one(db).await.unwrap();
+        loose_gone && !loose_file.exists() && !abandoned_file.exists() && intents == 0
     })
     .await;
     // The loose upload was the newest: the older ones were candidates of the same sweeps.
@@ -429,13 +485,10 @@ async fn uploads_no_message_carries_and_files_of_abandoned_uploads_are_swept() {
     assert_eq!(left, expected, "only the attached files are left");
     let repaired: bool = sqlx::query_scalar("SELECT attached_at IS NOT NULL FROM uploads WHERE id = $1")
         .bind(old_id)
-        .fetch_one(&db)
+        .fetch_one(db)
         .await
         .unwrap();
     assert!(repaired, "the old-style upload is marked attached");
-    let intents: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM upload_intents").fetch_one(&db).await.unwrap();
-    assert_eq!(intents, 0);
     // A swept upload can no longer be attached.
     send_with(&mut socket, channel, "m-3", "late", &[&loose]).await;
     assert_eq!(answer(&mut socket, "m-3", &cell).await, Err(ErrorCode::NotFound));

@@ -5,7 +5,8 @@
 //! connects and sends nothing, holds a socket for seconds, not forever. Requests see the peer address as axum's
 //! `ConnectInfo` (for the per-IP limits). On shutdown, accepting stops at once and open
 //! HTTP connections finish their requests; upgraded WebSockets are drained by their own
-//! tasks.
+//! tasks. A handler may end its whole connection through [`CloseConnection`] (a download whose
+//! client stopped reading: hyper alone would wait on that socket for as long as it stays open).
 
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -18,6 +19,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// In every request's extensions: cancel it to close the request's connection at once.
+#[derive(Clone)]
+pub struct CloseConnection(pub CancellationToken);
 
 /// Serves `app` on `listener` until `shutdown`; then waits up to `grace` for the requests
 /// in progress.
@@ -45,8 +50,11 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let close = CancellationToken::new();
+        let close_handle = close.clone();
         let service = app.clone().map_request(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            request.extensions_mut().insert(CloseConnection(close_handle.clone()));
             request.map(axum::body::Body::new)
         });
         let connection =
@@ -56,11 +64,21 @@ pub async fn serve(
             tokio::pin!(connection);
             // On shutdown: finish the request in progress, then close (an upgraded
             // WebSocket has left this connection already and drains on its own).
+            let served = async {
+                tokio::select! {
+                    result = connection.as_mut() => result,
+                    _ = shutdown.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.as_mut().await
+                    }
+                }
+            };
+            // Closed by a handler: the connection is dropped, its socket with it.
             let result = tokio::select! {
-                result = connection.as_mut() => result,
-                _ = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+                result = served => result,
+                _ = close.cancelled() => {
+                    tracing::debug!(%peer, "connection closed by its handler");
+                    return;
                 }
             };
             if let Err(error) = result {

@@ -252,16 +252,19 @@ impl Uploads {
             .await
     }
 
-    /// One batch of uploads never attached within `unattached_ttl`: their files deleted, their
-    /// rows marked deleted. The rows stay locked meanwhile, so a message attaching one of them
-    /// waits and then finds it deleted. Answers how many went.
+    /// One batch of uploads never attached within `unattached_ttl`: their rows marked deleted
+    /// (a message attaching one meanwhile waits for the lock, then finds it deleted), with an
+    /// intent each, in one transaction; then their files deleted and the intents dropped. A
+    /// file whose deletion fails keeps its intent, and the sweep of abandoned uploads deletes
+    /// it later. Answers how many went.
     pub async fn sweep_unattached(&self, db: &PgPool) -> Result<usize, sqlx::Error> {
         let mut tx = db.begin().await?;
         let ids = store::uploads::lock_unattached(&mut tx, self.config.unattached_ttl, SWEEP_BATCH).await?;
-        let gone = self.delete_all(ids).await;
-        store::uploads::mark_swept(&mut tx, &gone).await?;
+        store::uploads::mark_swept(&mut tx, &ids).await?;
         tx.commit().await?;
-        Ok(gone.len())
+        let gone = self.delete_all(ids.clone()).await;
+        store::uploads::forget_intents(db, &gone).await?;
+        Ok(ids.len())
     }
 
     /// One batch of uploads whose request ended without a row (dropped at its deadline, its
@@ -271,7 +274,7 @@ impl Uploads {
         let mut tx = db.begin().await?;
         let ids = store::uploads::lock_abandoned(&mut tx, age, SWEEP_BATCH).await?;
         let gone = self.delete_all(ids).await;
-        store::uploads::forget_intents(&mut tx, &gone).await?;
+        store::uploads::forget_intents(&mut *tx, &gone).await?;
         tx.commit().await?;
         Ok(gone.len())
     }

@@ -231,7 +231,8 @@ pub struct UploadsConfig {
     /// Unset: a random key per process, so a link works only on the gateway that signed it.
     pub link_key: Option<SecretString>,
     /// Bytes one user's uploads (not deleted) may take, in all; an upload past it: 413
-    /// `quota_exceeded`. Two uploads in progress at once may overshoot it by one file.
+    /// `quota_exceeded`. Checked as an upload starts: uploads in progress at once (2 per gateway)
+    /// may overshoot it by a few files.
     pub quota_bytes_per_user: u64,
     /// Downloads one gateway serves at once, at most; the next gets 503.
     pub max_downloads_in_progress: usize,

@@ -8,15 +8,16 @@
 use crate::auth::AuthUser;
 use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
+use crate::serve::CloseConnection;
 use crate::state::AppState;
 use crate::store::uploads::Upload;
 use crate::uploads::{HEAD_BYTES, Slot, SlotRefused, Sniffed, clean_filename, sniff};
-use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use shared::ids::{UploadId, UserId};
@@ -222,6 +223,7 @@ pub async fn download(
     user: Option<AuthUser>,
     ApiPath(UploadPath { id }): ApiPath<UploadPath>,
     Query(link): Query<LinkQuery>,
+    close: Option<Extension<CloseConnection>>,
 ) -> ApiResult<Response> {
     let holder = match (link.expires, link.holder, &link.signature) {
         (Some(expires), Some(holder), Some(signature))
@@ -258,30 +260,48 @@ pub async fn download(
         // The bytes of an id never change.
         (header::CACHE_CONTROL, "private, max-age=86400, immutable".into()),
     ];
-    let body = paced_body(bytes, slot, state.uploads.config.idle_timeout, state.metrics.clone());
+    let stalled = Stalled {
+        after: state.uploads.config.idle_timeout,
+        close: close.map(|Extension(close)| close),
+        metrics: state.metrics.clone(),
+    };
+    let body = paced_body(bytes, slot, stalled);
     Ok((headers, body).into_response())
 }
 
-/// A download's body: a task moves the store's chunks to the response one at a time, and
-/// gives up (dropping the store's stream and the download's slot) when the client has not
-/// taken the next chunk for `idle`. The response then ends short of its `Content-Length`,
-/// which the client sees as a broken download, and the connection is closed.
+/// When a download counts as stalled, and what ends it.
+struct Stalled {
+    /// No chunk taken by the client for this long.
+    after: std::time::Duration,
+    /// Its connection (absent outside the gateway's server loop).
+    close: Option<CloseConnection>,
+    metrics: std::sync::Arc<crate::metrics::GatewayMetrics>,
+}
+
+/// A download's body: a task moves the store's chunks to the response one at a time. When the
+/// client has not taken the next chunk for `stalled.after`, the task gives up: it drops the
+/// store's stream and the download's slot, and closes the connection (whose socket would
+/// otherwise stay open, full, for as long as the client keeps it). The client sees the
+/// response end short of its `Content-Length`.
 fn paced_body(
     mut bytes: futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>,
     slot: Slot,
-    idle: std::time::Duration,
-    metrics: std::sync::Arc<crate::metrics::GatewayMetrics>,
+    stalled: Stalled,
 ) -> Body {
     let (chunks, mut taken) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
     tokio::spawn(async move {
         let _slot = slot;
         while let Some(chunk) = bytes.next().await {
             let failed = chunk.is_err();
-            match tokio::time::timeout(idle, chunks.send(chunk.map_err(std::io::Error::other))).await {
+            let sent = tokio::time::timeout(stalled.after, chunks.send(chunk.map_err(std::io::Error::other)));
+            match sent.await {
                 Ok(Ok(())) if !failed => {}
                 Ok(_) => return,
                 Err(_) => {
-                    metrics.downloads_cut_off.inc();
+                    stalled.metrics.downloads_cut_off.inc();
+                    if let Some(CloseConnection(close)) = &stalled.close {
+                        close.cancel();
+                    }
                     return;
                 }
             }

@@ -183,12 +183,23 @@ pub async fn lock_unattached(
     Ok(candidates.into_iter().filter(|id| !carried.contains(id)).collect())
 }
 
-/// Marks swept uploads deleted.
+/// Marks swept uploads deleted, and records an intent for each: their files are deleted
+/// after the commit, and one whose deletion fails (or never runs: the gateway stopped) is
+/// deleted later by the sweep of abandoned intents.
 pub async fn mark_swept(tx: &mut PgConnection, ids: &[UploadId]) -> Result<(), sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.0).collect();
     sqlx::query("UPDATE uploads SET deleted_at = now() WHERE id = ANY($1)")
-        .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
-        .execute(tx)
+        .bind(&ids)
+        .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "INSERT INTO upload_intents (id, owner_id)
+         SELECT id, owner_id FROM uploads WHERE id = ANY($1)
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -212,10 +223,10 @@ pub async fn lock_abandoned(
 }
 
 /// Drops intents whose files are deleted.
-pub async fn forget_intents(tx: &mut PgConnection, ids: &[UploadId]) -> Result<(), sqlx::Error> {
+pub async fn forget_intents(db: impl sqlx::PgExecutor<'_>, ids: &[UploadId]) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM upload_intents WHERE id = ANY($1)")
         .bind(ids.iter().map(|id| id.0).collect::<Vec<_>>())
-        .execute(tx)
+        .execute(db)
         .await?;
     Ok(())
 }
