@@ -103,10 +103,19 @@ pub async fn upload(
     // Before the first byte is stored: if this request never ends well, the sweeper finds
     // the file by its intent.
     crate::store::uploads::intend(&state.db, id, user).await?;
-    let (size, head) = match store_field(&state, id, field, room).await {
+    let mut field = field;
+    let (size, head) = match store_field(&state, id, &mut field, room).await {
         Ok(stored) => stored,
         Err(error) => {
             let _ = crate::store::uploads::forget_intent(&state.db, id).await;
+            let too_large = matches!(
+                &error,
+                AppError::QuotaExceeded { .. }
+                    | AppError::Rejected { status: StatusCode::PAYLOAD_TOO_LARGE, .. }
+            );
+            if too_large {
+                drain(&mut field, state.uploads.config.idle_timeout).await;
+            }
             return Err(error);
         }
     };
@@ -145,7 +154,7 @@ fn refused(refused: SlotRefused, limit: &'static str) -> AppError {
 async fn store_field(
     state: &AppState,
     id: UploadId,
-    mut field: Field<'_>,
+    field: &mut Field<'_>,
     room: u64,
 ) -> ApiResult<(u64, Vec<u8>)> {
     let (max, quota) = (state.uploads.config.max_bytes, state.uploads.config.quota_bytes_per_user);
@@ -187,6 +196,13 @@ async fn store_field(
         return Err(store_failed(error));
     }
     Ok((size, head))
+}
+
+/// Reads and drops the rest of a file refused mid-way (too large, or past the quota): the
+/// client still sending it then reads the answer, where closing at once would show it a broken
+/// pipe. Bounded like an upload: the body limit, and `idle` per chunk.
+async fn drain(field: &mut Field<'_>, idle: std::time::Duration) {
+    while let Ok(Ok(Some(_))) = tokio::time::timeout(idle, field.chunk()).await {}
 }
 
 /// A signed link's query (from `GET /upload/{id}/link`).
