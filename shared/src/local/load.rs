@@ -36,8 +36,8 @@ impl Default for LoadOptions {
 pub struct ClientRecord {
     pub user: UserId,
     pub channels: Vec<ChannelId>,
-    /// Client id → the message id its ack named.
-    pub acked: HashMap<String, MessageId>,
+    /// Client id → the channel and the message id its ack named.
+    pub acked: HashMap<String, (ChannelId, MessageId)>,
     /// Sends never acknowledged (failed for good, or still pending at the end).
     pub unacked: Vec<String>,
     /// Per channel, the `seq`s of `message.new` in arrival order.
@@ -160,6 +160,30 @@ pub async fn wait_persisted(nats_urls: &[String], stream: &str, timeout: Duratio
     false
 }
 
+/// Where each `Nats-Msg-Id` of `keys` sits in the stream (its sequence), or `None` when no
+/// message of the stream carries it: tells a message lost by JetStream from one the workers
+/// never stored. Reads the stream message by message (direct gets), so keep it for failures.
+pub async fn find_in_stream(
+    nats_urls: &[String],
+    stream: &str,
+    keys: &[String],
+) -> Result<Vec<(String, Option<u64>)>, String> {
+    let client = async_nats::connect(nats_urls.to_vec()).await.map_err(|e| e.to_string())?;
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let info = stream.info().await.map_err(|e| e.to_string())?;
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let mut found: HashMap<&str, u64> = HashMap::new();
+    for sequence in first..=last {
+        let Ok(message) = stream.direct_get(sequence).await else { continue };
+        let id = message.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+        if let Some(key) = id.and_then(|id| keys.iter().find(|k| **k == id)) {
+            found.insert(key, sequence);
+        }
+    }
+    Ok(keys.iter().map(|k| (k.clone(), found.get(k.as_str()).copied())).collect())
+}
+
 struct LoadClient {
     index: usize,
     user: ChatClient,
@@ -263,7 +287,7 @@ impl LoadClient {
                 frame = socket.next_frame(Duration::from_secs(5)) => match frame? {
                     Some(ServerFrame::MessageAck { id, payload }) => {
                         if self.pending.remove(&id.0).is_some() {
-                            self.record.acked.insert(id.0, payload.message_id);
+                            self.record.acked.insert(id.0, (payload.channel_id, payload.message_id));
                         }
                     }
                     Some(ServerFrame::Error { id: Some(id), payload }) => {
@@ -295,6 +319,8 @@ pub struct Report {
     pub lost: usize,
     /// Acked but not in Postgres.
     pub lost_acked: usize,
+    /// The `Nats-Msg-Id`s of those, to look up in the stream (see [`find_in_stream`]).
+    pub lost_acked_keys: Vec<String>,
     /// Holes in a channel's stored `seq`.
     pub holes: usize,
     /// Stored messages a client of the channel never saw.
@@ -346,8 +372,16 @@ pub async fn check(db: &sqlx::PgPool, records: &[ClientRecord]) -> Result<Report
     for record in records {
         report.acked += record.acked.len();
         report.unacked += record.unacked.len();
-        report.lost_acked +=
-            record.acked.keys().filter(|id| !stored.contains_key(&(record.user, (*id).clone()))).count();
+        for (id, (channel, _)) in &record.acked {
+            if !stored.contains_key(&(record.user, id.clone())) {
+                report.lost_acked += 1;
+                report.lost_acked_keys.push(crate::events::dedup_key(
+                    record.user,
+                    *channel,
+                    &crate::ids::ClientMsgId(id.clone()),
+                ));
+            }
+        }
         for channel in &record.channels {
             let seen = record.seen.get(channel).map(Vec::as_slice).unwrap_or_default();
             report.reordered += seen.windows(2).filter(|w| w[1] < w[0]).count();
