@@ -27,13 +27,18 @@ async fn verdict(cell: &TestCell, load: Load, fault: &str) -> (Report, usize) {
     assert_eq!(drained, 20, "every send got an answer\n{}", cell.logs_tail());
     let persisted = wait_persisted(&cell.nats_urls(), "CHAT_MESSAGES", Duration::from_secs(90)).await;
     assert!(persisted, "the workers caught up\n{}", cell.logs_tail());
+    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+    // The stream holds only this load's sends, each once (resends are de-duplicated): a second
+    // witness that the workers are done, besides the consumers' own counts.
+    let stored_all = stored_as_many_as_the_stream(cell, &db, Duration::from_secs(60)).await;
     let records = load.finish(Duration::from_secs(60)).await;
     assert_eq!(records.len(), 20, "every client finished");
-    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
     let report = check(&db, &records).await.unwrap();
     let reconnects: usize = records.iter().map(|r| r.reconnects).sum();
     let resends: usize = records.iter().map(|r| r.resends).sum();
-    println!("{fault}: {report} — {reconnects} reconnects, {resends} resends");
+    println!(
+        "{fault}: {report} — {reconnects} reconnects, {resends} resends; stream and Postgres agree: {stored_all:?}"
+    );
     for record in &records {
         for (channel, seen) in &record.seen {
             if seen.windows(2).any(|w| w[1] <= w[0]) {
@@ -64,6 +69,12 @@ async fn verdict(cell: &TestCell, load: Load, fault: &str) -> (Report, usize) {
         }
     }
     assert!(report.acked > 500, "the load really ran: {report}\n{}", cell.logs_tail());
+    // Acked or not, whatever the stream took is persisted (once: the checker counts duplicates).
+    assert!(
+        stored_all.is_ok(),
+        "{fault}: (in the stream, in Postgres) = {stored_all:?}\n{}",
+        cell.logs_tail()
+    );
     // The kinds of loss on the left: CI shows that line even when it cuts the output short.
     assert_eq!(
         (report.lost_acked, report.holes, report.unseen, report.duplicated, report.reordered),
@@ -72,6 +83,34 @@ async fn verdict(cell: &TestCell, load: Load, fault: &str) -> (Report, usize) {
         cell.logs_tail()
     );
     (report, reconnects)
+}
+
+/// Waits until Postgres holds as many messages as the message stream; `Err` with both counts
+/// after `timeout`.
+async fn stored_as_many_as_the_stream(
+    cell: &TestCell,
+    db: &sqlx::PgPool,
+    timeout: Duration,
+) -> Result<u64, (u64, u64)> {
+    let client = async_nats::connect(cell.nats_urls()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut counts = (0, 0);
+    while tokio::time::Instant::now() < deadline {
+        // Either count may be unavailable for a moment (an election, a reconnect): try again.
+        if let Ok(mut stream) = js.get_stream("CHAT_MESSAGES").await
+            && let Ok(info) = stream.info().await
+            && let Ok((stored,)) =
+                sqlx::query_as::<_, (i64,)>("SELECT count(*) FROM messages").fetch_one(db).await
+        {
+            counts = (info.state.messages, stored as u64);
+            if counts.0 == counts.1 {
+                return Ok(counts.0);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(counts)
 }
 
 /// The `seq`s below the highest one seen that a client never saw (at most 20 of them).

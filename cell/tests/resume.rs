@@ -3,6 +3,7 @@
 //! doubled at the seam, even while messages keep arriving during the sync.
 
 use shared::ids::{ChannelId, ChannelSeq};
+use shared::local::cell::{Backend, Servers, metric_value};
 use shared::local::client::{ChatClient, ChatSocket};
 use shared::local::{CellOptions, TestCell};
 use shared::protocol::{ErrorCode, ServerFrame, SyncDonePayload};
@@ -157,6 +158,48 @@ async fn sync_caps_the_backlog_covers_all_channels_and_refuses_others_channels()
     assert_eq!(seen, expected);
 }
 
+/// Stores messages with `seqs` in the channel behind the workers' back (no delivery is
+/// announced) and returns the last one as history has it.
+async fn store_quietly(
+    db: &sqlx::PgPool,
+    sender: &ChatClient,
+    channel: ChannelId,
+    seqs: std::ops::RangeInclusive<i64>,
+) -> shared::protocol::MessageView {
+    let last = *seqs.end();
+    for seq in seqs {
+        sqlx::query(
+            "INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content, created_at)
+             VALUES ($1, $2, $3, $3, $4, $5, 'stored quietly', now())",
+        )
+        .bind(1_000 + seq)
+        .bind(channel)
+        .bind(seq)
+        .bind(sender.user_id)
+        .bind(format!("g-{seq}"))
+        .execute(db)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE channels SET last_seq = $2, message_count = $2 WHERE id = $1")
+        .bind(channel)
+        .bind(last)
+        .execute(db)
+        .await
+        .unwrap();
+    sender.history_after(channel, last - 1).await.unwrap().remove(0)
+}
+
+/// Announces the delivery of `message` as a worker does.
+async fn announce(cell: &TestCell, channel: ChannelId, message: &shared::protocol::MessageView) {
+    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(shared::events::SEQ_HEADER, message.seq.0.to_string().as_str());
+    let subject = shared::subjects::Subjects::new("chat").deliver(channel);
+    nats.publish_with_headers(subject, headers, serde_json::to_vec(message).unwrap().into()).await.unwrap();
+    nats.flush().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later() {
     let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
@@ -168,32 +211,8 @@ async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later
 
     // Messages 2..=4 are stored, but only 4's delivery is announced: 2 and 3 were "lost".
     let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
-    for seq in 2..=4i64 {
-        sqlx::query(
-            "INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content, created_at)
-             VALUES ($1, $2, $3, $3, $4, $5, 'stored quietly', now())",
-        )
-        .bind(1_000 + seq)
-        .bind(channel)
-        .bind(seq)
-        .bind(alice.user_id)
-        .bind(format!("g-{seq}"))
-        .execute(&db)
-        .await
-        .unwrap();
-    }
-    sqlx::query("UPDATE channels SET last_seq = 4, message_count = 4 WHERE id = $1")
-        .bind(channel)
-        .execute(&db)
-        .await
-        .unwrap();
-    let fourth = &alice.history_after(channel, 3).await.unwrap()[0];
-    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(shared::events::SEQ_HEADER, "4");
-    let subject = shared::subjects::Subjects::new("chat").deliver(channel);
-    nats.publish_with_headers(subject, headers, serde_json::to_vec(fourth).unwrap().into()).await.unwrap();
-    nats.flush().await.unwrap();
+    let fourth = store_quietly(&db, &alice, channel, 2..=4).await;
+    announce(&cell, channel, &fourth).await;
 
     let seen = watch(&mut bob_ws, &cell, |s| has_message(s, channel, 4)).await;
     assert_eq!(seen, [2, 3, 4].map(|seq| Seen::Message(channel, seq)), "the hole is filled first, in order");
@@ -201,4 +220,45 @@ async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later
     send_all(&mut alice_ws, channel, 1..2).await;
     let seen = watch(&mut bob_ws, &cell, |s| has_message(s, channel, 5)).await;
     assert_eq!(seen, [Seen::Message(channel, 5)]);
+}
+
+/// A hole the gateway cannot read back (Postgres is down) is never skipped: the channel's
+/// sockets are closed with 1011 before anything later reaches them, and a resume fills it.
+#[tokio::test]
+async fn a_hole_that_cannot_be_filled_closes_the_channels_sockets_and_sync_fills_it() {
+    let options = CellOptions { backend: Backend::Local, ..CellOptions::default() };
+    let mut cell = TestCell::start(options).await.expect("the cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    send_all(&mut alice_ws, channel, 0..1).await;
+    watch(&mut bob_ws, &cell, |s| has_message(s, channel, 1)).await;
+
+    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+    let fourth = store_quietly(&db, &alice, channel, 2..=4).await;
+    db.close().await;
+    let Servers::Local { postgres, .. } = &mut cell.servers else { unreachable!("local backend") };
+    postgres.process.as_mut().unwrap().kill9();
+    announce(&cell, channel, &fourth).await;
+
+    let mut seen = Vec::new();
+    let closed = loop {
+        match bob_ws.next_frame(WAIT).await {
+            Ok(Some(ServerFrame::MessageNew { payload })) => seen.push(payload.seq.0),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("not closed; seen {seen:?}\n{}", cell.logs_tail()),
+            Err(error) => break error.to_string(),
+        }
+    };
+    assert!(closed.contains("1011 deliveries missed"), "closed: {closed}");
+    assert_eq!(seen, Vec::<i64>::new(), "nothing past the hole went out");
+
+    let Servers::Local { postgres, .. } = &mut cell.servers else { unreachable!("local backend") };
+    postgres.restart().await.unwrap();
+    let mut bob_ws = bob.resume(&cell.ws_url(0), &[(channel, 1)]).await.unwrap();
+    let seen = watch(&mut bob_ws, &cell, |s| s.iter().any(|f| matches!(f, Seen::Done(_)))).await;
+    let messages: Vec<&Seen> = seen.iter().filter(|f| matches!(f, Seen::Message(..))).collect();
+    assert_eq!(messages, [2, 3, 4].map(|seq| Seen::Message(channel, seq)).iter().collect::<Vec<_>>());
+    let metrics = cell.metrics(&cell.gateways[0]).await;
+    assert_eq!(metric_value(&metrics, "chat_gateway_gap_fills_failed_total"), Some(1.0));
 }

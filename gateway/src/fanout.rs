@@ -258,7 +258,12 @@ async fn forward(
         }
         if last_seq != 0 && seq > last_seq + 1 {
             metrics.gap_fills.inc();
-            fill_gap(&route, channel, &db, last_seq, seq).await;
+            if !fill_gap(&route, channel, &db, last_seq, seq).await {
+                // Forwarding on would skip the hole without anyone knowing: the route's
+                // sockets are closed instead, and their clients resume with `sync`.
+                metrics.gap_fills_failed.inc();
+                close_route(&route, crate::ws::CLOSE_DELIVERIES_MISSED);
+            }
         }
         let created_us = delivery.headers.as_ref().and_then(|h| h.get(CREATED_HEADER));
         if let Some(created_us) = created_us.and_then(|v| v.as_str().parse::<i64>().ok()) {
@@ -316,17 +321,60 @@ fn send_presence(route: &ChannelRoute, payload: &[u8]) {
     }
 }
 
-/// Sends the stored messages between `after` and `before` (exclusive) to the route.
-async fn fill_gap(route: &ChannelRoute, channel: ChannelId, db: &sqlx::PgPool, after: i64, before: i64) {
-    let missing = (before - after - 1).min(MAX_GAP_FILL);
+/// Sends the stored messages between `after` and `before` (exclusive) to the route; false
+/// when they could not be read (after a few tries) or the hole is too large to fill.
+async fn fill_gap(
+    route: &ChannelRoute,
+    channel: ChannelId,
+    db: &sqlx::PgPool,
+    after: i64,
+    before: i64,
+) -> bool {
+    let missing = before - after - 1;
+    if missing > MAX_GAP_FILL {
+        tracing::warn!(%channel, after, before, "gap too large to fill; the channel's sockets resume with sync");
+        return false;
+    }
     tracing::info!(%channel, after, before, "filling a gap in channel deliveries");
-    match log_after(db, channel, after, missing).await {
-        Ok(log) => {
-            for entry in log.into_iter().filter(|e| e.seq.0 < before) {
-                send_to_route(route, channel, entry.seq, &Utf8Bytes::from(entry.frame));
+    let mut retries = GAP_FILL_RETRIES.iter();
+    loop {
+        let read = tokio::time::timeout(GAP_FILL_TIMEOUT, log_after(db, channel, after, missing)).await;
+        match read.unwrap_or_else(|_| Err(sqlx::Error::PoolTimedOut)) {
+            Ok(log) => {
+                for entry in log.into_iter().filter(|e| e.seq.0 < before) {
+                    send_to_route(route, channel, entry.seq, &Utf8Bytes::from(entry.frame));
+                }
+                return true;
             }
+            Err(error) => match retries.next() {
+                Some(pause) => {
+                    tracing::debug!(%channel, %error, "reading a gap failed; retrying");
+                    tokio::time::sleep(*pause).await;
+                }
+                None => {
+                    tracing::warn!(%channel, %error, "gap not filled; the channel's sockets resume with sync");
+                    return false;
+                }
+            },
         }
-        Err(error) => tracing::warn!(%channel, %error, "gap not filled; clients resume with sync"),
+    }
+}
+
+/// How long one try to read a hole may take (the pool's own acquire timeout is longer).
+const GAP_FILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Pauses between tries to read a hole from Postgres: with the tries, at most about 15 s in
+/// all, while the route's later deliveries wait in its subscription.
+const GAP_FILL_RETRIES: [std::time::Duration; 3] = [
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_secs(2),
+];
+
+/// Closes every socket of the route with `code`.
+fn close_route(route: &ChannelRoute, code: u16) {
+    let conns = route.conns.read().unwrap_or_else(|e| e.into_inner());
+    for conn in conns.values() {
+        conn.close(code);
     }
 }
 

@@ -23,6 +23,7 @@ pub struct GatewayMetrics {
     pub publish_flush_seconds: Histogram,
     puback_errors: Family<KindLabels, Counter>,
     pub gap_fills: Counter,
+    pub gap_fills_failed: Counter,
     pub sync_backlog_messages: Histogram,
     pub slow_consumer_closes: Counter,
     rate_limited: Family<LimitLabels, Counter>,
@@ -96,6 +97,7 @@ impl GatewayMetrics {
             publish_flush_seconds: Histogram::new(latency_buckets()),
             puback_errors: Family::default(),
             gap_fills: Counter::default(),
+            gap_fills_failed: Counter::default(),
             sync_backlog_messages: Histogram::new(size_buckets()),
             slow_consumer_closes: Counter::default(),
             rate_limited: Family::default(),
@@ -152,6 +154,11 @@ impl GatewayMetrics {
             "chat_gateway_gap_fills",
             "Holes in a channel's deliveries filled from Postgres",
             metrics.gap_fills.clone(),
+        );
+        r.register(
+            "chat_gateway_gap_fills_failed",
+            "Holes in a channel's deliveries that could not be filled: the channel's sockets were closed with 1011 to resume with sync",
+            metrics.gap_fills_failed.clone(),
         );
         r.register(
             "chat_gateway_sync_backlog_messages",

@@ -50,6 +50,9 @@ pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 pub const CLOSE_IDLE: u16 = 4000;
 /// Close code of an orderly end.
 const CLOSE_NORMAL: u16 = 1000;
+/// Close code for sockets that would miss deliveries of a channel: a hole in its live
+/// deliveries could not be filled from the database. The client resumes with `sync`.
+pub const CLOSE_DELIVERIES_MISSED: u16 = 1011;
 /// How long a closing socket may take to write what is queued before its close frame.
 const FLUSH_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Close code when the gateway shuts down ("service restart").
@@ -1019,6 +1022,7 @@ async fn write_loop(
         CLOSE_RATE_LIMITED => "rate limited",
         CLOSE_IDLE => "idle timeout",
         CLOSE_TOKEN_EXPIRED => "token expired",
+        CLOSE_DELIVERIES_MISSED => "deliveries missed",
         crate::sessions::CLOSE_SESSION_REVOKED => "session revoked",
         _ => "",
     };

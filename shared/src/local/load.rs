@@ -136,28 +136,43 @@ impl Load {
 }
 
 /// Waits until every partition consumer of the stream has nothing pending or unacknowledged
-/// (all acked messages are persisted); false after `timeout`.
+/// (all acked messages are persisted), seen twice in a row 200 ms apart; false after `timeout`.
+/// During a leader election the server's consumer list can leave out a consumer that has no
+/// leader yet, so the list must hold as many consumers as the stream counts.
 pub async fn wait_persisted(nats_urls: &[String], stream: &str, timeout: Duration) -> bool {
     let Ok(client) = async_nats::connect(nats_urls.to_vec()).await else { return false };
     let js = async_nats::jetstream::new(client);
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut quiet_in_a_row = 0;
     while tokio::time::Instant::now() < deadline {
-        if let Ok(stream) = js.get_stream(stream).await {
-            let mut quiet = true;
-            let mut consumers = stream.consumers();
-            while let Some(info) = futures::StreamExt::next(&mut consumers).await {
-                match info {
-                    Ok(info) => quiet &= info.num_pending == 0 && info.num_ack_pending == 0,
-                    Err(_) => quiet = false,
-                }
-            }
-            if quiet {
+        if consumers_quiet(&js, stream).await {
+            quiet_in_a_row += 1;
+            if quiet_in_a_row == 2 {
                 return true;
             }
+        } else {
+            quiet_in_a_row = 0;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
+}
+
+/// Whether every consumer of the stream (as many as the stream counts) has nothing pending
+/// or unacknowledged.
+async fn consumers_quiet(js: &async_nats::jetstream::Context, stream: &str) -> bool {
+    let Ok(mut stream) = js.get_stream(stream).await else { return false };
+    let Ok(info) = stream.info().await else { return false };
+    let expected = info.state.consumer_count;
+    let mut consumers = stream.consumers();
+    let mut seen = 0;
+    while let Some(info) = futures::StreamExt::next(&mut consumers).await {
+        match info {
+            Ok(info) if info.num_pending == 0 && info.num_ack_pending == 0 => seen += 1,
+            _ => return false,
+        }
+    }
+    seen == expected && expected > 0
 }
 
 /// Where each `Nats-Msg-Id` of `keys` sits in the stream (its sequence), or `None` when no
