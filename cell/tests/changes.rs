@@ -497,3 +497,89 @@ async fn a_random_interleaving_of_changes_converges_for_live_and_syncing_clients
         .collect();
     assert_eq!(stored, expected, "history is the state the log ends in (seed {seed})");
 }
+
+/// Puts a change into the stream as a gateway would, past the gateway's own checks: the way a
+/// change the gateway found valid reaches a worker after the message or the right is gone.
+async fn publish_change(cell: &TestCell, channel: ChannelId, message: MessageId, actor: UserId, id: &str) {
+    let change = shared::events::StreamChange {
+        channel_id: channel,
+        message_id: message,
+        actor,
+        client_msg_id: shared::ids::ClientMsgId(id.to_owned()),
+        change: shared::events::Change::Edit {
+            content: "too late".into(),
+            mentions: Vec::new(),
+            mentions_channel: false,
+        },
+        created_at: chrono::Utc::now(),
+    };
+    let nats = async_nats::connect(cell.nats_urls()).await.unwrap();
+    let js = async_nats::jetstream::new(nats);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(shared::events::CHANGE_HEADER, "1");
+    headers.insert("Nats-Msg-Id", change.dedup_key().as_str());
+    let subject = shared::subjects::Subjects::new("chat").publish(channel, cell.options.partitions);
+    let payload = serde_json::to_vec(&change).unwrap();
+    js.publish_with_headers(subject, headers, payload.into()).await.unwrap().await.unwrap();
+}
+
+fn rejection(frames: &[ServerFrame], id: &str) -> Option<shared::protocol::ChangeRejectedPayload> {
+    frames.iter().find_map(|f| match f {
+        ServerFrame::ChangeRejected { id: rejected, payload } if rejected.0 == id => Some(payload.clone()),
+        _ => None,
+    })
+}
+
+/// A change acknowledged but no longer valid when the worker comes to it (its message deleted,
+/// or its author without the right) takes no `seq`, and its author alone is told with
+/// `change.rejected`, on whichever gateway their socket is.
+#[tokio::test]
+async fn an_acknowledged_change_the_worker_cannot_apply_is_told_to_its_author_alone() {
+    use shared::protocol::ChangeRejection;
+    let cell =
+        TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
+    let (alice, bob, channel) = cell.two_members(0, 1).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let (mut alice_view, mut bob_view) = (View::default(), View::default());
+    alice_ws.send_message(channel, "m1", "first").await.unwrap();
+    alice_ws.send_message(channel, "m2", "second").await.unwrap();
+    let acks = read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 2).await;
+    let (m1, m2) = (acked_message(&acks, "m1"), acked_message(&acks, "m2"));
+    alice_ws.delete_message(channel, m1, "d1").await.unwrap();
+    read_until(&mut alice_ws, &mut alice_view, &cell, |v, _| v.last_seq() == 3).await;
+
+    // Alice's edit of m1 comes after its delete; Bob's edit of Alice's m2 was never his to make.
+    // Each user's frames come in publish order: Bob's tells after Alice's first, Alice's second
+    // after Bob's, so once each has the last one meant for them a stray would have come.
+    publish_change(&cell, channel, m1, alice.user_id, "late-edit").await;
+    publish_change(&cell, channel, m2, bob.user_id, "not-yours").await;
+    publish_change(&cell, channel, m1, alice.user_id, "late-edit-2").await;
+    alice_ws.send_message(channel, "m3", "third").await.unwrap();
+
+    let alice_frames = read_until(&mut alice_ws, &mut alice_view, &cell, |v, f| {
+        v.last_seq() == 4 && rejection(f, "late-edit-2").is_some()
+    })
+    .await;
+    let bob_frames = read_until(&mut bob_ws, &mut bob_view, &cell, |v, f| {
+        v.last_seq() == 4 && rejection(f, "not-yours").is_some()
+    })
+    .await;
+    let told = rejection(&alice_frames, "late-edit");
+    assert_eq!(
+        told.map(|p| (p.channel_id, p.message_id, p.reason)),
+        Some((channel, m1, ChangeRejection::Deleted))
+    );
+    let told = rejection(&bob_frames, "not-yours");
+    assert_eq!(
+        told.map(|p| (p.channel_id, p.message_id, p.reason)),
+        Some((channel, m2, ChangeRejection::Forbidden))
+    );
+    assert_eq!(rejection(&alice_frames, "not-yours"), None, "only the author is told");
+    assert_eq!(rejection(&bob_frames, "late-edit"), None, "only the author is told");
+    // Neither took a `seq`: m3 is 4, and both views hold m2 unchanged.
+    assert_eq!(alice_view.seqs, [1, 2, 3, 4]);
+    assert_eq!(bob_view.seqs, [1, 2, 3, 4]);
+    assert_eq!(bob_view.messages[&m2].content, "second");
+    assert!(!bob_view.messages[&m2].edited);
+}

@@ -244,6 +244,7 @@ impl GatewayMetrics {
             Some("message.updated") => "message.updated",
             Some("message.deleted") => "message.deleted",
             Some("reaction.updated") => "reaction.updated",
+            Some("change.rejected") => "change.rejected",
             Some("sync.done") => "sync.done",
             Some("auth.refreshed") => "auth.refreshed",
             Some("read.updated") => "read.updated",

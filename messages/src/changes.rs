@@ -5,13 +5,17 @@
 //! sent in `channel_events`. Idempotent on `(channel_id, actor, client_msg_id)`: a change
 //! applied before is returned as stored, never applied twice. A change that changes nothing
 //! (a second delete, a reaction already there, someone else's message) takes no `seq` and is
-//! sent to no one; it is logged without a `seq` so that its redelivery is recognised too.
+//! sent to no members; it is logged without a `seq` so that its redelivery is recognised too.
+//! When what its author wanted did not happen, they are told once with `change.rejected`
+//! ([`Ignored::rejection`]).
 
 use crate::persist::PersistError;
 use chrono::{DateTime, SubsecRound, Utc};
 use shared::events::{Change, StreamChange};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
-use shared::protocol::{MessageDeletedPayload, MessageUpdatedPayload, ReactionUpdatedPayload, ServerFrame};
+use shared::protocol::{
+    ChangeRejection, MessageDeletedPayload, MessageUpdatedPayload, ReactionUpdatedPayload, ServerFrame,
+};
 use sqlx::PgPool;
 
 /// A change that took a `seq`: the frame to announce.
@@ -39,6 +43,19 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// What the author of `change` is told (`change.rejected`), if anything: nothing when what
+    /// they wanted holds anyway (a reaction already there or gone, a message already deleted
+    /// by the time their delete or reaction removal came).
+    pub fn rejection(self, change: &Change) -> Option<ChangeRejection> {
+        match self {
+            Ignored::NoOp => None,
+            Ignored::Deleted if matches!(change, Change::Delete | Change::ReactionRemove { .. }) => None,
+            Ignored::Deleted => Some(ChangeRejection::Deleted),
+            Ignored::NotFound => Some(ChangeRejection::NotFound),
+            Ignored::NotAllowed => Some(ChangeRejection::Forbidden),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Ignored::NotFound => "not_found",
@@ -267,5 +284,26 @@ async fn apply(
                     .await?;
             Ok(Ok(Effect::Reacted { emoji: emoji.clone(), added, count }))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authors_are_told_only_when_what_they_wanted_did_not_happen() {
+        let edit = Change::Edit { content: "x".into(), mentions: Vec::new(), mentions_channel: false };
+        let add = Change::ReactionAdd { emoji: "👍".into() };
+        let remove = Change::ReactionRemove { emoji: "👍".into() };
+        for change in [&edit, &Change::Delete, &add, &remove] {
+            assert_eq!(Ignored::NoOp.rejection(change), None);
+            assert_eq!(Ignored::NotFound.rejection(change), Some(ChangeRejection::NotFound));
+            assert_eq!(Ignored::NotAllowed.rejection(change), Some(ChangeRejection::Forbidden));
+        }
+        assert_eq!(Ignored::Deleted.rejection(&edit), Some(ChangeRejection::Deleted));
+        assert_eq!(Ignored::Deleted.rejection(&add), Some(ChangeRejection::Deleted));
+        assert_eq!(Ignored::Deleted.rejection(&Change::Delete), None, "deleted either way");
+        assert_eq!(Ignored::Deleted.rejection(&remove), None, "a delete removed the reaction");
     }
 }

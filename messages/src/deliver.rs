@@ -1,14 +1,16 @@
 //! Announcing committed messages and changes: one core NATS publish per message or change on
 //! its channel's delivery subject, in `seq` order, with the `seq` in a header. Gateways with
 //! members of the channel online forward it to their sockets: a message as `message.new`, a
-//! change as the frame it carries.
+//! change as the frame it carries. A change that could not be applied is told to its author
+//! alone, on the subject of frames for one user's sockets.
 
 use crate::changes::AppliedChange;
 use crate::persist::PersistedMessage;
 use shared::events::{
-    CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamMessage, TRACE_HEADER, dedup_key, trace_id,
+    CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamChange, StreamMessage, TRACE_HEADER, USER_HEADER,
+    dedup_key, trace_id,
 };
-use shared::protocol::MessageView;
+use shared::protocol::{ChangeRejectedPayload, ChangeRejection, MessageView, ServerFrame};
 use shared::subjects::Subjects;
 use std::collections::HashMap;
 
@@ -76,6 +78,30 @@ pub async fn announce_change(
     }
     let payload = bytes::Bytes::from(change.frame.clone());
     nats.publish_with_headers(subjects.deliver(change.channel_id), headers, payload).await?;
+    nats.flush().await?;
+    Ok(())
+}
+
+/// Tells the sockets of a change's author, wherever they are connected, that it was not
+/// applied (`change.rejected` naming its `id`), and flushes. Best effort, like every live
+/// frame: a socket connected later does not get it.
+pub async fn announce_rejection(
+    nats: &async_nats::Client,
+    subjects: &Subjects,
+    change: &StreamChange,
+    reason: ChangeRejection,
+) -> Result<(), async_nats::Error> {
+    let frame = ServerFrame::ChangeRejected {
+        id: change.client_msg_id.clone(),
+        payload: ChangeRejectedPayload {
+            channel_id: change.channel_id,
+            message_id: change.message_id,
+            reason,
+        },
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(USER_HEADER, change.actor.to_string().as_str());
+    nats.publish_with_headers(subjects.user_frames(), headers, frame.to_json().into()).await?;
     nats.flush().await?;
     Ok(())
 }

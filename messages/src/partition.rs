@@ -5,7 +5,7 @@
 use crate::Deps;
 use crate::changes::apply_change;
 use crate::dead_letter::dead_letter;
-use crate::deliver::{announce, announce_change};
+use crate::deliver::{announce, announce_change, announce_rejection};
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
@@ -182,6 +182,11 @@ async fn apply_one(
         Ok(Err(ignored)) => {
             tracing::debug!(channel = %change.channel_id, reason = ignored.as_str(), "change ignored");
             deps.metrics.change(change.change.kind(), ignored.as_str());
+            if let Some(reason) = ignored.rejection(&change.change)
+                && let Err(error) = announce_rejection(&deps.nats, &deps.subjects, change, reason).await
+            {
+                tracing::warn!(%error, "telling the author of a rejected change failed");
+            }
         }
         Err(error) if error.is_permanent() => {
             let reason = DeadLetterReason::Rejected;

@@ -619,6 +619,27 @@ pub struct ReactionUpdatedPayload {
     pub count: i64,
 }
 
+/// `change.rejected`: a change that was acknowledged (it is in the stream) but that the worker
+/// could not apply once it came to it, told to the sockets of the user who made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRejectedPayload {
+    pub channel_id: ChannelId,
+    pub message_id: MessageId,
+    pub reason: ChangeRejection,
+}
+
+/// Why an acknowledged change was not applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeRejection {
+    /// The message, or its channel, is gone.
+    NotFound,
+    /// The message was deleted before the change came to it (an edit or a reaction).
+    Deleted,
+    /// The user lost the right meanwhile: left the channel, or lost the role a delete needs.
+    Forbidden,
+}
+
 /// A frame the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -633,6 +654,9 @@ pub enum ServerFrame {
     MessageDeleted { payload: MessageDeletedPayload },
     #[serde(rename = "reaction.updated")]
     ReactionUpdated { payload: ReactionUpdatedPayload },
+    /// An acknowledged change (its `id`) was not applied; to its author's sockets only.
+    #[serde(rename = "change.rejected")]
+    ChangeRejected { id: ClientMsgId, payload: ChangeRejectedPayload },
     /// A channel's backlog is out; live messages of it follow.
     #[serde(rename = "sync.done")]
     SyncDone { payload: SyncDonePayload },
