@@ -9,7 +9,17 @@ use std::path::PathBuf;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::telemetry::init(&shared::config::LogConfig::default());
-    let args = Args::parse();
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            std::process::exit(2);
+        }
+    };
     shared::rlimit::raise_open_files();
     println!("starting the cell in {} …", args.dir.display());
     let mut cell = TestCell::start(CellOptions {
@@ -66,23 +76,56 @@ struct Args {
     bin_dir: Option<PathBuf>,
 }
 
+const USAGE: &str = "usage: cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR]";
+
 impl Args {
-    /// `cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR]`
-    fn parse() -> Self {
+    /// Reads the flags of [`USAGE`]; `None` for `--help`. An unknown flag or a bad value is
+    /// refused rather than ignored: a typo must not start a cell nobody asked for.
+    fn parse(flags: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
         let mut args = Args { dir: ".cell".into(), port: 8080, gateways: 1, workers: 1, bin_dir: None };
-        let mut it = std::env::args().skip(1);
+        let mut it = flags.into_iter();
         while let Some(flag) = it.next() {
-            let value = it.next().unwrap_or_default();
+            if matches!(flag.as_str(), "-h" | "--help") {
+                return Ok(None);
+            }
+            let Some(value) = it.next() else { anyhow::bail!("{flag} needs a value\n{USAGE}") };
+            let count = |value: &str| match value.parse::<usize>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(anyhow::anyhow!("{flag} takes a number of at least 1, not {value:?}\n{USAGE}")),
+            };
             match flag.as_str() {
                 "--dir" => args.dir = value.into(),
-                "--port" => args.port = value.parse().unwrap_or(args.port),
-                "--gateways" => args.gateways = value.parse().unwrap_or(1).max(1),
-                "--workers" => args.workers = value.parse().unwrap_or(1).max(1),
+                "--port" => {
+                    args.port =
+                        value.parse().map_err(|_| anyhow::anyhow!("--port takes a port, not {value:?}"))?
+                }
+                "--gateways" => args.gateways = count(&value)?,
+                "--workers" => args.workers = count(&value)?,
                 "--bin-dir" => args.bin_dir = Some(value.into()),
-                other => eprintln!("ignoring unknown argument {other}"),
+                other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
             }
         }
         args.dir = std::path::absolute(&args.dir).unwrap_or(args.dir);
-        args
+        Ok(Some(args))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(flags: &[&str]) -> anyhow::Result<Option<Args>> {
+        Args::parse(flags.iter().map(|f| f.to_string()))
+    }
+
+    #[test]
+    fn flags_are_read_and_mistakes_refused() {
+        let args = parse(&["--gateways", "2", "--workers", "3", "--port", "9000"]).unwrap().unwrap();
+        assert_eq!((args.gateways, args.workers, args.port), (2, 3, 9000));
+        assert!(args.dir.is_absolute() && args.dir.ends_with(".cell"));
+        assert!(parse(&["--help"]).unwrap().is_none());
+        for wrong in [&["--gatways", "2"][..], &["--gateways", "0"], &["--port", "http"], &["--workers"]] {
+            assert!(parse(wrong).is_err(), "{wrong:?} refused");
+        }
     }
 }
