@@ -200,18 +200,36 @@ async fn announce(cell: &TestCell, channel: ChannelId, message: &shared::protoco
     nats.flush().await.unwrap();
 }
 
+/// Alice and Bob in a channel, both connected to gateway 0, Bob having seen message 1; then
+/// messages 2..=4 stored behind the workers' back, none of them announced yet.
+struct Hole {
+    bob: ChatClient,
+    channel: ChannelId,
+    alice_ws: ChatSocket,
+    bob_ws: ChatSocket,
+    /// Message 4, to announce: 2 and 3 are then a hole in Bob's deliveries.
+    fourth: shared::protocol::MessageView,
+}
+
+impl Hole {
+    async fn open(cell: &TestCell) -> Self {
+        let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
+        let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+        let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+        send_all(&mut alice_ws, channel, 0..1).await;
+        watch(&mut bob_ws, cell, |s| has_message(s, channel, 1)).await;
+        let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+        let fourth = store_quietly(&db, &alice, channel, 2..=4).await;
+        db.close().await;
+        Hole { bob, channel, alice_ws, bob_ws, fourth }
+    }
+}
+
 #[tokio::test]
 async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later() {
     let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
-    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
-    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
-    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
-    send_all(&mut alice_ws, channel, 0..1).await;
-    watch(&mut bob_ws, &cell, |s| has_message(s, channel, 1)).await;
-
-    // Messages 2..=4 are stored, but only 4's delivery is announced: 2 and 3 were "lost".
-    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
-    let fourth = store_quietly(&db, &alice, channel, 2..=4).await;
+    let Hole { channel, mut alice_ws, mut bob_ws, fourth, .. } = Hole::open(&cell).await;
+    // Only 4's delivery is announced: 2 and 3 were "lost".
     announce(&cell, channel, &fourth).await;
 
     let seen = watch(&mut bob_ws, &cell, |s| has_message(s, channel, 4)).await;
@@ -228,15 +246,7 @@ async fn a_hole_in_live_deliveries_is_filled_from_postgres_before_anything_later
 async fn a_hole_that_cannot_be_filled_closes_the_channels_sockets_and_sync_fills_it() {
     let options = CellOptions { backend: Backend::Local, ..CellOptions::default() };
     let mut cell = TestCell::start(options).await.expect("the cell starts");
-    let (alice, bob, channel) = cell.two_members(0, 0).await.unwrap();
-    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
-    let mut bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
-    send_all(&mut alice_ws, channel, 0..1).await;
-    watch(&mut bob_ws, &cell, |s| has_message(s, channel, 1)).await;
-
-    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
-    let fourth = store_quietly(&db, &alice, channel, 2..=4).await;
-    db.close().await;
+    let Hole { bob, channel, fourth, mut bob_ws, .. } = Hole::open(&cell).await;
     let Servers::Local { postgres, .. } = &mut cell.servers else { unreachable!("local backend") };
     postgres.process.as_mut().unwrap().kill9();
     announce(&cell, channel, &fourth).await;

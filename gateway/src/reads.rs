@@ -7,7 +7,6 @@
 //! their position when it stores them).
 
 use crate::state::AppState;
-use shared::events::USER_HEADER;
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{ReadUpdatedPayload, ServerFrame};
 use std::collections::HashMap;
@@ -49,10 +48,7 @@ async fn store(state: AppState, user: UserId, reads: Vec<(ChannelId, ChannelSeq)
 impl AppState {
     /// Sends `frame` to every socket of `user`, on every gateway of the cell.
     pub async fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(USER_HEADER, user.to_string().as_str());
-        let subject = self.subjects.user_frames();
-        if let Err(error) = self.nats.publish_with_headers(subject, headers, frame.to_json().into()).await {
+        if let Err(error) = shared::events::publish_to_user(&self.nats, &self.subjects, user, frame).await {
             tracing::warn!(%error, %user, "frame for a user's sockets not published");
         }
     }

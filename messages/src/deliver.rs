@@ -7,8 +7,7 @@
 use crate::changes::AppliedChange;
 use crate::persist::PersistedMessage;
 use shared::events::{
-    CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamChange, StreamMessage, TRACE_HEADER, USER_HEADER,
-    dedup_key, trace_id,
+    CREATED_HEADER, FRAME_HEADER, SEQ_HEADER, StreamChange, StreamMessage, TRACE_HEADER, dedup_key, trace_id,
 };
 use shared::protocol::{ChangeRejectedPayload, ChangeRejection, MessageView, ServerFrame};
 use shared::subjects::Subjects;
@@ -99,9 +98,7 @@ pub async fn announce_rejection(
             reason,
         },
     };
-    let mut headers = async_nats::HeaderMap::new();
-    headers.insert(USER_HEADER, change.actor.to_string().as_str());
-    nats.publish_with_headers(subjects.user_frames(), headers, frame.to_json().into()).await?;
+    shared::events::publish_to_user(nats, subjects, change.actor, &frame).await?;
     nats.flush().await?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! What travels over NATS between the cell's processes: the message a gateway puts into the
 //! stream, the delivery a worker announces after commit, membership changes gateways follow
-//! to route deliveries, and revoked sessions whose sockets they close.
+//! to route deliveries, revoked sessions whose sockets they close, and frames for one user's
+//! sockets.
 
 use crate::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
 use crate::protocol::{AttachmentView, ContentType, SenderView};
@@ -25,6 +26,19 @@ pub const PRESENCE_HEADER: &str = "Chat-Presence";
 
 /// Header of a frame on the user-frames subject: the user whose sockets get it.
 pub const USER_HEADER: &str = "Chat-User";
+
+/// Publishes `frame` for every socket of `user`, on every gateway of the cell (the
+/// user-frames subject, with [`USER_HEADER`]). Core NATS: a socket not connected now misses it.
+pub async fn publish_to_user(
+    nats: &async_nats::Client,
+    subjects: &crate::subjects::Subjects,
+    user: UserId,
+    frame: &crate::protocol::ServerFrame,
+) -> Result<(), async_nats::PublishError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(USER_HEADER, user.to_string().as_str());
+    nats.publish_with_headers(subjects.user_frames(), headers, frame.to_json().into()).await
+}
 
 /// Header of a stream message that is a [`StreamChange`] (value `1`); without it, the stream
 /// message is a [`StreamMessage`].
