@@ -84,6 +84,8 @@ pub enum Verdict {
     Limited { limit: &'static str, retry_after_ms: u64 },
 }
 
+/// Cheap to clone: the pool and metrics are shared.
+#[derive(Clone)]
 pub struct RateLimiter {
     redis: deadpool_redis::Pool,
     config: LimitsConfig,

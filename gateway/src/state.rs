@@ -1,16 +1,18 @@
-//! The gateway's one `AppState`: cheap to clone, everything shared behind one `Arc`.
+//! The gateway's one `AppState`: cheap to clone, everything shared behind one `Arc`. It sits
+//! at the bottom of what handlers see and imports only the services it holds; each feature
+//! owns its service (sessions, presence, sync, uploads, the limiter, the fan-out), and a
+//! handler that needs one service takes it alone through `FromRef` (axum's sub-states).
 
-use crate::auth::Claims;
-use crate::auth::TokenKeys;
-use crate::error::AppError;
-use crate::fanout::Fanout;
+use crate::auth::sessions::Sessions;
+use crate::live::fanout::Fanout;
+use crate::live::presence::Presence;
+use crate::live::sync::Syncer;
 use crate::metrics::GatewayMetrics;
 use crate::publish::Publisher;
 use crate::ratelimit::RateLimiter;
-use crate::sessions::RevokedSessions;
+use crate::uploads::store::Uploads;
+use axum::extract::FromRef;
 use shared::config::GatewayConfig;
-use shared::events::{MembershipChange, MembershipEvent};
-use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::snowflake::SnowflakeGenerator;
 use shared::subjects::Subjects;
 use std::ops::Deref;
@@ -23,7 +25,6 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: GatewayConfig,
-    pub uploads: crate::uploads::Uploads,
     pub db: sqlx::PgPool,
     pub redis: deadpool_redis::Pool,
     pub nats: async_nats::Client,
@@ -31,7 +32,10 @@ pub struct Inner {
     pub stream: async_nats::jetstream::stream::Stream,
     pub publisher: Publisher,
     pub fanout: Arc<Fanout>,
-    pub tokens: TokenKeys,
+    pub sessions: Arc<Sessions>,
+    pub presence: Arc<Presence>,
+    pub syncer: Syncer,
+    pub uploads: Arc<Uploads>,
     pub snowflake: SnowflakeGenerator,
     pub subjects: Subjects,
     pub partitions: u16,
@@ -42,36 +46,11 @@ pub struct Inner {
     pub connection_permits: Arc<tokio::sync::Semaphore>,
     /// Every upgraded socket's task, so shutdown can wait until each has drained.
     pub sockets: TaskTracker,
-    pub revoked: RevokedSessions,
 }
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
-    }
-
-    /// The claims of a valid access token whose session was not revoked.
-    pub fn authenticate(&self, token: &str) -> Result<Claims, AppError> {
-        let claims = self.tokens.verify(token)?;
-        if self.revoked.contains(claims.sid) {
-            return Err(AppError::Unauthorized);
-        }
-        Ok(claims)
-    }
-
-    /// Tells every gateway of the cell that `user` joined or left `channel`.
-    pub async fn announce_membership(
-        &self,
-        channel: ChannelId,
-        user: UserId,
-        change: MembershipChange,
-        last_seq: ChannelSeq,
-    ) {
-        let event = MembershipEvent { channel_id: channel, user_id: user, change, last_seq };
-        let Ok(payload) = serde_json::to_vec(&event) else { return };
-        if let Err(error) = self.nats.publish(self.subjects.membership(), payload.into()).await {
-            tracing::warn!(%error, "membership change not announced");
-        }
     }
 }
 
@@ -79,5 +58,29 @@ impl Deref for AppState {
     type Target = Inner;
     fn deref(&self) -> &Inner {
         &self.0
+    }
+}
+
+impl FromRef<AppState> for Arc<Sessions> {
+    fn from_ref(state: &AppState) -> Self {
+        state.sessions.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Presence> {
+    fn from_ref(state: &AppState) -> Self {
+        state.presence.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Uploads> {
+    fn from_ref(state: &AppState) -> Self {
+        state.uploads.clone()
+    }
+}
+
+impl FromRef<AppState> for sqlx::PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
     }
 }

@@ -2,8 +2,8 @@
 //! a user: a password change and account deletion. Each revocation also closes the
 //! sessions' sockets, on every gateway (`crate::sessions`).
 
-use crate::auth::AuthUser;
-use crate::auth::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
+use crate::auth::extract::AuthUser;
+use crate::auth::passwords::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
 use crate::error::{ApiJson, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::RateLimited;
 use crate::state::AppState;
@@ -103,17 +103,17 @@ async fn start_session(
     verified_password: Option<&str>,
 ) -> ApiResult<Session> {
     let (refresh_token, hash) = new_refresh_token();
-    let ttl = state.tokens.refresh_ttl;
+    let ttl = state.sessions.tokens.refresh_ttl;
     if !store::tokens::insert(&state.db, &hash, user, family, ttl, verified_password).await? {
         return Err(AppError::InvalidCredentials("the session was revoked meanwhile"));
     }
-    let access_token = state.tokens.issue(user, family)?;
+    let access_token = state.sessions.tokens.issue(user, family)?;
     Ok(Session {
         user: profile,
         access_token,
         refresh_token,
         token_type: "Bearer",
-        expires_in: state.tokens.access_ttl.as_secs(),
+        expires_in: state.sessions.tokens.access_ttl.as_secs(),
     })
 }
 
@@ -208,7 +208,7 @@ pub async fn refresh(
         }
         Redeemed::Reused { user, family } => {
             // The theft signal: whoever holds the family's live token is cut off too.
-            state.revoke_sessions(user, vec![family]);
+            state.sessions.revoke(user, vec![family]);
             Err(AppError::InvalidCredentials("refresh token reused; its sessions are revoked"))
         }
         Redeemed::Invalid => Err(AppError::InvalidCredentials("invalid or expired refresh token")),
@@ -231,7 +231,7 @@ pub async fn logout(
     let revoked =
         store::tokens::revoke_by_token(&state.db, &hash_refresh_token(&request.refresh_token)).await?;
     if let Some((user, family)) = revoked {
-        state.revoke_sessions(user, vec![family]);
+        state.sessions.revoke(user, vec![family]);
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -269,7 +269,7 @@ pub async fn change_password(
     check_password(&state, user, request.current_password).await?;
     let hash = hash_password(request.new_password).await?;
     store::users::set_password(&state.db, user, &hash).await?;
-    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?);
+    state.sessions.revoke(user, store::tokens::revoke_all(&state.db, user).await?);
     let profile = store::users::get(&state.db, user).await?;
     Ok(Json(start_session(&state, user, Uuid::new_v4(), profile, Some(&hash)).await?))
 }
@@ -302,9 +302,9 @@ pub async fn delete_me(
 ) -> ApiResult<StatusCode> {
     check_password(&state, user, request.password).await?;
     let left = store::users::delete(&state.db, user).await?;
-    state.revoke_sessions(user, store::tokens::revoke_all(&state.db, user).await?);
+    state.sessions.revoke(user, store::tokens::revoke_all(&state.db, user).await?);
     for (channel, last_seq) in left {
-        state.announce_membership(channel, user, MembershipChange::Left, last_seq).await;
+        state.fanout.announce_membership(channel, user, MembershipChange::Left, last_seq).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

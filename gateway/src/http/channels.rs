@@ -2,7 +2,7 @@
 //! members, join and leave are in `members`. Rights: owners and admins manage; members read
 //! and post; a non-member gets 403 for a public channel and 404 for one they may not know of.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
@@ -182,7 +182,10 @@ pub async fn create(
         other => other.into(),
     })?;
     for member in members.iter().chain([&user]) {
-        state.announce_membership(channel.id, *member, MembershipChange::Joined, channel.last_seq).await;
+        state
+            .fanout
+            .announce_membership(channel.id, *member, MembershipChange::Joined, channel.last_seq)
+            .await;
     }
     Ok((StatusCode::CREATED, Json(channel)))
 }
@@ -311,7 +314,7 @@ pub async fn delete(
         return Err(AppError::Forbidden("only the owner deletes a channel"));
     }
     for member in store::delete(&state.db, channel).await? {
-        state.announce_membership(channel, member, MembershipChange::Left, row.last_seq).await;
+        state.fanout.announce_membership(channel, member, MembershipChange::Left, row.last_seq).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,7 +2,7 @@
 //! how far each has read. Rights: anyone joins a public channel and anyone but the owner
 //! leaves; owners and admins add and remove members below their role.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, access, member_role};
 use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
@@ -235,7 +235,7 @@ async fn add(
         return Err(AppError::Forbidden("your role cannot add that member"));
     }
     store::add_member(&state.db, channel, target, new_role).await?;
-    state.announce_membership(channel, target, MembershipChange::Joined, row.last_seq).await;
+    state.fanout.announce_membership(channel, target, MembershipChange::Joined, row.last_seq).await;
     Ok(())
 }
 
@@ -292,6 +292,6 @@ async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: User
         });
     }
     store::remove_member(&state.db, channel, target).await?;
-    state.announce_membership(channel, target, MembershipChange::Left, row.last_seq).await;
+    state.fanout.announce_membership(channel, target, MembershipChange::Left, row.last_seq).await;
     Ok(())
 }

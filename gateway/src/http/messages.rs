@@ -4,7 +4,7 @@
 //! stream, with `{status: "stored", message_id, channel_id}`; the `Idempotency-Key` header
 //! (1–64 printable ASCII characters) makes a retried request the same change.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::changes::{self, ChangeRefused};
 use crate::error::{ApiJson, ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::channels::member_role;

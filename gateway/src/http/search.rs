@@ -2,7 +2,7 @@
 //! channel, `GET /search?q=` across the caller's channels. Newest first, paginated by the
 //! `cursor` of the previous page (a message id); only channels the caller is a member of.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, member_role};
 use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};

@@ -5,13 +5,14 @@
 //! that carries it (or to anyone with a signed link from `GET /upload/{id}/link`);
 //! `DELETE` by its owner.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::serve::CloseConnection;
 use crate::state::AppState;
 use crate::store::uploads::Upload;
-use crate::uploads::{HEAD_BYTES, Slot, SlotRefused, Sniffed, clean_filename, sniff};
+use crate::uploads::sniff::{HEAD_BYTES, Sniffed, clean_filename, sniff};
+use crate::uploads::store::{Slot, SlotRefused};
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Query, State};

@@ -1,6 +1,6 @@
 //! `/users`: my profile, other users, search.
 
-use crate::auth::AuthUser;
+use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::http::{next_cursor, page_limit};
@@ -112,7 +112,7 @@ pub async fn get(
     ApiPath(UserPath { id }): ApiPath<UserPath>,
 ) -> ApiResult<Json<UserRow>> {
     let user = store::users::get(&state.db, id).await?.ok_or(AppError::NotFound("user"))?;
-    let user = user.with_presence(state.presence_of(id).await);
+    let user = user.with_presence(state.presence.of(id).await);
     Ok(Json(if id == me { user } else { user.without_email() }))
 }
 

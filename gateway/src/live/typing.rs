@@ -4,9 +4,9 @@
 //! who is typing and tells its sockets `typing.update {channel_id, users}` only when that set
 //! changes: a new typer, or one not heard from for `TYPING_TTL`.
 
-use crate::state::AppState;
 use shared::events::TYPING_HEADER;
 use shared::ids::{ChannelId, UserId};
+use shared::subjects::Subjects;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -61,7 +61,13 @@ pub struct TypingThrottle(HashMap<ChannelId, Instant>);
 impl TypingThrottle {
     /// Publishes a `typing.start` of `user` unless this socket did so for the channel within
     /// `TYPING_REPUBLISH`.
-    pub async fn start(&mut self, state: &AppState, user: UserId, channel: ChannelId) {
+    pub async fn start(
+        &mut self,
+        nats: &async_nats::Client,
+        subjects: &Subjects,
+        user: UserId,
+        channel: ChannelId,
+    ) {
         let now = Instant::now();
         if self.0.get(&channel).is_some_and(|last| now.duration_since(*last) < TYPING_REPUBLISH) {
             return;
@@ -69,8 +75,8 @@ impl TypingThrottle {
         self.0.insert(channel, now);
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(TYPING_HEADER, user.to_string().as_str());
-        let subject = state.subjects.deliver(channel);
-        if let Err(error) = state.nats.publish_with_headers(subject, headers, bytes::Bytes::new()).await {
+        let subject = subjects.deliver(channel);
+        if let Err(error) = nats.publish_with_headers(subject, headers, bytes::Bytes::new()).await {
             tracing::debug!(%error, "typing not published");
         }
     }

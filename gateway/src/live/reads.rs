@@ -6,10 +6,11 @@
 //! statement per half second at most. Senders' own messages count as read (the worker moves
 //! their position when it stores them).
 
-use crate::state::AppState;
+use super::fanout::Fanout;
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{ReadUpdatedPayload, ServerFrame};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How long a socket gathers read positions (and presence choices) before writing them.
 pub const READ_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
@@ -25,32 +26,23 @@ impl PendingReads {
     }
 
     /// Writes what is pending, in the background.
-    pub fn flush(&mut self, state: &AppState, user: UserId) {
+    pub fn flush(&mut self, db: &sqlx::PgPool, fanout: &Arc<Fanout>, user: UserId) {
         if self.0.is_empty() {
             return;
         }
         let reads: Vec<(ChannelId, ChannelSeq)> = self.0.drain().collect();
-        tokio::spawn(store(state.clone(), user, reads));
+        tokio::spawn(store(db.clone(), fanout.clone(), user, reads));
     }
 }
 
-async fn store(state: AppState, user: UserId, reads: Vec<(ChannelId, ChannelSeq)>) {
-    let moved = match crate::store::channels::mark_read(&state.db, user, &reads).await {
+async fn store(db: sqlx::PgPool, fanout: Arc<Fanout>, user: UserId, reads: Vec<(ChannelId, ChannelSeq)>) {
+    let moved = match crate::store::channels::mark_read(&db, user, &reads).await {
         Ok(moved) => moved,
         Err(error) => return tracing::warn!(%error, %user, "read positions not stored"),
     };
     for (channel_id, last_read_seq) in moved {
         let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
-        state.send_to_user(user, &ServerFrame::ReadUpdated { payload }).await;
-    }
-}
-
-impl AppState {
-    /// Sends `frame` to every socket of `user`, on every gateway of the cell.
-    pub async fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
-        if let Err(error) = shared::events::publish_to_user(&self.nats, &self.subjects, user, frame).await {
-            tracing::warn!(%error, %user, "frame for a user's sockets not published");
-        }
+        fanout.send_to_user(user, &ServerFrame::ReadUpdated { payload }).await;
     }
 }
 

@@ -5,20 +5,21 @@
 //! and closes their sockets at once with 4003. A gateway that starts later reads the
 //! sessions revoked within one access-token lifetime from Postgres.
 
-use crate::state::AppState;
+use super::tokens::{Claims, TokenKeys};
+use crate::conn::close::CLOSE_SESSION_REVOKED;
+use crate::error::AppError;
+use crate::live::fanout::Fanout;
 use futures::StreamExt;
 use shared::events::SessionsRevoked;
 use shared::ids::UserId;
+use shared::subjects::Subjects;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// How often a gateway re-reads the recently revoked sessions from Postgres.
 const REREAD_REVOKED: Duration = Duration::from_secs(30);
-
-/// Close code of a socket whose session was revoked: log in again.
-pub const CLOSE_SESSION_REVOKED: u16 = 4003;
 
 /// Sessions revoked while their access tokens may still be unexpired.
 pub struct RevokedSessions {
@@ -51,10 +52,42 @@ impl RevokedSessions {
     }
 }
 
-impl AppState {
+/// The access tokens this gateway takes: signed by a key it knows, of a session not revoked;
+/// and the revocations of the cell.
+pub struct Sessions {
+    pub tokens: TokenKeys,
+    pub revoked: RevokedSessions,
+    nats: async_nats::Client,
+    subjects: Subjects,
+    db: sqlx::PgPool,
+    /// To close the sockets of a revoked session.
+    fanout: Arc<Fanout>,
+}
+
+impl Sessions {
+    pub fn new(
+        tokens: TokenKeys,
+        revoked: RevokedSessions,
+        nats: async_nats::Client,
+        subjects: Subjects,
+        db: sqlx::PgPool,
+        fanout: Arc<Fanout>,
+    ) -> Arc<Self> {
+        Arc::new(Self { tokens, revoked, nats, subjects, db, fanout })
+    }
+
+    /// The claims of a valid access token whose session was not revoked.
+    pub fn authenticate(&self, token: &str) -> Result<Claims, AppError> {
+        let claims = self.tokens.verify(token)?;
+        if self.revoked.contains(claims.sid) {
+            return Err(AppError::Unauthorized);
+        }
+        Ok(claims)
+    }
+
     /// Refuses `sessions` of `user` here at once, and tells every other gateway. Not async:
     /// a handler cancelled after its commit still revokes (the publish runs on its own).
-    pub fn revoke_sessions(&self, user: UserId, sessions: Vec<Uuid>) {
+    pub fn revoke(&self, user: UserId, sessions: Vec<Uuid>) {
         if sessions.is_empty() {
             return;
         }
@@ -81,20 +114,23 @@ impl AppState {
     /// Follows the cell's revocations until shutdown: subscribes first, then reads what was
     /// revoked before (so nothing falls in between), and reads it again every
     /// `REREAD_REVOKED` (so nothing lost while NATS reconnected stays missed).
-    pub async fn follow_revocations(&self) -> Result<tokio::task::JoinHandle<()>, sqlx::Error> {
+    pub async fn follow_revocations(
+        self: &Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, sqlx::Error> {
         let revocations = self.nats.subscribe(self.subjects.sessions_revoked()).await;
         let mut revocations = revocations.map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         self.revoked.insert(crate::store::tokens::recently_revoked(&self.db, self.revoked.window()).await?);
-        let state = self.clone();
+        let sessions = self.clone();
         Ok(tokio::spawn(async move {
             let mut reread = tokio::time::interval(REREAD_REVOKED);
             reread.tick().await;
             loop {
                 let message = tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
                     _ = reread.tick() => {
-                        match crate::store::tokens::recently_revoked(&state.db, state.revoked.window()).await {
-                            Ok(sessions) => state.revoked.insert(sessions),
+                        match crate::store::tokens::recently_revoked(&sessions.db, sessions.revoked.window()).await {
+                            Ok(revoked) => sessions.revoked.insert(revoked),
                             Err(error) => tracing::warn!(%error, "revoked sessions not re-read"),
                         }
                         continue;
@@ -103,7 +139,7 @@ impl AppState {
                 };
                 let Some(message) = message else { return };
                 match serde_json::from_slice::<SessionsRevoked>(&message.payload) {
-                    Ok(event) => state.apply_revocation(&event),
+                    Ok(event) => sessions.apply_revocation(&event),
                     Err(error) => tracing::warn!(%error, "undecodable session revocation"),
                 }
             }

@@ -23,13 +23,16 @@
 //! Not yet: ordering between updates published by different gateways for the same user
 //! within moments (a version per user would settle it).
 
-use crate::state::AppState;
-use crate::ws::ConnHandle;
+use crate::conn::ConnHandle;
+use crate::ratelimit::RateLimiter;
 use shared::events::PRESENCE_HEADER;
 use shared::ids::{ChannelId, UserId};
 use shared::protocol::{PresenceStatus, PresenceView, ServerFrame};
-use std::sync::LazyLock;
+use shared::subjects::Subjects;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// How long after a user's last socket closes they are announced offline (if no other came).
 pub const OFFLINE_GRACE: Duration = Duration::from_secs(3);
@@ -53,13 +56,37 @@ return {status, redis.call('GET', KEYS[3]) or '', changed}
     )
 });
 
-impl AppState {
+/// The cell's presence as one gateway reads, records and announces it.
+pub struct Presence {
+    redis: deadpool_redis::Pool,
+    /// The socket leases that say who is online live with the limiter's keys.
+    limiter: RateLimiter,
+    nats: async_nats::Client,
+    subjects: Subjects,
+    db: sqlx::PgPool,
+    /// The gateway's socket tasks: an offline announcement is tracked with them, so a
+    /// draining gateway still says its users went offline.
+    sockets: TaskTracker,
+}
+
+impl Presence {
+    pub fn new(
+        redis: deadpool_redis::Pool,
+        limiter: RateLimiter,
+        nats: async_nats::Client,
+        subjects: Subjects,
+        db: sqlx::PgPool,
+        sockets: TaskTracker,
+    ) -> Arc<Self> {
+        Arc::new(Self { redis, limiter, nats, subjects, db, sockets })
+    }
+
     fn presence_key(&self, what: &str, user: UserId) -> String {
         format!("{}:presence:{what}:{user}", self.subjects.prefix())
     }
 
     /// The presence of `user` now; offline when Redis cannot tell.
-    pub async fn presence_of(&self, user: UserId) -> PresenceView {
+    pub async fn of(&self, user: UserId) -> PresenceView {
         self.presence(user, false).await.0
     }
 
@@ -93,7 +120,7 @@ impl AppState {
     }
 
     /// Stores the status `user` chose (online or away), for a day at most.
-    pub async fn choose_presence(&self, user: UserId, status: PresenceStatus) {
+    pub async fn choose(&self, user: UserId, status: PresenceStatus) {
         let mut command = deadpool_redis::redis::cmd("SET");
         command.arg(self.presence_key("status", user)).arg(status.as_str()).arg("EX").arg(86_400);
         self.redis_command(command).await;
@@ -120,7 +147,7 @@ impl AppState {
 
     /// Tells everyone who shares one of `channels` with `user` their presence now, if it
     /// changed since it was last told.
-    pub async fn announce_presence(&self, user: UserId, channels: &[ChannelId]) {
+    pub async fn announce(&self, user: UserId, channels: &[ChannelId]) {
         let (presence, changed) = self.presence(user, true).await;
         if !changed {
             return;
@@ -138,52 +165,51 @@ impl AppState {
 
     /// After a socket of `user` closed: last seen now, and offline after the grace unless
     /// another socket of theirs is open by then.
-    pub fn socket_closed_presence(&self, conn: &ConnHandle) {
-        let (state, user) = (self.clone(), conn.user);
-        let channels: Vec<ChannelId> =
-            conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+    pub fn socket_closed(self: &Arc<Self>, conn: &ConnHandle) {
+        let (presence, user) = (self.clone(), conn.user);
+        let channels = conn.channel_list();
         // Tracked with the sockets, so a draining gateway still says its users went offline.
-        let sockets = self.sockets.clone();
-        sockets.spawn(async move {
-            state.record_last_seen(user).await;
+        self.sockets.spawn(async move {
+            presence.record_last_seen(user).await;
             tokio::time::sleep(OFFLINE_GRACE).await;
-            state.announce_presence(user, &channels).await;
+            presence.announce(user, &channels).await;
         });
     }
-}
 
-/// Most users one sweep takes out; the rest wait for the next sweep.
-const SWEEP_BATCH: usize = 500;
-
-impl AppState {
-    /// Sweeps for users whose leases all ended until shutdown (see the module docs).
-    pub fn sweep_presence(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.clone();
-        let every = (state.limiter.config().socket_lease / 6)
+    /// Sweeps for users whose leases all ended until `shutdown` (see the module docs).
+    pub fn sweep(self: &Arc<Self>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let presence = self.clone();
+        let every = (self.limiter.config().socket_lease / 6)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
+                    _ = shutdown.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                for user in state.limiter.users_whose_leases_ended(SWEEP_BATCH).await {
-                    match crate::store::channels::member_channel_ids(&state.db, user).await {
-                        Ok(channels) => {
-                            let channels: Vec<ChannelId> = channels.into_iter().collect();
-                            state.announce_presence(user, &channels).await;
-                        }
-                        Err(error) => {
-                            tracing::warn!(%user, %error, "presence of an ended lease not announced")
-                        }
-                    }
-                }
+                presence.sweep_once().await;
             }
         })
     }
+
+    /// Announces one batch of users whose leases all ended.
+    async fn sweep_once(&self) {
+        for user in self.limiter.users_whose_leases_ended(SWEEP_BATCH).await {
+            match crate::store::channels::member_channel_ids(&self.db, user).await {
+                Ok(channels) => {
+                    let channels: Vec<ChannelId> = channels.into_iter().collect();
+                    self.announce(user, &channels).await;
+                }
+                Err(error) => tracing::warn!(%user, %error, "presence of an ended lease not announced"),
+            }
+        }
+    }
 }
+
+/// Most users one sweep takes out; the rest wait for the next sweep.
+const SWEEP_BATCH: usize = 500;
 
 /// A socket's `presence.set` frames not applied yet: the last one wins.
 #[derive(Default)]
@@ -195,14 +221,13 @@ impl PendingPresence {
     }
 
     /// Applies the last chosen status and announces it, in the background.
-    pub fn flush(&mut self, state: &AppState, conn: &ConnHandle) {
+    pub fn flush(&mut self, presence: &Arc<Presence>, conn: &ConnHandle) {
         let Some(status) = self.0.take() else { return };
-        let (state, user) = (state.clone(), conn.user);
-        let channels: Vec<ChannelId> =
-            conn.channels.read().unwrap_or_else(|e| e.into_inner()).iter().copied().collect();
+        let (presence, user) = (presence.clone(), conn.user);
+        let channels = conn.channel_list();
         tokio::spawn(async move {
-            state.choose_presence(user, status).await;
-            state.announce_presence(user, &channels).await;
+            presence.choose(user, status).await;
+            presence.announce(user, &channels).await;
         });
     }
 }

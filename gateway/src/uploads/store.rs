@@ -1,13 +1,8 @@
-//! Where uploaded files live and what they are: the object store (a local directory or any
-//! S3-compatible store, through `object_store`), the content type sniffed from the first
-//! bytes, an image's size read from its header, and the signed links that let an `<img>`
-//! load an upload without a bearer token; the bounds on transfers in progress, and the sweeper
-//! of uploads no message carries.
+//! Where uploaded files live: the object store (a local directory or any S3-compatible store,
+//! through `object_store`), the signed links that let an `<img>` load an upload without a
+//! bearer token, and the bounds on transfers in progress.
 
-use crate::state::AppState;
-use crate::store;
 use bytes::Bytes;
-use futures::StreamExt as _;
 use hmac::{KeyInit as _, Mac as _};
 use object_store::ObjectStore;
 use object_store::ObjectStoreExt as _;
@@ -17,18 +12,8 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 use shared::config::UploadsConfig;
 use shared::ids::{UploadId, UserId};
-use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-/// Bytes kept from the start of a file to sniff its type and read an image's size (a JPEG's
-/// size may come after tens of KiB of EXIF data).
-pub const HEAD_BYTES: usize = 256 * 1024;
-
-/// Image types browsers show safely inline; every other file is served as a download.
-const INLINE_IMAGES: [&str; 6] =
-    ["image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp", "image/avif"];
 
 /// Shortest link key accepted, in bytes.
 pub const MIN_LINK_KEY_BYTES: usize = 32;
@@ -222,209 +207,9 @@ impl Uploads {
     }
 }
 
-/// Uploads one sweep deletes per transaction, at most, for each reason.
-const SWEEP_BATCH: i64 = 100;
-
-/// Store deletions one sweep runs at once.
-const SWEEP_DELETES_IN_FLIGHT: usize = 8;
-
-/// How long after its intent an upload's request is surely over, beyond
-/// `uploads.request_timeout` (the request's own deadline).
-const INTENT_MARGIN: Duration = Duration::from_secs(60);
-
-impl Uploads {
-    /// Deletes the files of `ids`; answers those that are gone (a failure is logged, and the
-    /// next sweep tries again).
-    async fn delete_all(&self, ids: Vec<UploadId>) -> Vec<UploadId> {
-        futures::stream::iter(ids)
-            .map(|id| async move {
-                match self.delete(id).await {
-                    Ok(()) => Some(id),
-                    Err(error) => {
-                        tracing::warn!(%id, %error, "sweep: upload not deleted from the store");
-                        None
-                    }
-                }
-            })
-            .buffer_unordered(SWEEP_DELETES_IN_FLIGHT)
-            .filter_map(std::future::ready)
-            .collect()
-            .await
-    }
-
-    /// One batch of uploads never attached within `unattached_ttl`: their rows marked deleted
-    /// (a message attaching one meanwhile waits for the lock, then finds it deleted), with an
-    /// intent each, in one transaction; then their files deleted and the intents dropped. A
-    /// file whose deletion fails keeps its intent, and the sweep of abandoned uploads deletes
-    /// it later. Answers how many went.
-    pub async fn sweep_unattached(&self, db: &PgPool) -> Result<usize, sqlx::Error> {
-        let mut tx = db.begin().await?;
-        let ids = store::uploads::lock_unattached(&mut tx, self.config.unattached_ttl, SWEEP_BATCH).await?;
-        store::uploads::mark_swept(&mut tx, &ids).await?;
-        tx.commit().await?;
-        let gone = self.delete_all(ids.clone()).await;
-        store::uploads::forget_intents(db, &gone).await?;
-        Ok(ids.len())
-    }
-
-    /// One batch of uploads whose request ended without a row (dropped at its deadline, its
-    /// gateway killed): their files deleted, their intents dropped. Answers how many went.
-    pub async fn sweep_abandoned(&self, db: &PgPool) -> Result<usize, sqlx::Error> {
-        let age = self.config.request_timeout + INTENT_MARGIN;
-        let mut tx = db.begin().await?;
-        let ids = store::uploads::lock_abandoned(&mut tx, age, SWEEP_BATCH).await?;
-        let gone = self.delete_all(ids).await;
-        store::uploads::forget_intents(&mut *tx, &gone).await?;
-        tx.commit().await?;
-        Ok(gone.len())
-    }
-}
-
-impl AppState {
-    /// Sweeps the upload store every `uploads.sweep_interval` (first at a random moment of it,
-    /// so the gateways of a cell spread their sweeps), until shutdown. Gateways sweep
-    /// concurrently without stepping on each other: each locks the rows it deletes, and skips
-    /// rows locked by another.
-    pub fn sweep_uploads(&self) -> tokio::task::JoinHandle<()> {
-        let state = self.clone();
-        let every = state.uploads.config.sweep_interval.max(Duration::from_secs(1));
-        tokio::spawn(async move {
-            let first = every.mul_f64(rand::random::<f64>());
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + first, every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = state.shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                for (reason, swept) in [
-                    ("unattached", state.uploads.sweep_unattached(&state.db).await),
-                    ("abandoned", state.uploads.sweep_abandoned(&state.db).await),
-                ] {
-                    match swept {
-                        Ok(0) => {}
-                        Ok(count) => {
-                            tracing::info!(reason, count, "uploads swept");
-                            state.metrics.uploads_swept(reason, count);
-                        }
-                        Err(error) => tracing::warn!(reason, %error, "upload sweep failed"),
-                    }
-                }
-            }
-        })
-    }
-}
-
-/// What the first bytes of a file say it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sniffed {
-    pub content_type: String,
-    /// Width and height, for the image types shown inline.
-    pub size: Option<(i32, i32)>,
-}
-
-impl Sniffed {
-    /// Whether browsers may show it inline (a raster image of a known type).
-    pub fn inline(content_type: &str) -> bool {
-        INLINE_IMAGES.contains(&content_type)
-    }
-
-    /// The `Content-Type` a file of `content_type` is served with: its own, except for types a
-    /// browser would run or render as a page of ours (HTML, XML, scripts), served as opaque
-    /// bytes.
-    pub fn served_as(content_type: &str) -> &str {
-        match content_type.starts_with("text/")
-            || content_type.contains("xml")
-            || content_type.contains("script")
-        {
-            true => "application/octet-stream",
-            false => content_type,
-        }
-    }
-}
-
-/// Sniffs `head`, the first [`HEAD_BYTES`] (or fewer) of a file.
-pub fn sniff(head: &[u8]) -> Sniffed {
-    let content_type = infer::get(head).map_or("application/octet-stream", |kind| kind.mime_type());
-    let size = match Sniffed::inline(content_type) {
-        true => imagesize::blob_size(head)
-            .ok()
-            .and_then(|s| Some((i32::try_from(s.width).ok()?, i32::try_from(s.height).ok()?))),
-        false => None,
-    };
-    // An image whose size cannot be read is served as a file.
-    let content_type = match (Sniffed::inline(content_type), size) {
-        (true, None) => "application/octet-stream",
-        _ => content_type,
-    };
-    Sniffed { content_type: content_type.to_owned(), size }
-}
-
-/// Invisible formatting characters: bidirectional overrides and isolates (which make
-/// `invoice\u{202e}fdp.exe` read as `invoiceexe.pdf`), zero-width characters, the BOM.
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
-}
-
-/// A client's file name made safe to store and to send back: its last path component, no
-/// control or invisible formatting characters or quotes, at most 255 bytes; `file` when
-/// nothing is left.
-pub fn clean_filename(name: Option<&str>) -> String {
-    let base = name.unwrap_or_default().rsplit(['/', '\\']).next().unwrap_or_default();
-    let mut clean = String::new();
-    for c in base.chars().filter(|c| !c.is_control() && !is_invisible_format(*c) && *c != '"') {
-        if clean.len() + c.len_utf8() > 255 {
-            break;
-        }
-        clean.push(c);
-    }
-    match clean.trim() {
-        "" | "." | ".." => "file".into(),
-        trimmed => trimmed.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A 1×1 PNG with the width and height fields rewritten.
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let mut png =
-            vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R'];
-        png.extend_from_slice(&width.to_be_bytes());
-        png.extend_from_slice(&height.to_be_bytes());
-        png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-        png
-    }
-
-    #[test]
-    fn sniffing_reads_the_content_not_the_name() {
-        assert_eq!(
-            sniff(&png(640, 480)),
-            Sniffed { content_type: "image/png".into(), size: Some((640, 480)) }
-        );
-        assert_eq!(sniff(b"%PDF-1.7\n...").content_type, "application/pdf");
-        let html = sniff(b"<html><script>alert(1)</script></html>");
-        assert_eq!(html, Sniffed { content_type: "text/html".into(), size: None });
-        assert_eq!(Sniffed::served_as(&html.content_type), "application/octet-stream");
-        assert_eq!(Sniffed::served_as("application/pdf"), "application/pdf");
-        assert_eq!(sniff(b"just some words").content_type, "application/octet-stream");
-        // A PNG signature with a truncated header is not shown as an image.
-        assert_eq!(sniff(&png(1, 1)[..12]).content_type, "application/octet-stream");
-    }
-
-    #[test]
-    fn filenames_lose_paths_quotes_and_control_characters() {
-        assert_eq!(clean_filename(Some("../../etc/passwd")), "passwd");
-        assert_eq!(clean_filename(Some("C:\\Users\\me\\photo \"1\".png")), "photo 1.png");
-        assert_eq!(clean_filename(Some("a\r\nb.txt")), "ab.txt");
-        assert_eq!(clean_filename(Some("invoice\u{202e}fdp.exe")), "invoicefdp.exe");
-        assert_eq!(clean_filename(Some("..")), "file");
-        assert_eq!(clean_filename(None), "file");
-        let long = "é".repeat(200);
-        assert!(clean_filename(Some(&long)).len() <= 255);
-    }
 
     #[test]
     fn uploads_in_progress_are_bounded_per_user_and_per_gateway() {

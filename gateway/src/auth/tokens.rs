@@ -1,16 +1,9 @@
-//! Authentication: Argon2id password hashes, signed access tokens (JWT), opaque refresh tokens
-//! (stored only as SHA-256 hashes), and the `AuthUser` extractor that guards every route.
+//! Signed access tokens (JWT, EdDSA): issued at login and refresh, verified on every request
+//! and socket.
 
 use crate::error::AppError;
-use crate::state::AppState;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Algorithm, Argon2, Params, Version};
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use shared::config::GatewayConfig;
 use shared::ids::UserId;
 use std::collections::HashMap;
@@ -169,97 +162,10 @@ fn read_key_dir(dir: &std::path::Path) -> Result<KeyFiles, KeyError> {
     Ok((signing, key_id, public))
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Hashes a password off the async runtime (tens of milliseconds of CPU).
-pub async fn hash_password(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || {
-        argon2().hash_password(password.as_bytes()).map(|h: PasswordHash| h.to_string())
-    })
-    .await
-    .map_err(|e| AppError::Internal(Box::new(e)))?
-    .map_err(|e| AppError::Internal(e.to_string().into()))
-}
-
-/// Checks a password against a stored hash; with no hash (unknown user) it checks against a
-/// fixed one, so both answers take about the same time.
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, AppError> {
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
-        let Ok(hash) = PasswordHash::new(&stored) else { return false };
-        argon2().verify_password(password.as_bytes(), &hash).is_ok() && known
-    })
-    .await
-    .map_err(|e| AppError::Internal(Box::new(e)))
-}
-
-/// Argon2id hash of a random password, used to spend the same time on unknown users.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0n6pYdJ3Dkc0Jx6HqD5n3tP0oYbSMGS/bdC4m3Tt6cM";
-
-/// A new opaque refresh token and the hash under which it is stored.
-pub fn new_refresh_token() -> (String, Vec<u8>) {
-    let bytes: [u8; 32] = rand::random();
-    let token = hex::encode(bytes);
-    let hash = hash_refresh_token(&token);
-    (token, hash)
-}
-
-pub fn hash_refresh_token(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
-
-/// The user a request acts for, from its `Authorization: Bearer` access token.
-#[derive(Debug, Clone, Copy)]
-pub struct AuthUser(pub UserId);
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        // Verified once per request: the REST rate limit already did it.
-        if let Some(user) = parts.extensions.get::<AuthUser>() {
-            return Ok(*user);
-        }
-        let token = bearer_token(parts).ok_or(AppError::Unauthorized)?;
-        Ok(AuthUser(state.authenticate(token)?.sub))
-    }
-}
-
-/// `Option<AuthUser>`: none without an `Authorization` header; an invalid token is still 401.
-impl axum::extract::OptionalFromRequestParts<AppState> for AuthUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Option<Self>, AppError> {
-        match parts.extensions.get::<AuthUser>().is_some() || bearer_token(parts).is_some() {
-            true => {
-                <AuthUser as FromRequestParts<AppState>>::from_request_parts(parts, state).await.map(Some)
-            }
-            false => Ok(None),
-        }
-    }
-}
-
-/// The token of an `Authorization: Bearer <token>` header.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
-    bearer_token_of(&parts.headers)
-}
-
-/// The token of an `Authorization: Bearer …` header.
-pub fn bearer_token_of(headers: &axum::http::HeaderMap) -> Option<&str> {
-    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Sha256;
 
     /// Another Ed25519 pair, as an operator would make one (`openssl genpkey -algorithm ed25519`).
     const OTHER_SIGNING_KEY: &str = "-----BEGIN PRIVATE KEY-----
@@ -372,18 +278,5 @@ MCowBQYDK2VwAyEAuK8m8JGJnugWQT02cskJ7MaYmHIo+yt56R67/sUUntQ=
         assert!(matches!(keys_from(("k2", OTHER_SIGNING_KEY), &[]), Err(KeyError::NoPublicKey(_))));
         let mismatched = keys_from(("k2", OTHER_SIGNING_KEY), &[("k2", DEV_PUBLIC_KEY)]);
         assert!(matches!(mismatched, Err(KeyError::Mismatch(_))));
-    }
-
-    #[tokio::test]
-    async fn passwords_verify_and_unknown_users_fail() {
-        let hash = hash_password("correct horse".into()).await.unwrap();
-        assert!(verify_password("correct horse".into(), Some(hash.clone())).await.unwrap());
-        assert!(!verify_password("wrong".into(), Some(hash)).await.unwrap());
-        assert!(!verify_password("anything".into(), None).await.unwrap());
-    }
-
-    #[test]
-    fn the_dummy_hash_parses() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
     }
 }

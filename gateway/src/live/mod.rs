@@ -1,0 +1,12 @@
+//! What happens to a socket once it is open: deliveries fanned out per channel (`fanout`,
+//! `route`, `forward`), exact resume (`sync`), presence, typing and read positions. Each
+//! is a small service the state holds; none of them imports the code that runs a socket
+//! (`crate::ws`), only its handle (`crate::conn`).
+
+pub mod fanout;
+pub mod forward;
+pub mod presence;
+pub mod reads;
+pub mod route;
+pub mod sync;
+pub mod typing;

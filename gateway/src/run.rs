@@ -1,0 +1,249 @@
+//! Starting and stopping a gateway: connect to NATS, Postgres and Redis, serve the admin
+//! port, build the services and the state that holds them, serve clients until the shutdown
+//! signal, then drain — stop accepting, let every socket answer its in-flight sends and close
+//! with 1012, and only then stop the publisher.
+
+use crate::app;
+use crate::auth::sessions::{RevokedSessions, Sessions};
+use crate::auth::tokens::{KeyError, TokenKeys};
+use crate::live::fanout::Fanout;
+use crate::live::presence::Presence;
+use crate::live::sync::Syncer;
+use crate::metrics::GatewayMetrics;
+use crate::publish::Publisher;
+use crate::ratelimit::RateLimiter;
+use crate::serve;
+use crate::state::{AppState, Inner};
+use crate::uploads::store::{UploadStoreError, Uploads};
+use secrecy::ExposeSecret;
+use shared::admin::{Admin, PoolGauges, ReadyReport};
+use shared::config::Config;
+use shared::snowflake::SnowflakeGenerator;
+use shared::subjects::Subjects;
+use std::sync::{Arc, OnceLock};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("connecting to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    #[error(transparent)]
+    Streams(#[from] shared::streams::StreamSetupError),
+    #[error(transparent)]
+    Db(#[from] shared::db::DbSetupError),
+    #[error("redis: {0}")]
+    Redis(#[from] deadpool_redis::CreatePoolError),
+    #[error(transparent)]
+    NodeId(#[from] shared::snowflake::NodeIdOutOfRange),
+    #[error("serving: {0}")]
+    Serve(#[from] std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] shared::admin::AdminError),
+    #[error("access-token keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("reading revoked sessions: {0}")]
+    Sessions(#[from] sqlx::Error),
+    #[error("subscribing: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+    #[error(transparent)]
+    Uploads(#[from] UploadStoreError),
+}
+
+/// The servers a gateway talks to.
+struct Connections {
+    nats: async_nats::Client,
+    js: async_nats::jetstream::Context,
+    stream: async_nats::jetstream::stream::Stream,
+    db: sqlx::PgPool,
+    redis: deadpool_redis::Pool,
+}
+
+/// The admin port: `/metrics`, `/health`, `/ready`; ready once the state is set.
+struct AdminPort {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+    state: Arc<OnceLock<AppState>>,
+    metrics: Arc<GatewayMetrics>,
+}
+
+/// The tasks that run beside the sockets until shutdown.
+struct Background {
+    publisher: JoinHandle<()>,
+    publisher_stop: CancellationToken,
+    followers: Vec<JoinHandle<()>>,
+}
+
+/// Serves on `listener` until `shutdown`, then drains: stops accepting, answers in-flight
+/// sends, closes sockets with 1012.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), GatewayError> {
+    let connections = connect(&config).await?;
+    let admin = serve_admin(&config, &connections, &shutdown).await?;
+    let (state, background) = build(&config, connections, admin.metrics.clone(), &shutdown).await?;
+    let _ = admin.state.set(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    // Drain: `/ready` fails and no new connection is accepted from the moment of the signal;
+    // each socket goes on working until its moment of the drain window, answers its
+    // in-flight sends, and closes with 1012; the publisher outlives them all.
+    let gateway = &config.gateway;
+    let app = app::router(state.clone());
+    serve::serve(listener, app, gateway.header_read_timeout, gateway.request_timeout, shutdown.clone()).await;
+    drain(&state, background).await;
+    admin.stop.cancel();
+    let _ = admin.task.await;
+    Ok(())
+}
+
+async fn connect(config: &Config) -> Result<Connections, GatewayError> {
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("gateway-{}", config.gateway.node_id))
+        .retry_on_initial_connect()
+        .connect(config.nats.urls.clone())
+        .await?;
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .ack_timeout(config.gateway.publish_ack_timeout)
+        .max_ack_inflight(config.gateway.publish_max_inflight)
+        .backpressure_on_inflight(true)
+        .build(nats.clone());
+    let stream = shared::streams::ensure_stream(&js, &config.nats).await?;
+    let db = shared::db::connect(&config.database).await?;
+    let mut redis_config = deadpool_redis::Config::from_url(config.redis.url.expose_secret());
+    redis_config.pool = Some(deadpool_redis::PoolConfig::new(config.redis.pool_size));
+    let redis = redis_config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;
+    Ok(Connections { nats, js, stream, db, redis })
+}
+
+async fn serve_admin(
+    config: &Config,
+    connections: &Connections,
+    shutdown: &CancellationToken,
+) -> Result<AdminPort, GatewayError> {
+    let state = Arc::new(OnceLock::<AppState>::new());
+    let for_ready = state.clone();
+    let mut admin = Admin::new(
+        "gateway",
+        Arc::new(move || {
+            let state = for_ready.get().cloned();
+            Box::pin(async move {
+                match state {
+                    Some(state) => crate::http::health::readiness(&state).await,
+                    None => ReadyReport { checks: vec![("started", false)], ..Default::default() },
+                }
+            })
+        }),
+    );
+    let pools = PoolGauges::register(&mut admin.registry);
+    let metrics = Arc::new(GatewayMetrics::register(&mut admin.registry));
+    let (db, redis, sampled, draining) =
+        (connections.db.clone(), connections.redis.clone(), metrics.clone(), shutdown.clone());
+    admin.before_scrape.push(Arc::new(move || {
+        sampled.draining.set(i64::from(draining.is_cancelled()));
+        pools.set_postgres(&db);
+        let status = redis.status();
+        pools.set("redis", status.size.saturating_sub(status.available), status.available, status.max_size);
+    }));
+    let stop = CancellationToken::new();
+    let task = shared::admin::serve(config.gateway.admin_listen, admin, stop.clone()).await?;
+    Ok(AdminPort { task, stop, state, metrics })
+}
+
+/// The services, the state holding them, and the tasks that follow the cell.
+async fn build(
+    config: &Config,
+    c: Connections,
+    metrics: Arc<GatewayMetrics>,
+    shutdown: &CancellationToken,
+) -> Result<(AppState, Background), GatewayError> {
+    let subjects = Subjects::new(&config.nats.subject_prefix);
+    let publisher_stop = CancellationToken::new();
+    let (publisher, publisher_task) =
+        Publisher::start(c.js, &config.gateway, metrics.clone(), publisher_stop.clone());
+    let fanout =
+        Fanout::new(c.nats.clone(), c.db.clone(), subjects.clone(), metrics.clone(), shutdown.clone());
+    let limiter = RateLimiter::new(
+        c.redis.clone(),
+        config.limits.clone(),
+        &config.nats.subject_prefix,
+        metrics.clone(),
+    );
+    let sockets = TaskTracker::new();
+    let sessions = Sessions::new(
+        TokenKeys::new(&config.gateway)?,
+        RevokedSessions::new(config.gateway.access_token_ttl),
+        c.nats.clone(),
+        subjects.clone(),
+        c.db.clone(),
+        fanout.clone(),
+    );
+    let presence = Presence::new(
+        c.redis.clone(),
+        limiter.clone(),
+        c.nats.clone(),
+        subjects.clone(),
+        c.db.clone(),
+        sockets.clone(),
+    );
+    let uploads = Arc::new(Uploads::open(&config.uploads)?);
+    // Sessions revoked before this gateway started may still have unexpired tokens.
+    let followers = vec![
+        tokio::spawn(log_end("membership", fanout.clone().follow_membership())),
+        tokio::spawn(log_end("user frames", fanout.clone().follow_user_frames())),
+        sessions.follow_revocations(shutdown.clone()).await?,
+        presence.sweep(shutdown.clone()),
+        uploads.sweep(c.db.clone(), metrics.clone(), shutdown.clone()),
+    ];
+    let state = AppState::new(Inner {
+        snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
+        config: config.gateway.clone(),
+        syncer: Syncer::new(c.db.clone(), config.gateway.sync_backlog_max, metrics.clone()),
+        uploads,
+        partitions: config.nats.partitions,
+        db: c.db,
+        redis: c.redis,
+        nats: c.nats,
+        stream: c.stream,
+        publisher,
+        fanout,
+        sessions,
+        presence,
+        subjects,
+        shutdown: shutdown.clone(),
+        metrics,
+        limiter,
+        connection_permits: Arc::new(tokio::sync::Semaphore::new(config.gateway.max_connections)),
+        sockets,
+    });
+    Ok((state, Background { publisher: publisher_task, publisher_stop, followers }))
+}
+
+/// Runs a follower of the cell; one that cannot subscribe says so.
+async fn log_end(what: &'static str, follow: impl Future<Output = Result<(), async_nats::SubscribeError>>) {
+    if let Err(error) = follow.await {
+        tracing::error!(%error, what, "not following the cell");
+    }
+}
+
+/// After the server stopped accepting: waits for every socket to drain (within the grace),
+/// then stops the publisher and the followers and closes the pools.
+async fn drain(state: &AppState, background: Background) {
+    let config = &state.config;
+    state.sockets.close();
+    let open = state.sockets.len();
+    tracing::info!(open, window = ?config.drain_window, "draining sockets");
+    if tokio::time::timeout(config.shutdown_grace, state.sockets.wait()).await.is_err() {
+        tracing::warn!(left = state.sockets.len(), "sockets still open at the end of the grace period");
+    }
+    background.publisher_stop.cancel();
+    let _ = tokio::time::timeout(config.shutdown_grace, background.publisher).await;
+    for follower in background.followers {
+        follower.abort();
+    }
+    let _ = state.nats.flush().await;
+    state.db.close().await;
+}

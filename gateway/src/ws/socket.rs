@@ -1,0 +1,87 @@
+//! One socket's life after the upgrade: its writer started, presence told, the read loop run
+//! to its end, its lease given back, what is queued written, then the close frame; and the
+//! registration that unregisters it however the connection ends.
+
+use super::read::read_loop;
+use super::write::write_loop;
+use crate::conn::ConnHandle;
+use crate::conn::queue::Outbound;
+use crate::state::AppState;
+use axum::extract::ws::WebSocket;
+use futures::StreamExt;
+use shared::protocol::SenderView;
+use tokio::sync::mpsc;
+
+/// How long a closing socket may take to write what is queued before its close frame.
+const FLUSH_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Unregisters the socket from the fanout however the connection ends, even if the upgrade
+/// never completes.
+pub struct Registration {
+    state: AppState,
+    conn: ConnHandle,
+    /// The socket's entry among its user's open sockets, given back at the end.
+    lease: String,
+    /// Its place among the gateway's `max_connections`.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Registration {
+    pub fn new(
+        state: AppState,
+        conn: ConnHandle,
+        lease: String,
+        permit: tokio::sync::OwnedSemaphorePermit,
+    ) -> Self {
+        Self { state, conn, lease, _permit: permit }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.state.fanout.unregister(&self.conn);
+        self.conn.queue.closing.cancel();
+        // Normally given back by `serve`; here when the upgrade never completed.
+        if !self.lease.is_empty() {
+            let (state, user, lease) = (self.state.clone(), self.conn.user, std::mem::take(&mut self.lease));
+            let sockets = state.sockets.clone();
+            sockets.spawn(async move { state.limiter.release_socket(user, &lease).await });
+        }
+    }
+}
+
+/// Runs an upgraded socket until it closes.
+pub async fn serve(
+    socket: WebSocket,
+    mut registration: Registration,
+    outbound: mpsc::UnboundedReceiver<Outbound>,
+    sender: SenderView,
+    expires: i64,
+    resume: bool,
+) {
+    let conn = registration.conn.clone();
+    let state = registration.state.clone();
+    state.metrics.connections_opened.inc();
+    state.metrics.connections.inc();
+    let (sink, stream) = socket.split();
+    let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
+    let channels = conn.channel_list();
+    let (presence, user) = (state.presence.clone(), conn.user);
+    // Online (or away, as chosen) to everyone who shares a channel.
+    tokio::spawn(async move { presence.announce(user, &channels).await });
+    let code = read_loop(stream, &conn, &state, &sender, expires, resume).await;
+    // The socket's place among its user's goes back before the close frame: a client that
+    // reconnects at once finds it free.
+    let lease = std::mem::take(&mut registration.lease);
+    state.limiter.release_socket(conn.user, &lease).await;
+    state.presence.socket_closed(&conn);
+    // Every send of the socket is answered by now; those answers go out before the close.
+    conn.queue.finish(code);
+    if tokio::time::timeout(FLUSH_BEFORE_CLOSE, &mut writer).await.is_err() {
+        conn.close(code);
+        let _ = writer.await;
+    }
+    drop(registration);
+    state.metrics.connections.dec();
+    state.metrics.closed(conn.queue.close_code());
+}
