@@ -2,7 +2,9 @@
 //! docker-compose, `k8s/`, Prometheus rules, Grafana dashboards, `.github/workflows/`) with the
 //! real tools where there is one (kubectl, kubernetes-validate, promtool, actionlint).
 //! Every tool is installed by `scripts/setup.sh`; a missing one fails the test, never skips it.
+//! `architecture` checks the Rust crates themselves: import circles, file and function sizes.
 
+pub mod architecture;
 pub mod config_fields;
 pub mod manifests;
 pub mod metrics_doc;
