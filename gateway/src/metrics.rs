@@ -84,7 +84,16 @@ pub enum SendOutcome {
 
 impl GatewayMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
+        let metrics = Self::unregistered();
+        metrics.register_sockets_and_sends(registry);
+        metrics.register_publish_and_delivery(registry);
+        metrics.register_limits_and_requests(registry);
+        metrics.zero_known_labels();
+        metrics
+    }
+
+    fn unregistered() -> Self {
+        Self {
             connections: Gauge::default(),
             connections_opened: Counter::default(),
             connections_closed: Family::default(),
@@ -106,112 +115,118 @@ impl GatewayMetrics {
             draining: Gauge::default(),
             uploads_swept: Family::default(),
             downloads_cut_off: Counter::default(),
-        };
-        let r = registry;
-        r.register("chat_gateway_connections", "Open WebSocket connections", metrics.connections.clone());
+        }
+    }
+
+    fn register_sockets_and_sends(&self, r: &mut Registry) {
+        r.register("chat_gateway_connections", "Open WebSocket connections", self.connections.clone());
         r.register(
             "chat_gateway_connections_opened",
             "WebSocket connections accepted",
-            metrics.connections_opened.clone(),
+            self.connections_opened.clone(),
         );
         r.register(
             "chat_gateway_connections_closed",
             "WebSocket connections closed, by close code (1006: without a close frame)",
-            metrics.connections_closed.clone(),
+            self.connections_closed.clone(),
         );
-        r.register("chat_gateway_frames_in", "Client frames received, by type", metrics.frames_in.clone());
-        r.register("chat_gateway_frames_out", "Server frames written, by type", metrics.frames_out.clone());
-        r.register("chat_gateway_sends", "message.send frames by outcome", metrics.sends.clone());
+        r.register("chat_gateway_frames_in", "Client frames received, by type", self.frames_in.clone());
+        r.register("chat_gateway_frames_out", "Server frames written, by type", self.frames_out.clone());
+        r.register("chat_gateway_sends", "message.send frames by outcome", self.sends.clone());
         r.register_with_unit(
             "chat_gateway_send_ack",
             "From a message.send received to its ack or error queued",
             Unit::Seconds,
-            metrics.send_ack_seconds.clone(),
+            self.send_ack_seconds.clone(),
         );
         r.register_with_unit(
             "chat_gateway_send_deliver",
             "From a message.send received (on any gateway) to its delivery forwarded here",
             Unit::Seconds,
-            metrics.send_deliver_seconds.clone(),
+            self.send_deliver_seconds.clone(),
         );
+    }
+
+    fn register_publish_and_delivery(&self, r: &mut Registry) {
         r.register(
             "chat_gateway_publish_batch_size",
             "Messages per publish batch",
-            metrics.publish_batch_size.clone(),
+            self.publish_batch_size.clone(),
         );
         r.register_with_unit(
             "chat_gateway_publish_flush",
             "Time to publish and flush one batch",
             Unit::Seconds,
-            metrics.publish_flush_seconds.clone(),
+            self.publish_flush_seconds.clone(),
         );
         r.register(
             "chat_gateway_puback_errors",
             "Publishes the stream did not confirm, by kind",
-            metrics.puback_errors.clone(),
+            self.puback_errors.clone(),
         );
         r.register(
             "chat_gateway_gap_fills",
             "Holes in a channel's deliveries filled from Postgres",
-            metrics.gap_fills.clone(),
+            self.gap_fills.clone(),
         );
         r.register(
             "chat_gateway_gap_fills_failed",
             "Holes in a channel's deliveries that could not be filled: the channel's sockets were closed with 1011 to resume with sync",
-            metrics.gap_fills_failed.clone(),
+            self.gap_fills_failed.clone(),
         );
         r.register(
             "chat_gateway_sync_backlog_messages",
             "Messages sent per channel by a sync",
-            metrics.sync_backlog_messages.clone(),
+            self.sync_backlog_messages.clone(),
         );
+    }
+
+    fn register_limits_and_requests(&self, r: &mut Registry) {
         r.register(
             "chat_gateway_slow_consumer_closes",
             "Sockets closed with 4008 because they did not read fast enough",
-            metrics.slow_consumer_closes.clone(),
+            self.slow_consumer_closes.clone(),
         );
         r.register(
             "chat_gateway_rate_limited",
             "Requests and frames refused by a rate limit, by limit",
-            metrics.rate_limited.clone(),
+            self.rate_limited.clone(),
         );
         r.register(
             "chat_gateway_rate_limiter_errors",
             "Limiter calls Redis did not answer in time; the limit failed open",
-            metrics.rate_limiter_errors.clone(),
+            self.rate_limiter_errors.clone(),
         );
-        r.register("chat_gateway_http_requests", "HTTP requests by status", metrics.http_requests.clone());
-        r.register(
-            "chat_gateway_draining",
-            "1 while the gateway drains for shutdown",
-            metrics.draining.clone(),
-        );
+        r.register("chat_gateway_http_requests", "HTTP requests by status", self.http_requests.clone());
+        r.register("chat_gateway_draining", "1 while the gateway drains for shutdown", self.draining.clone());
         r.register(
             "chat_gateway_uploads_swept",
             "Uploads deleted by the sweeper, by reason (unattached, abandoned)",
-            metrics.uploads_swept.clone(),
+            self.uploads_swept.clone(),
         );
         r.register(
             "chat_gateway_downloads_cut_off",
             "Downloads ended because their client took no bytes for uploads.idle_timeout",
-            metrics.downloads_cut_off.clone(),
+            self.downloads_cut_off.clone(),
         );
+    }
+
+    fn zero_known_labels(&self) {
         // Every known label value from 0, so a rate over a fresh process is defined.
         for outcome in ["acked", "duplicate", "rejected", "failed"] {
-            let _ = metrics.sends.get_or_create(&OutcomeLabels { outcome });
+            let _ = self.sends.get_or_create(&OutcomeLabels { outcome });
         }
         for limit in
             ["rest_per_user", "sends_per_user", "messages_per_channel", "sockets_per_user", "auth_per_ip"]
         {
-            let _ = metrics.rate_limited.get_or_create(&LimitLabels { limit });
+            let _ = self.rate_limited.get_or_create(&LimitLabels { limit });
         }
         for kind in ["timeout", "error"] {
-            let _ = metrics.puback_errors.get_or_create(&KindLabels { kind });
+            let _ = self.puback_errors.get_or_create(&KindLabels { kind });
         }
         for reason in ["unattached", "abandoned"] {
-            let _ = metrics.uploads_swept.get_or_create(&ReasonLabels { reason });
+            let _ = self.uploads_swept.get_or_create(&ReasonLabels { reason });
         }
-        metrics
     }
 
     /// Counts `count` uploads swept for `reason` (`unattached` or `abandoned`).

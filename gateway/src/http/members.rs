@@ -6,7 +6,7 @@ use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, access, member_role};
 use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
-use crate::http::{next_cursor, page_limit};
+use crate::http::paging::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::channels::{self as store, ChannelKind, ChannelRow, MemberRow, Role};
 use axum::Json;

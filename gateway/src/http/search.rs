@@ -6,7 +6,7 @@ use crate::auth::extract::AuthUser;
 use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, member_role};
 use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
-use crate::http::{next_cursor, page_limit};
+use crate::http::paging::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::messages::{SearchScope, search as search_store};
 use axum::Json;

@@ -3,7 +3,7 @@
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
-use crate::http::{next_cursor, page_limit};
+use crate::http::paging::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::{self, users::UserRow};
 use axum::Json;

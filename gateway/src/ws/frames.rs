@@ -258,9 +258,35 @@ impl<'a> Frames<'a> {
     }
 
     /// Writes pending read positions and presence choices, in the background.
-    pub fn flush(&mut self) {
+    pub fn flush(&mut self) -> Flow {
         self.reads.flush(&self.state.db, &self.state.fanout, self.conn.user);
         self.presence.flush(&self.state.presence, self.conn);
+        Flow::Continue
+    }
+
+    /// Time for a ping.
+    pub fn ping(&self) -> Flow {
+        self.conn.queue.ping();
+        Flow::Continue
+    }
+
+    /// Renews the socket's lease among its user's (never refused to a socket that holds it).
+    pub async fn renew_lease(&mut self, lease: &str) -> Flow {
+        self.state.limiter.lease_socket(self.conn.user, lease).await;
+        Flow::Continue
+    }
+
+    /// No first frame came within the grace: the held live messages go out.
+    pub fn first_frame_grace_over(&mut self) -> Flow {
+        self.awaiting_first_frame = false;
+        self.conn.release_all_but(&HashSet::new());
+        Flow::Continue
+    }
+
+    /// A send's or change's answer, now that the stream has it (or not).
+    pub fn answer(&self, answer: Utf8Bytes) -> Flow {
+        self.conn.deliver(answer);
+        Flow::Continue
     }
 
     /// Answers what is in flight before the socket goes, where the socket is still there,

@@ -12,7 +12,6 @@ use axum::extract::ws::WebSocket;
 use futures::StreamExt;
 use futures::stream::SplitStream;
 use shared::protocol::SenderView;
-use std::collections::HashSet;
 use tokio::time::{Instant, Sleep};
 
 /// How long live messages wait for a new socket's first frame (a `sync`, typically).
@@ -53,13 +52,9 @@ pub async fn read_loop(
             _ = conn.queue.closing.cancelled() => Flow::Close(CLOSE_NORMAL),
             _ = &mut flush, if flush_armed => {
                 flush_armed = false;
-                frames.flush();
-                Flow::Continue
+                frames.flush()
             }
-            _ = ping.tick() => {
-                conn.queue.ping();
-                Flow::Continue
-            }
+            _ = ping.tick() => frames.ping(),
             _ = &mut token_expiry => Flow::Close(CLOSE_TOKEN_EXPIRED),
             _ = &mut idle => {
                 // The writer got frames out since the last look: a slow link, not a dead peer.
@@ -72,21 +67,10 @@ pub async fn read_loop(
                     Flow::Continue
                 }
             }
-            _ = renew_lease.tick() => {
-                // Renewing never refuses a socket that holds its lease.
-                state.limiter.lease_socket(conn.user, &lease).await;
-                Flow::Continue
-            }
+            _ = renew_lease.tick() => frames.renew_lease(&lease).await,
             _ = &mut drain => Flow::Close(CLOSE_RESTART),
-            _ = &mut first_frame_grace, if frames.awaiting_first_frame && !resume => {
-                frames.awaiting_first_frame = false;
-                conn.release_all_but(&HashSet::new());
-                Flow::Continue
-            }
-            Some(answer) = frames.pending.next(), if !frames.pending.is_empty() => {
-                conn.deliver(answer);
-                Flow::Continue
-            }
+            _ = &mut first_frame_grace, if frames.awaiting_first_frame && !resume => frames.first_frame_grace_over(),
+            Some(answer) = frames.pending.next(), if !frames.pending.is_empty() => frames.answer(answer),
             message = stream.next(), if frames.pending.len() < MAX_PENDING_SENDS_PER_SOCKET => {
                 // Anything from the peer, a pong included, shows it is alive.
                 idle.as_mut().reset(Instant::now() + state.config.idle_timeout);
