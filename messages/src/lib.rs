@@ -9,6 +9,8 @@ mod deliver;
 mod metrics;
 mod partition;
 mod persist;
+#[cfg(test)]
+mod tests;
 
 pub use changes::{AppliedChange, Ignored, apply_change};
 pub use dead_letter::{ERROR_HEADER, REASON_HEADER, SEQUENCE_HEADER, SUBJECT_HEADER};
