@@ -108,6 +108,13 @@ async fn sends_are_limited_per_user_across_gateways_and_hammering_closes_with_40
         }
     }
     assert_eq!(seen, (1..=8).collect::<Vec<_>>());
+    // The gateway counts a close once its side of the socket is done, a moment after the
+    // client has read the close frame.
+    let closed_4029 = "chat_gateway_connections_closed_total{code=\"4029\"} 1";
+    shared::local::eventually(WAIT, "the 4029 close counted", || async {
+        cell.metrics(&cell.gateways[1]).await.contains(closed_4029)
+    })
+    .await;
     let metrics = cell.metrics(&cell.gateways[1]).await;
     assert!(metrics.contains("chat_gateway_rate_limited_total{limit=\"sends_per_user\"} 4"), "{metrics}");
     assert!(metrics.contains("chat_gateway_connections_closed_total{code=\"4029\"} 1"), "{metrics}");

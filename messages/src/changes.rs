@@ -219,72 +219,90 @@ async fn apply(
     let Some((role,)) = role else { return Ok(Err(Ignored::NotAllowed)) };
     let is_sender = target.sender_id == change.actor;
     match &change.change {
+        Change::Edit { .. } if !is_sender => Ok(Err(Ignored::NotAllowed)),
         Change::Edit { content, mentions, mentions_channel } => {
-            if !is_sender {
-                return Ok(Err(Ignored::NotAllowed));
-            }
-            sqlx::query(
-                "UPDATE messages SET content = $2, mentions = $3, mentions_channel = $4, edited_at = $5
-                 WHERE message_id = $1",
-            )
-            .bind(change.message_id)
-            .bind(content)
-            .bind(mentions.iter().map(|u| u.0).collect::<Vec<uuid::Uuid>>())
-            .bind(mentions_channel)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            Ok(Ok(Effect::Edited {
-                content: content.clone(),
-                mentions: mentions.clone(),
-                mentions_channel: *mentions_channel,
-            }))
+            edit(tx, change, content, mentions, *mentions_channel, now).await.map(Ok)
         }
-        Change::Delete => {
-            if !is_sender && role != "owner" && role != "admin" {
-                return Ok(Err(Ignored::NotAllowed));
-            }
-            sqlx::query(
-                "UPDATE messages SET content = '', mentions = '{}', mentions_channel = false,
-                     attachments = NULL, deleted_at = $2
-                 WHERE message_id = $1",
-            )
-            .bind(change.message_id)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-            sqlx::query("DELETE FROM reactions WHERE message_id = $1")
-                .bind(change.message_id)
-                .execute(&mut **tx)
-                .await?;
-            Ok(Ok(Effect::Deleted))
-        }
-        Change::ReactionAdd { emoji } | Change::ReactionRemove { emoji } => {
-            let added = matches!(change.change, Change::ReactionAdd { .. });
-            let statement = if added {
-                "INSERT INTO reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
-            } else {
-                "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3"
-            };
-            let done = sqlx::query(statement)
-                .bind(change.message_id)
-                .bind(emoji)
-                .bind(change.actor)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-            if done == 0 {
-                return Ok(Err(Ignored::NoOp));
-            }
-            let (count,): (i64,) =
-                sqlx::query_as("SELECT count(*) FROM reactions WHERE message_id = $1 AND emoji = $2")
-                    .bind(change.message_id)
-                    .bind(emoji)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            Ok(Ok(Effect::Reacted { emoji: emoji.clone(), added, count }))
-        }
+        Change::Delete if !is_sender && role != "owner" && role != "admin" => Ok(Err(Ignored::NotAllowed)),
+        Change::Delete => delete(tx, change, now).await.map(Ok),
+        Change::ReactionAdd { emoji } => react(tx, change, emoji, true).await,
+        Change::ReactionRemove { emoji } => react(tx, change, emoji, false).await,
     }
+}
+
+/// Replaces a message's content (its sender's edit, checked).
+async fn edit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    change: &StreamChange,
+    content: &str,
+    mentions: &[UserId],
+    mentions_channel: bool,
+    now: DateTime<Utc>,
+) -> Result<Effect, sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET content = $2, mentions = $3, mentions_channel = $4, edited_at = $5
+         WHERE message_id = $1",
+    )
+    .bind(change.message_id)
+    .bind(content)
+    .bind(mentions.iter().map(|u| u.0).collect::<Vec<uuid::Uuid>>())
+    .bind(mentions_channel)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(Effect::Edited { content: content.to_owned(), mentions: mentions.to_vec(), mentions_channel })
+}
+
+/// Deletes a message: its content, mentions, attachments and reactions go.
+async fn delete(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    change: &StreamChange,
+    now: DateTime<Utc>,
+) -> Result<Effect, sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET content = '', mentions = '{}', mentions_channel = false,
+             attachments = NULL, deleted_at = $2
+         WHERE message_id = $1",
+    )
+    .bind(change.message_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM reactions WHERE message_id = $1")
+        .bind(change.message_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(Effect::Deleted)
+}
+
+/// Adds or removes the actor's reaction; a no-op when it was already so.
+async fn react(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    change: &StreamChange,
+    emoji: &str,
+    added: bool,
+) -> Result<Result<Effect, Ignored>, sqlx::Error> {
+    let statement = if added {
+        "INSERT INTO reactions (message_id, emoji, user_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM reactions WHERE message_id = $1 AND emoji = $2 AND user_id = $3"
+    };
+    let done = sqlx::query(statement)
+        .bind(change.message_id)
+        .bind(emoji)
+        .bind(change.actor)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(Err(Ignored::NoOp));
+    }
+    let (count,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM reactions WHERE message_id = $1 AND emoji = $2")
+            .bind(change.message_id)
+            .bind(emoji)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(Ok(Effect::Reacted { emoji: emoji.to_owned(), added, count }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 mod changes;
 mod dead_letter;
 mod deliver;
+mod deps;
 mod metrics;
 mod partition;
 mod persist;
@@ -16,6 +17,7 @@ pub use changes::{AppliedChange, Ignored, apply_change};
 pub use dead_letter::{ERROR_HEADER, REASON_HEADER, SEQUENCE_HEADER, SUBJECT_HEADER};
 pub use persist::{PersistBatch, PersistError, PersistedMessage, persist_batch};
 
+use deps::Deps;
 use shared::admin::{self, Admin, PoolGauges, ReadyReport};
 use shared::config::Config;
 use shared::streams;
@@ -35,16 +37,6 @@ pub enum WorkerError {
     Admin(#[from] shared::admin::AdminError),
 }
 
-/// What every partition loop needs.
-pub(crate) struct Deps {
-    pub nats: async_nats::Client,
-    pub js: async_nats::jetstream::Context,
-    pub metrics: metrics::WorkerMetrics,
-    pub db: sqlx::PgPool,
-    pub subjects: shared::subjects::Subjects,
-    pub config: Config,
-}
-
 /// Runs the workers until `shutdown`, then lets each partition finish and ack its current
 /// batch within the grace period.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), WorkerError> {
@@ -54,13 +46,40 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
         .connect(config.nats.urls.clone())
         .await?;
     let db = shared::db::connect(&config.database).await?;
-
-    let ready_nats = nats.clone();
-    let ready_db = db.clone();
-    let draining = shutdown.clone();
     // Ready once its streams and consumers are set up and it pulls.
     let pulling = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let ready_pulling = pulling.clone();
+    let (metrics, admin_stop, admin_task) = serve_admin(&config, &nats, &db, &pulling, &shutdown).await?;
+    let js = async_nats::jetstream::new(nats.clone());
+    let Some(consumers) = set_up_until_shutdown(&js, &config, &shutdown).await else {
+        admin_stop.cancel();
+        return Ok(());
+    };
+    pulling.store(true, std::sync::atomic::Ordering::Relaxed);
+    let subjects = shared::subjects::Subjects::new(&config.nats.subject_prefix);
+    let deps = Arc::new(Deps { nats, js, metrics, db, subjects, config: config.clone() });
+    tracing::info!(partitions = consumers.len(), "message workers pulling");
+    let tracker = spawn_partitions(&deps, consumers, &shutdown);
+    shutdown.cancelled().await;
+    if tokio::time::timeout(config.worker.shutdown_grace, tracker.wait()).await.is_err() {
+        tracing::warn!("partitions did not finish within the grace period");
+    }
+    let _ = deps.nats.flush().await;
+    deps.db.close().await;
+    admin_stop.cancel();
+    let _ = admin_task.await;
+    Ok(())
+}
+
+/// The admin port (`/metrics`, `/health`, `/ready`) and the worker's metrics registered on it.
+async fn serve_admin(
+    config: &Config,
+    nats: &async_nats::Client,
+    db: &sqlx::PgPool,
+    pulling: &Arc<std::sync::atomic::AtomicBool>,
+    shutdown: &CancellationToken,
+) -> Result<(metrics::WorkerMetrics, CancellationToken, tokio::task::JoinHandle<()>), WorkerError> {
+    let (ready_nats, ready_db, draining, ready_pulling) =
+        (nats.clone(), db.clone(), shutdown.clone(), pulling.clone());
     let mut admin = Admin::new(
         "messages",
         Arc::new(move || {
@@ -82,42 +101,39 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     admin.before_scrape.push(Arc::new(move || pools.set_postgres(&sampled_db)));
     let admin_stop = CancellationToken::new();
     let admin_task = admin::serve(config.worker.admin_listen, admin, admin_stop.clone()).await?;
+    Ok((metrics, admin_stop, admin_task))
+}
 
-    let js = async_nats::jetstream::new(nats.clone());
-    // Set-up waits out a cluster that is forming or has lost its leader, however long that
-    // takes (not ready meanwhile); only shutdown ends it.
-    let consumers = loop {
-        match set_up_streams(&js, &config).await {
-            Ok(consumers) => break consumers,
+/// Sets up the streams and consumers, waiting out a cluster that is forming or has lost its
+/// leader however long that takes (not ready meanwhile); `None` if shutdown came first.
+async fn set_up_until_shutdown(
+    js: &async_nats::jetstream::Context,
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<Vec<(shared::subjects::Partition, async_nats::jetstream::consumer::PullConsumer)>> {
+    loop {
+        match set_up_streams(js, config).await {
+            Ok(consumers) => return Some(consumers),
             Err(error) if !shutdown.is_cancelled() => {
                 tracing::warn!(%error, "stream set-up failed; retrying")
             }
-            Err(_) => {
-                admin_stop.cancel();
-                return Ok(());
-            }
+            Err(_) => return None,
         }
-    };
-    pulling.store(true, std::sync::atomic::Ordering::Relaxed);
-    let deps = Arc::new(Deps {
-        nats,
-        js,
-        metrics,
-        db,
-        subjects: shared::subjects::Subjects::new(&config.nats.subject_prefix),
-        config: config.clone(),
-    });
-    tracing::info!(partitions = consumers.len(), "message workers pulling");
+    }
+}
 
+/// One task per partition, the lag sampler and the dead-letter counter, until `shutdown`.
+fn spawn_partitions(
+    deps: &Arc<Deps>,
+    consumers: Vec<(shared::subjects::Partition, async_nats::jetstream::consumer::PullConsumer)>,
+    shutdown: &CancellationToken,
+) -> TaskTracker {
     let tracker = TaskTracker::new();
-    tracker.spawn(sample_lag(
-        deps.clone(),
-        consumers.iter().map(|(p, c)| (*p, c.clone())).collect(),
-        shutdown.clone(),
-    ));
+    let lagging = consumers.iter().map(|(p, c)| (*p, c.clone())).collect();
+    tracker.spawn(sample_lag(deps.clone(), lagging, shutdown.clone()));
     tracker.spawn(dead_letter::count_max_deliveries(
         deps.nats.clone(),
-        config.nats.stream.clone(),
+        deps.config.nats.stream.clone(),
         deps.metrics.clone(),
         shutdown.clone(),
     ));
@@ -125,15 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
         tracker.spawn(partition::run(deps.clone(), partition, consumer, shutdown.clone()));
     }
     tracker.close();
-    shutdown.cancelled().await;
-    if tokio::time::timeout(config.worker.shutdown_grace, tracker.wait()).await.is_err() {
-        tracing::warn!("partitions did not finish within the grace period");
-    }
-    let _ = deps.nats.flush().await;
-    deps.db.close().await;
-    admin_stop.cancel();
-    let _ = admin_task.await;
-    Ok(())
+    tracker
 }
 
 /// The message stream, the dead-letter stream and every partition's consumer.

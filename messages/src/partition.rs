@@ -2,10 +2,10 @@
 //! pins the partition to one worker process at a time, which keeps per-channel order with
 //! several workers), take whatever has arrived as one batch, and run [`step`] on it.
 
-use crate::Deps;
 use crate::changes::apply_change;
 use crate::dead_letter::dead_letter;
 use crate::deliver::{announce, announce_change, announce_rejection};
+use crate::deps::Deps;
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};

@@ -3,7 +3,7 @@
 //! a pull like the partition loop's, and an observer of what the worker announces on core NATS.
 
 use super::support::{TestDb, TestNats, WAIT};
-use crate::Deps;
+use crate::deps::Deps;
 use crate::metrics::WorkerMetrics;
 use async_nats::jetstream::{Message, consumer::PullConsumer, consumer::pull};
 use futures::StreamExt;
