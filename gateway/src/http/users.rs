@@ -4,12 +4,14 @@ use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::http::paging::{next_cursor, page_limit};
-use crate::state::AppState;
+use crate::live::presence::Presence;
 use crate::store::{self, users::UserRow};
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use shared::ids::UserId;
+use sqlx::PgPool;
+use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// The caller's own profile, with `email`.
@@ -25,8 +27,8 @@ use utoipa::{IntoParams, ToSchema};
         (status = 429, response = RateLimited),
     )
 )]
-pub async fn me(State(state): State<AppState>, AuthUser(user): AuthUser) -> ApiResult<Json<UserRow>> {
-    store::users::get(&state.db, user).await?.map(Json).ok_or(AppError::Unauthorized)
+pub async fn me(State(db): State<PgPool>, AuthUser(user): AuthUser) -> ApiResult<Json<UserRow>> {
+    store::users::get(&db, user).await?.map(Json).ok_or(AppError::Unauthorized)
 }
 
 /// The fields to change; absent ones stay as they are.
@@ -61,7 +63,7 @@ fn deserialize_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Opt
     )
 )]
 pub async fn update_me(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     AuthUser(user): AuthUser,
     ApiJson(update): ApiJson<UpdateMe>,
 ) -> ApiResult<Json<UserRow>> {
@@ -77,7 +79,7 @@ pub async fn update_me(
         ));
     }
     let avatar = update.avatar_url.as_ref().map(|a| a.as_deref());
-    store::users::update_profile(&state.db, user, update.display_name.as_deref().map(str::trim), avatar)
+    store::users::update_profile(&db, user, update.display_name.as_deref().map(str::trim), avatar)
         .await?
         .map(Json)
         .ok_or(AppError::Unauthorized)
@@ -107,12 +109,13 @@ pub struct UserPath {
     )
 )]
 pub async fn get(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
+    State(presence): State<Arc<Presence>>,
     AuthUser(me): AuthUser,
     ApiPath(UserPath { id }): ApiPath<UserPath>,
 ) -> ApiResult<Json<UserRow>> {
-    let user = store::users::get(&state.db, id).await?.ok_or(AppError::NotFound("user"))?;
-    let user = user.with_presence(state.presence.of(id).await);
+    let user = store::users::get(&db, id).await?.ok_or(AppError::NotFound("user"))?;
+    let user = user.with_presence(presence.of(id).await);
     Ok(Json(if id == me { user } else { user.without_email() }))
 }
 
@@ -150,7 +153,7 @@ pub struct UserPage {
     )
 )]
 pub async fn search(
-    State(state): State<AppState>,
+    State(db): State<PgPool>,
     AuthUser(_): AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<UserPage>> {
@@ -158,7 +161,7 @@ pub async fn search(
         return Err(AppError::invalid("invalid_query", "q: 1-32 characters"));
     }
     let limit = page_limit(query.limit, 20, 100);
-    let users: Vec<UserRow> = store::users::search(&state.db, &query.q, query.cursor.as_deref(), limit)
+    let users: Vec<UserRow> = store::users::search(&db, &query.q, query.cursor.as_deref(), limit)
         .await?
         .into_iter()
         .map(UserRow::without_email)
