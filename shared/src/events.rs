@@ -8,6 +8,9 @@ use crate::protocol::{AttachmentView, ContentType, SenderView};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// A change to a stored message: a client's change frame makes it, so it lives with the protocol.
+pub use crate::protocol::Change;
+
 /// Header carrying a delivery's `seq`, so a gateway can order and de-duplicate deliveries
 /// without parsing the payload.
 pub const SEQ_HEADER: &str = "Chat-Seq";
@@ -105,37 +108,6 @@ impl StreamChange {
     /// reuses a send's `id`, or the other way round, is neither dropped nor acked as the other.
     pub fn dedup_key(&self) -> String {
         format!("chg:{}", dedup_key(self.actor, self.channel_id, &self.client_msg_id))
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Change {
-    Edit {
-        content: String,
-        #[serde(default)]
-        mentions: Vec<UserId>,
-        #[serde(default)]
-        mentions_channel: bool,
-    },
-    Delete,
-    ReactionAdd {
-        emoji: String,
-    },
-    ReactionRemove {
-        emoji: String,
-    },
-}
-
-impl Change {
-    /// The name stored in `channel_events.kind`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Change::Edit { .. } => "edit",
-            Change::Delete => "delete",
-            Change::ReactionAdd { .. } => "reaction_add",
-            Change::ReactionRemove { .. } => "reaction_remove",
-        }
     }
 }
 
