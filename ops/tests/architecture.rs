@@ -1,8 +1,7 @@
 //! The architecture of the Rust crates, checked from their parsed sources (see
 //! `ops_checks::architecture` for how imports are resolved): inside a crate, files and top-level
 //! modules import each other in no circle, and no source file or function outgrows its limit.
-//! Each failure lists every offender, so one run (`-- --ignored` while they are ignored) is
-//! the whole to-do list.
+//! Each failure lists every offender, so one run is the whole to-do list.
 
 use ops_checks::architecture::{Crate, listing};
 
@@ -25,7 +24,6 @@ fn assert_none<T: std::fmt::Display>(offenders: Vec<T>, what: &str) {
 }
 
 #[test]
-#[ignore = "issue 13: enabled when the restructuring lands"]
 fn the_files_of_a_crate_import_each_other_in_no_circle() {
     let cycles = crates().iter().flat_map(Crate::file_cycles).collect();
     assert_none(
@@ -35,7 +33,6 @@ fn the_files_of_a_crate_import_each_other_in_no_circle() {
 }
 
 #[test]
-#[ignore = "issue 13: enabled when the restructuring lands"]
 fn the_top_level_modules_of_a_crate_import_each_other_in_no_circle() {
     let cycles = crates().iter().flat_map(Crate::module_cycles).collect();
     assert_none(
@@ -45,14 +42,12 @@ fn the_top_level_modules_of_a_crate_import_each_other_in_no_circle() {
 }
 
 #[test]
-#[ignore = "issue 13: enabled when the restructuring lands"]
 fn no_source_file_is_longer_than_the_limit() {
     let files = crates().iter().flat_map(|c| c.long_files(MAX_FILE_LINES)).collect();
     assert_none(files, &format!("source files over {MAX_FILE_LINES} lines"));
 }
 
 #[test]
-#[ignore = "issue 13: enabled when the restructuring lands"]
 fn no_function_is_longer_than_the_limit() {
     let functions = crates().iter().flat_map(|c| c.long_functions(MAX_FUNCTION_LINES)).collect();
     assert_none(functions, &format!("functions over {MAX_FUNCTION_LINES} lines"));

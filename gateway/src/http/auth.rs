@@ -1,6 +1,6 @@
 //! `/auth`: register, login, refresh (rotating), logout; and what revokes every session of
 //! a user: a password change and account deletion. Each revocation also closes the
-//! sessions' sockets, on every gateway (`crate::sessions`).
+//! sessions' sockets, on every gateway (`crate::auth::sessions`).
 
 use crate::auth::extract::AuthUser;
 use crate::auth::passwords::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
