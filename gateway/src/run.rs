@@ -46,8 +46,6 @@ pub enum GatewayError {
     Keys(#[from] KeyError),
     #[error("reading revoked sessions: {0}")]
     Sessions(#[from] sqlx::Error),
-    #[error("subscribing: {0}")]
-    Subscribe(#[from] async_nats::SubscribeError),
     #[error(transparent)]
     Uploads(#[from] UploadStoreError),
 }
@@ -160,6 +158,10 @@ async fn build(
     metrics: Arc<GatewayMetrics>,
     shutdown: &CancellationToken,
 ) -> Result<(AppState, Background), GatewayError> {
+    // What can refuse to start comes first, before any task is spawned.
+    let snowflake = SnowflakeGenerator::new(config.gateway.node_id)?;
+    let tokens = TokenKeys::new(&config.gateway)?;
+    let uploads = Arc::new(Uploads::open(&config.uploads)?);
     let subjects = Subjects::new(&config.nats.subject_prefix);
     let publisher_stop = CancellationToken::new();
     let (publisher, publisher_task) =
@@ -174,7 +176,7 @@ async fn build(
     );
     let sockets = TaskTracker::new();
     let sessions = Sessions::new(
-        TokenKeys::new(&config.gateway)?,
+        tokens,
         RevokedSessions::new(config.gateway.access_token_ttl),
         c.nats.clone(),
         subjects.clone(),
@@ -189,17 +191,16 @@ async fn build(
         c.db.clone(),
         sockets.clone(),
     );
-    let uploads = Arc::new(Uploads::open(&config.uploads)?);
-    // Sessions revoked before this gateway started may still have unexpired tokens.
     let followers = vec![
         tokio::spawn(log_end("membership", fanout.clone().follow_membership())),
         tokio::spawn(log_end("user frames", fanout.clone().follow_user_frames())),
+        // Sessions revoked before this gateway started may still have unexpired tokens.
         sessions.follow_revocations(shutdown.clone()).await?,
         presence.sweep(shutdown.clone()),
         uploads.sweep(c.db.clone(), metrics.clone(), shutdown.clone()),
     ];
     let state = AppState::new(Inner {
-        snowflake: SnowflakeGenerator::new(config.gateway.node_id)?,
+        snowflake,
         config: config.gateway.clone(),
         syncer: Syncer::new(c.db.clone(), config.gateway.sync_backlog_max, metrics.clone()),
         uploads,
@@ -230,7 +231,7 @@ async fn log_end(what: &'static str, follow: impl Future<Output = Result<(), asy
 }
 
 /// After the server stopped accepting: waits for every socket to drain (within the grace),
-/// then stops the publisher and the followers and closes the pools.
+/// then stops the publisher and the followers, flushes NATS and closes the Postgres pool.
 async fn drain(state: &AppState, background: Background) {
     let config = &state.config;
     state.sockets.close();

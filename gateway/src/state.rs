@@ -1,7 +1,8 @@
 //! The gateway's one `AppState`: cheap to clone, everything shared behind one `Arc`. It sits
 //! at the bottom of what handlers see and imports only the services it holds; each feature
-//! owns its service (sessions, presence, sync, uploads, the limiter, the fan-out), and a
-//! handler that needs one service takes it alone through `FromRef` (axum's sub-states).
+//! owns its service (sessions, presence, sync, uploads, the limiter, the fan-out). A handler
+//! or extractor that needs only one of them can take it alone through `FromRef` (axum's
+//! sub-states): the sessions (`AuthUser`), presence and the Postgres pool so far.
 
 use crate::auth::sessions::Sessions;
 use crate::live::fanout::Fanout;
@@ -70,12 +71,6 @@ impl FromRef<AppState> for Arc<Sessions> {
 impl FromRef<AppState> for Arc<Presence> {
     fn from_ref(state: &AppState) -> Self {
         state.presence.clone()
-    }
-}
-
-impl FromRef<AppState> for Arc<Uploads> {
-    fn from_ref(state: &AppState) -> Self {
-        state.uploads.clone()
     }
 }
 

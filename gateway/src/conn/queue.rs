@@ -68,7 +68,7 @@ impl Queue {
 
     /// Charges `bytes` of live frames to the socket's budget; past it, closes the socket with
     /// 4008 and says no.
-    pub fn charge(&self, bytes: usize) -> bool {
+    pub(super) fn charge(&self, bytes: usize) -> bool {
         if self.finishing.load(Ordering::Relaxed) {
             return false;
         }
@@ -84,12 +84,12 @@ impl Queue {
     }
 
     /// Gives back `bytes` charged for frames that will not be written.
-    pub fn uncharge(&self, bytes: usize) {
+    pub(super) fn uncharge(&self, bytes: usize) {
         self.live_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Whether `bytes` more of live frames would take the budget past `max_bytes / 2`.
-    pub fn past_half(&self, bytes: usize) -> bool {
+    pub(super) fn past_half(&self, bytes: usize) -> bool {
         self.live_bytes.load(Ordering::Relaxed) + bytes > self.max_bytes / 2
     }
 
@@ -102,13 +102,13 @@ impl Queue {
     }
 
     /// Queues a frame of a sync's backlog, outside the live budget (counted apart).
-    pub fn deliver_backlog(&self, frame: Utf8Bytes) {
+    pub(super) fn deliver_backlog(&self, frame: Utf8Bytes) {
         self.backlog_bytes.fetch_add(frame.len(), Ordering::Relaxed);
         let _ = self.outbound.send(Outbound::Frame { frame, live: false });
     }
 
     /// Moves a held frame (already charged) to the queue.
-    pub fn deliver_held(&self, frame: Utf8Bytes) {
+    pub(super) fn deliver_held(&self, frame: Utf8Bytes) {
         let _ = self.outbound.send(Outbound::Frame { frame, live: true });
     }
 
@@ -182,7 +182,7 @@ impl Queue {
     }
 
     #[cfg(test)]
-    pub fn live_bytes(&self) -> usize {
+    pub(super) fn live_bytes(&self) -> usize {
         self.live_bytes.load(Ordering::Relaxed)
     }
 }

@@ -1,7 +1,8 @@
 //! What happens to a socket once it is open: deliveries fanned out per channel (`fanout`,
-//! `route`, `forward`), exact resume (`sync`), presence, typing and read positions. Each
-//! is a small service the state holds; none of them imports the code that runs a socket
-//! (`crate::ws`), only its handle (`crate::conn`).
+//! `route`, `forward`), exact resume (`sync`), presence, typing and read positions. The state
+//! holds the services among them (`Fanout`, `Syncer`, `Presence`); the rest is what a socket
+//! or a route keeps. None of them imports the code that runs a socket (`crate::ws`), only its
+//! handle (`crate::conn`).
 
 pub mod fanout;
 pub mod forward;

@@ -43,10 +43,11 @@ pub struct Frames<'a> {
     conn: &'a ConnHandle,
     state: &'a AppState,
     sender: &'a SenderView,
-    /// Sends and changes published, awaiting their answer, in the order they were read.
-    pub pending: FuturesUnordered<Answer>,
-    /// Until the socket's first frame, live messages are held (see `ConnHandle::hold_until_first_frame`).
-    pub awaiting_first_frame: bool,
+    /// Sends and changes published (in the order they were read), awaiting their answers,
+    /// which come as the stream confirms them.
+    pub(super) pending: FuturesUnordered<Answer>,
+    /// Until the socket's first frame, live messages are held (see `Conn::hold_until_first_frame`).
+    pub(super) awaiting_first_frame: bool,
     /// Rate-limited frames in a row after being told; past the configured number the
     /// socket is closed.
     limits: SendLimits,
@@ -234,8 +235,9 @@ impl<'a> Frames<'a> {
     /// `typing.start`: published, at most once per `TYPING_REPUBLISH` per channel.
     async fn typing_start(&mut self, id: Option<String>, payload: TypingPayload) -> Flow {
         if self.conn.is_member(payload.channel_id) {
-            let state = self.state;
-            self.typing.start(&state.nats, &state.subjects, self.conn.user, payload.channel_id).await;
+            self.typing
+                .start(&self.state.nats, &self.state.subjects, self.conn.user, payload.channel_id)
+                .await;
         } else {
             self.conn.deliver_error(id, ErrorCode::NotAMember, NOT_A_MEMBER);
         }
@@ -271,6 +273,8 @@ impl<'a> Frames<'a> {
     }
 
     /// Renews the socket's lease among its user's (never refused to a socket that holds it).
+    /// (`&mut`: a `&Frames` held across an await would need `Frames: Sync`, which its
+    /// pending answers are not.)
     pub async fn renew_lease(&mut self, lease: &str) -> Flow {
         self.state.limiter.lease_socket(self.conn.user, lease).await;
         Flow::Continue

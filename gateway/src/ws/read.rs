@@ -1,6 +1,7 @@
 //! A socket's read loop: one `select!` over the socket's frames, the answers of its sends as
 //! the stream confirms them, and its timers (ping, idle, token expiry, lease renewal, the
-//! drain of a shutdown, the flush of read positions and presence choices). Each frame is
+//! drain of a shutdown, the grace for a first frame, the flush of read positions and
+//! presence choices). Each frame is
 //! handed to [`Frames`], whose answer — a [`Flow`] — says what the loop does next.
 
 use super::frames::{Flow, Frames};
@@ -15,7 +16,7 @@ use shared::protocol::SenderView;
 use tokio::time::{Instant, Sleep};
 
 /// How long live messages wait for a new socket's first frame (a `sync`, typically).
-pub const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+pub(super) const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
 const MAX_PENDING_SENDS_PER_SOCKET: usize = 256;
 
