@@ -26,4 +26,4 @@ mod store;
 mod uploads;
 mod ws;
 
-pub use run::{GatewayError, run};
+pub use run::{Gateway, GatewayError, run};

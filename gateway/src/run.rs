@@ -81,21 +81,57 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    let connections = connect(&config).await?;
-    let admin = serve_admin(&config, &connections, &shutdown).await?;
-    let (state, background) = build(&config, connections, admin.metrics.clone(), &shutdown).await?;
-    let _ = admin.state.set(state.clone());
-    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    // Drain: `/ready` fails and no new connection is accepted from the moment of the signal;
-    // each socket goes on working until its moment of the drain window, answers its
-    // in-flight sends, and closes with 1012; the publisher outlives them all.
-    let gateway = &config.gateway;
-    let app = app::router(state.clone());
-    serve::serve(listener, app, gateway.header_read_timeout, gateway.request_timeout, shutdown.clone()).await;
-    drain(&state, background).await;
-    admin.stop.cancel();
-    let _ = admin.task.await;
-    Ok(())
+    Gateway::start(config, shutdown).await?.serve(listener).await
+}
+
+/// A gateway whose services run and whose admin port answers, before it serves clients: its
+/// [`router`](Gateway::router) can be driven in-process (`tower::ServiceExt::oneshot`), and
+/// [`serve`](Gateway::serve) serves it on a listener until the shutdown signal.
+pub struct Gateway {
+    config: Config,
+    state: AppState,
+    background: Background,
+    admin: AdminPort,
+    shutdown: CancellationToken,
+}
+
+impl Gateway {
+    /// Connects, serves the admin port and starts the services; `shutdown` ends them.
+    pub async fn start(config: Config, shutdown: CancellationToken) -> Result<Self, GatewayError> {
+        let connections = connect(&config).await?;
+        let admin = serve_admin(&config, &connections, &shutdown).await?;
+        let (state, background) = build(&config, connections, admin.metrics.clone(), &shutdown).await?;
+        let _ = admin.state.set(state.clone());
+        Ok(Self { config, state, background, admin, shutdown })
+    }
+
+    /// The whole HTTP application (REST, `/ws`, every layer). Requests driven through it
+    /// without [`serve`](Gateway::serve) carry no peer address: give them a
+    /// `ConnectInfo<SocketAddr>` extension, which the per-IP limits need.
+    pub fn router(&self) -> axum::Router {
+        app::router(self.state.clone())
+    }
+
+    /// Serves on `listener` until the shutdown signal, then drains.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), GatewayError> {
+        tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+        // Drain: `/ready` fails and no new connection is accepted from the moment of the
+        // signal; each socket goes on working until its moment of the drain window, answers
+        // its in-flight sends, and closes with 1012; the publisher outlives them all.
+        let gateway = &self.config.gateway;
+        let (read, request) = (gateway.header_read_timeout, gateway.request_timeout);
+        serve::serve(listener, self.router(), read, request, self.shutdown.clone()).await;
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Drains and stops everything (the shutdown signal must have come, or sockets are
+    /// waited for until the grace ends).
+    pub async fn stop(self) {
+        drain(&self.state, self.background).await;
+        self.admin.stop.cancel();
+        let _ = self.admin.task.await;
+    }
 }
 
 async fn connect(config: &Config) -> Result<Connections, GatewayError> {
