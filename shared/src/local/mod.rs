@@ -1,7 +1,8 @@
 //! The cell's servers as local processes, for the cell runner and the integration tests: a
 //! 3-node NATS JetStream cluster, Postgres, Redis, and the cell's own gateway and worker
 //! binaries. Each piece is a handle that stops its process when dropped. The fault driver of
-//! the delivery tests uses the same handles (kill -9, SIGSTOP/SIGCONT, restart).
+//! the delivery tests uses the same handles (kill -9, SIGSTOP/SIGCONT, restart). In-process
+//! tests share one NATS node, Postgres and Redis per test process instead (`test_servers`).
 
 pub mod cell;
 pub mod client;
@@ -12,9 +13,11 @@ pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod s3;
+pub mod test_servers;
 
 pub use cell::{CellOptions, TestCell};
 pub use process::free_port;
+pub use test_servers::{Namespace, TestServers, test_servers};
 
 /// Waits until `check` returns true, polling every 50 ms, or panics after `timeout` with
 /// `what` — for eventual conditions in tests, never `sleep` then assert.
