@@ -7,6 +7,7 @@ mod authentication;
 mod authorization;
 mod isolation;
 mod limits;
+mod router;
 mod routing;
 mod support;
 mod validation;

@@ -59,14 +59,20 @@ pub fn raised_limits() -> LimitsConfig {
 }
 
 impl AppOptions {
-    pub async fn spawn(self) -> TestApp {
+    /// The config of an app in a namespace of its own, and the directory its files live in.
+    pub async fn config(&self) -> (Config, Namespace, tempfile::TempDir) {
         let servers = test_servers().await;
         let namespace = servers.namespace().await;
         let dir = tempfile::Builder::new().prefix("chat-app-").tempdir().expect("a temporary directory");
         let mut config = servers.config(&namespace);
-        config.limits = self.limits.unwrap_or_else(raised_limits);
+        config.limits = self.limits.clone().unwrap_or_else(raised_limits);
         config.uploads.store = dir.path().join("uploads").display().to_string();
         config.gateway.jwt_keys_dir = Some(tokens::write_key_dir(dir.path()));
+        (config, namespace, dir)
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let (config, namespace, dir) = self.config().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("the bound address");
         let shutdown = CancellationToken::new();
