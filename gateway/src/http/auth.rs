@@ -81,15 +81,24 @@ fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
     validate_username(&r.username)?;
     let email_ok = r.email.len() <= 254
         && r.email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
-        && !r.email.chars().any(char::is_whitespace);
+        && !r.email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !email_ok {
         return Err(AppError::invalid("invalid_email", "email is not a valid address"));
     }
     validate_password(&r.password)?;
-    if r.display_name.as_ref().is_some_and(|d| d.chars().count() > 64 || d.trim().is_empty()) {
-        return Err(AppError::invalid("invalid_display_name", "display_name: 1-64 characters"));
+    if r.display_name.as_deref().is_some_and(|d| !display_name_ok(d)) {
+        return Err(AppError::invalid("invalid_display_name", DISPLAY_NAME_RULE));
     }
     Ok(())
+}
+
+/// What a display name must be.
+pub(crate) const DISPLAY_NAME_RULE: &str = "display_name: 1-64 characters, no control characters";
+
+/// Whether `name` is a display name: 1-64 characters once trimmed, no control characters (a
+/// NUL would not even reach Postgres, which refuses it).
+pub(crate) fn display_name_ok(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= 64 && !name.chars().any(char::is_control)
 }
 
 /// Issues a new refresh token of `family` and an access token — unless, meanwhile, the family
@@ -173,7 +182,11 @@ pub async fn login(
         .username
         .or(request.email)
         .ok_or_else(|| AppError::invalid("invalid_login", "give a username or an email"))?;
-    let found = store::users::find_for_login(&state.db, &login).await?;
+    // No user has a NUL in their name or address (Postgres could not even compare it).
+    let found = match login.contains('\0') {
+        true => None,
+        false => store::users::find_for_login(&state.db, &login).await?,
+    };
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),

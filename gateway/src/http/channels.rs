@@ -352,8 +352,8 @@ pub async fn public(
     ApiQuery(query): ApiQuery<PublicQuery>,
 ) -> ApiResult<Json<ChannelPage>> {
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > 100) {
-        return Err(AppError::invalid("invalid_query", "q: at most 100 characters"));
+    if q.is_some_and(|q| q.chars().count() > 100 || q.chars().any(char::is_control)) {
+        return Err(AppError::invalid("invalid_query", "q: at most 100 characters, no control characters"));
     }
     let limit = page_limit(query.limit, 100, 500);
     let channels = store::list_public(&state.db, user, q, query.cursor, limit).await?;

@@ -2,6 +2,7 @@
 
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::auth::{DISPLAY_NAME_RULE, display_name_ok};
 use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::http::paging::{next_cursor, page_limit};
 use crate::live::presence::Presence;
@@ -67,11 +68,13 @@ pub async fn update_me(
     AuthUser(user): AuthUser,
     ApiJson(update): ApiJson<UpdateMe>,
 ) -> ApiResult<Json<UserRow>> {
-    if update.display_name.as_ref().is_some_and(|d| d.trim().is_empty() || d.chars().count() > 64) {
-        return Err(AppError::invalid("invalid_display_name", "display_name: 1-64 characters"));
+    if update.display_name.as_deref().is_some_and(|d| !display_name_ok(d)) {
+        return Err(AppError::invalid("invalid_display_name", DISPLAY_NAME_RULE));
     }
     if let Some(Some(url)) = &update.avatar_url
-        && (url.len() > 500 || !(url.starts_with("https://") || url.starts_with("http://")))
+        && (url.len() > 500
+            || !(url.starts_with("https://") || url.starts_with("http://"))
+            || url.chars().any(char::is_control))
     {
         return Err(AppError::invalid(
             "invalid_avatar_url",
@@ -157,8 +160,11 @@ pub async fn search(
     AuthUser(_): AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    if query.q.is_empty() || query.q.chars().count() > 32 {
-        return Err(AppError::invalid("invalid_query", "q: 1-32 characters"));
+    if query.q.is_empty() || query.q.chars().count() > 32 || query.q.chars().any(char::is_control) {
+        return Err(AppError::invalid("invalid_query", "q: 1-32 characters, no control characters"));
+    }
+    if query.cursor.as_deref().is_some_and(|c| c.contains('\0')) {
+        return Err(AppError::BadRequest("cursor: not a cursor this API gave".into()));
     }
     let limit = page_limit(query.limit, 20, 100);
     let users: Vec<UserRow> = store::users::search(&db, &query.q, query.cursor.as_deref(), limit)

@@ -362,7 +362,6 @@ fn nul_cases(token: &str) -> Vec<Case> {
 }
 
 #[tokio::test]
-#[ignore = "gateway bug: a NUL in these text fields answers 500 internal (Postgres refuses it); run with --run-ignored"]
 async fn a_nul_character_in_a_text_field_is_refused_not_an_internal_error() {
     let app = spawn_app().await;
     let alice = app.register("alice").await;
