@@ -1,0 +1,85 @@
+//! The verdict: per channel, every receiver's `seq`s in order, without duplicates or gaps,
+//! and every acked message delivered to every member. Works from what the sockets saw alone,
+//! so it needs no access to the cell's database (unlike `shared::local::load::check`).
+
+use crate::client::SocketRecord;
+use serde::Serialize;
+use shared::ids::ChannelId;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Verdict {
+    /// (acked message, member) pairs where the member never saw the message.
+    pub lost: u64,
+    /// Deliveries of a `seq` a socket had already seen.
+    pub duplicated: u64,
+    /// Deliveries of a `seq` lower than the one before on the same socket.
+    pub reordered: u64,
+    /// `seq`s missing between a socket's lowest and highest (any sender's).
+    pub gaps: u64,
+}
+
+impl Verdict {
+    pub fn clean(&self) -> bool {
+        *self == Verdict::default()
+    }
+}
+
+/// Checks every socket's deliveries against the acks of its channel.
+pub fn check(records: &[SocketRecord]) -> Verdict {
+    let mut acked: HashMap<ChannelId, HashSet<i64>> = HashMap::new();
+    for record in records {
+        acked.entry(record.channel).or_default().extend(&record.acked);
+    }
+    let mut verdict = Verdict::default();
+    for record in records {
+        let seen: HashSet<i64> = record.seen.iter().map(|(_, id)| *id).collect();
+        let due = acked.get(&record.channel).map(|a| a.iter().filter(|id| !seen.contains(id)).count());
+        verdict.lost += due.unwrap_or(0) as u64;
+        order(&record.seen, &mut verdict);
+    }
+    verdict
+}
+
+/// Adds one socket's duplicates, reorderings and gaps.
+fn order(seen: &[(i64, i64)], verdict: &mut Verdict) {
+    let seqs: Vec<i64> = seen.iter().map(|(seq, _)| *seq).collect();
+    verdict.reordered += seqs.windows(2).filter(|w| w[1] < w[0]).count() as u64;
+    let mut distinct = seqs.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    verdict.duplicated += (seqs.len() - distinct.len()) as u64;
+    if let (Some(first), Some(last)) = (distinct.first(), distinct.last()) {
+        verdict.gaps += (last - first + 1) as u64 - distinct.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(channel: u128, acked: &[i64], seen: &[(i64, i64)]) -> SocketRecord {
+        SocketRecord {
+            index: 0,
+            channel: ChannelId(uuid::Uuid::from_u128(channel)),
+            acked: acked.to_vec(),
+            seen: seen.to_vec(),
+            tally: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_clean_run_is_clean() {
+        let seen = [(1, 10), (2, 11)];
+        let records = [record(1, &[10], &seen), record(1, &[11], &seen)];
+        assert!(check(&records).clean());
+    }
+
+    #[test]
+    fn counts_loss_duplicates_order_and_gaps() {
+        let a = record(1, &[10, 11, 12], &[(1, 10), (3, 12), (1, 10)]);
+        let b = record(1, &[], &[(2, 11), (1, 10), (3, 12)]);
+        let verdict = check(&[a, b]);
+        assert_eq!(verdict, Verdict { lost: 1, duplicated: 1, reordered: 2, gaps: 1 });
+    }
+}

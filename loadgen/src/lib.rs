@@ -1,0 +1,18 @@
+//! The cell's own load generator: builds a scenario of users and channels on a local or remote
+//! cell, sends open-loop at a fixed rate over real sockets, measures send→ack and send→deliver
+//! latency, and checks every delivery for loss, duplicates and order.
+
+pub mod check;
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod measure;
+pub mod proc_stats;
+pub mod rate;
+pub mod report;
+pub mod run;
+pub mod scenario;
+
+pub use cli::Args;
+pub use error::LoadgenError;
+pub use report::Summary;

@@ -1,0 +1,155 @@
+//! What the run measures: HDR histograms of send→ack and send→deliver latency (microseconds,
+//! from the scheduled time), counters per socket, and shared progress for the settle phase.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Highest latency a histogram holds (longer ones are recorded as this): one hour.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// A latency histogram in microseconds, 3 significant digits.
+#[derive(Debug, Clone)]
+pub struct Latency(Histogram<u64>);
+
+impl Default for Latency {
+    fn default() -> Self {
+        Self(Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("static bounds are valid"))
+    }
+}
+
+impl Latency {
+    pub fn record(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(MAX_LATENCY_US);
+        self.0.saturating_record(us.clamp(1, MAX_LATENCY_US));
+    }
+
+    pub fn merge(&mut self, other: &Latency) {
+        // Same bounds on both sides, so adding cannot fail.
+        let _ = self.0.add(&other.0);
+    }
+
+    pub fn percentiles(&self) -> Percentiles {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let h = &self.0;
+        Percentiles {
+            count: h.len(),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// Percentiles of a latency histogram, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+/// Counters and histograms of one socket, merged over all of them at the end.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Sends whose due time came.
+    pub scheduled: u64,
+    /// Sends written to the socket.
+    pub sent: u64,
+    pub acked: u64,
+    /// Sends answered by an `error` frame.
+    pub failed: u64,
+    /// Due while the window was full: not sent (open loop: never delayed).
+    pub skipped_window_full: u64,
+    /// Sent but neither acked nor failed by the end.
+    pub unacked: u64,
+    /// `message.new` frames received for the socket's channel.
+    pub delivered: u64,
+    /// Error frames by code (`socket_closed` when the socket ended under the load).
+    pub errors: BTreeMap<String, u64>,
+    pub ack: Latency,
+    pub deliver: Latency,
+}
+
+impl Tally {
+    pub fn count_error(&mut self, code: &str) {
+        *self.errors.entry(code.to_owned()).or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.scheduled += other.scheduled;
+        self.sent += other.sent;
+        self.acked += other.acked;
+        self.failed += other.failed;
+        self.skipped_window_full += other.skipped_window_full;
+        self.unacked += other.unacked;
+        self.delivered += other.delivered;
+        for (code, n) in &other.errors {
+            *self.errors.entry(code.clone()).or_default() += n;
+        }
+        self.ack.merge(&other.ack);
+        self.deliver.merge(&other.deliver);
+    }
+}
+
+/// Shared across sockets while the run settles: when nothing is in flight and every acked
+/// message reached every member, the run is over before its settle deadline.
+#[derive(Debug, Default)]
+pub struct Progress {
+    in_flight: AtomicU64,
+    delivered: AtomicU64,
+    expected: AtomicU64,
+}
+
+impl Progress {
+    pub fn sent(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An acked send, due to `members` sockets.
+    pub fn acked(&self, members: usize) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.expected.fetch_add(members as u64, Ordering::Relaxed);
+    }
+
+    pub fn failed(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn delivered(&self) {
+        self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn settled(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0
+            && self.delivered.load(Ordering::Relaxed) >= self.expected.load(Ordering::Relaxed)
+    }
+
+    pub fn expected(&self) -> u64 {
+        self.expected.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_in_milliseconds() {
+        let mut latency = Latency::default();
+        for ms in 1..=100 {
+            latency.record(Duration::from_millis(ms));
+        }
+        let p = latency.percentiles();
+        assert_eq!(p.count, 100);
+        assert!((p.p50 - 50.0).abs() < 0.5, "{p:?}");
+        assert!((p.max - 100.0).abs() < 0.5, "{p:?}");
+    }
+}

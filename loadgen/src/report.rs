@@ -1,0 +1,120 @@
+//! The result of a run: a human summary (`Display`) and the same as JSON for `--out`.
+
+use crate::check::Verdict;
+use crate::cli::Args;
+use crate::error::LoadgenError;
+use crate::measure::{Percentiles, Tally};
+use crate::proc_stats::ProcDelta;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: crate::cli::ScenarioKind,
+    pub params: Args,
+    pub targets: Vec<String>,
+    pub sockets: usize,
+    pub senders: usize,
+    /// Seconds of sending (the schedule), the denominator of the rates.
+    pub duration_s: f64,
+    /// Whether every in-flight send and delivery came in before the settle deadline.
+    pub settled: bool,
+    pub scheduled: u64,
+    pub sent: u64,
+    pub acked: u64,
+    pub failed: u64,
+    pub skipped_window_full: u64,
+    pub unacked: u64,
+    pub delivered: u64,
+    pub expected_deliveries: u64,
+    pub acked_per_s: f64,
+    pub delivered_per_s: f64,
+    pub ack_ms: Percentiles,
+    pub deliver_ms: Percentiles,
+    pub errors: BTreeMap<String, u64>,
+    pub reconnects: u64,
+    pub processes: Vec<ProcDelta>,
+    pub verdict: Verdict,
+}
+
+impl Summary {
+    /// The figures of a run from its merged tally.
+    pub fn figures(&mut self, tally: &Tally) {
+        self.scheduled = tally.scheduled;
+        self.sent = tally.sent;
+        self.acked = tally.acked;
+        self.failed = tally.failed;
+        self.skipped_window_full = tally.skipped_window_full;
+        self.unacked = tally.unacked;
+        self.delivered = tally.delivered;
+        self.acked_per_s = tally.acked as f64 / self.duration_s;
+        self.delivered_per_s = tally.delivered as f64 / self.duration_s;
+        self.ack_ms = tally.ack.percentiles();
+        self.deliver_ms = tally.deliver.percentiles();
+        self.errors = tally.errors.clone();
+    }
+
+    /// Writes the summary as pretty JSON to `path`.
+    pub fn write_json(&self, path: &Path) -> Result<(), LoadgenError> {
+        let json = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, json + "\n")
+            .map_err(|source| LoadgenError::Write { path: path.display().to_string(), source })
+    }
+}
+
+fn percentiles(f: &mut fmt::Formatter<'_>, name: &str, p: &Percentiles) -> fmt::Result {
+    writeln!(
+        f,
+        "  {name:<13} p50 {:.2}  p90 {:.2}  p99 {:.2}  p999 {:.2}  max {:.2} ms  (n={})",
+        p.p50, p.p90, p.p99, p.p999, p.max, p.count
+    )
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = serde_json::to_value(self.scenario).ok().and_then(|v| v.as_str().map(str::to_owned));
+        writeln!(f, "loadgen: {} on {}", kind.unwrap_or_default(), self.targets.join(", "))?;
+        writeln!(
+            f,
+            "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
+            self.sockets,
+            self.senders,
+            self.params.rate,
+            self.duration_s,
+            self.params.window,
+            self.params.message_bytes
+        )?;
+        writeln!(
+            f,
+            "  scheduled {}  sent {}  acked {}  failed {}  skipped_window_full {}  unacked {}",
+            self.scheduled, self.sent, self.acked, self.failed, self.skipped_window_full, self.unacked
+        )?;
+        writeln!(
+            f,
+            "  acked {:.1}/s  delivered {} of {} ({:.1}/s)  settled {}  reconnects {}",
+            self.acked_per_s,
+            self.delivered,
+            self.expected_deliveries,
+            self.delivered_per_s,
+            self.settled,
+            self.reconnects
+        )?;
+        percentiles(f, "send→ack", &self.ack_ms)?;
+        percentiles(f, "send→deliver", &self.deliver_ms)?;
+        writeln!(f, "  errors {:?}", self.errors)?;
+        for p in &self.processes {
+            let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());
+            let cpu = p.cpu_seconds().map_or("?".into(), |c| format!("{c:.2}"));
+            writeln!(f, "  pid {}: rss {} → {} KiB, cpu {cpu} s", p.pid, rss(&p.before), rss(&p.after))?;
+        }
+        let v = &self.verdict;
+        let word = if v.clean() { "OK" } else { "FAIL" };
+        write!(
+            f,
+            "  verdict {word}: lost {} / duplicated {} / reordered {} (gaps {})",
+            v.lost, v.duplicated, v.reordered, v.gaps
+        )
+    }
+}

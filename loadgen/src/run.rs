@@ -1,0 +1,175 @@
+//! One run from start to end: the target (a remote cell or a local one started here), the
+//! scenario built, the sockets connected, the load sent and settled, the records checked.
+
+use crate::check;
+use crate::cli::Args;
+use crate::client::{self, SendPlan, SocketRecord};
+use crate::error::LoadgenError;
+use crate::measure::{Progress, Tally};
+use crate::proc_stats::{self, ProcDelta};
+use crate::rate::Schedule;
+use crate::report::Summary;
+use crate::scenario::{self, Plan};
+use futures::{StreamExt, TryStreamExt};
+use shared::local::{CellOptions, TestCell};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Sockets opening at once.
+const CONNECT_CONCURRENCY: usize = 16;
+/// From the last socket connected to the first send.
+const LEAD_IN: Duration = Duration::from_millis(200);
+/// How long the socket tasks may take to hand back their records once told to finish.
+const FINISH_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs the load the arguments describe; `stop` (Ctrl-C) ends the sending early.
+pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, LoadgenError> {
+    args.validate()?;
+    let plan = scenario::plan(&args)?;
+    shared::rlimit::raise_open_files();
+    let mut local = None;
+    let (bases, mut pids): (Vec<String>, Vec<u32>) = if args.local {
+        let cell = start_local(&args).await?;
+        let bases: Vec<String> = (0..cell.gateways.len()).map(|g| cell.gateway_url(g)).collect();
+        let pids: Vec<u32> =
+            cell.gateways.iter().filter_map(|g| g.process.as_ref().map(|p| p.pid())).collect();
+        local = Some(cell);
+        (bases, pids)
+    } else {
+        (args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect(), Vec::new())
+    };
+    pids.extend(&args.pids);
+    let result = drive(&args, &plan, &bases, &pids, stop).await;
+    if let Some(mut cell) = local {
+        cell.stop().await;
+    }
+    result
+}
+
+async fn start_local(args: &Args) -> Result<TestCell, LoadgenError> {
+    let options = CellOptions { gateways: args.local_gateways, ..Default::default() };
+    TestCell::start(options).await.map_err(|e| LoadgenError::LocalCell(e.to_string()))
+}
+
+/// Builds, connects, sends, settles and checks.
+async fn drive(
+    args: &Args,
+    plan: &Plan,
+    bases: &[String],
+    pids: &[u32],
+    stop: CancellationToken,
+) -> Result<Summary, LoadgenError> {
+    let members = scenario::build(plan, bases, &run_id()).await?;
+    let sockets: Vec<_> = futures::stream::iter(members)
+        .map(|m| async move { client::connect(&m).await.map(|s| (m, s)) })
+        .buffered(CONNECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let before: Vec<_> = pids.iter().map(|p| proc_stats::sample(*p)).collect();
+    let progress = Arc::new(Progress::default());
+    let finish = CancellationToken::new();
+    let epoch = Instant::now();
+    let start = epoch + LEAD_IN;
+    let end = start + Duration::from_secs(args.duration);
+    let mut tasks = JoinSet::new();
+    let senders = plan.senders();
+    let mut rank = 0;
+    for (member, socket) in sockets {
+        let schedule = member.sends.then(|| {
+            rank += 1;
+            Schedule::for_sender(start, end, args.rate, senders, rank - 1)
+        });
+        let send = SendPlan { schedule, window: args.window, message_bytes: args.message_bytes, epoch };
+        let task = client::run(member, socket, send, progress.clone(), stop.clone(), finish.clone());
+        tasks.spawn(task);
+    }
+    tokio::select! {
+        _ = tokio::time::sleep_until(end) => {}
+        _ = stop.cancelled() => {}
+    }
+    let settled = settle(&progress, Duration::from_secs(args.settle), &stop).await;
+    finish.cancel();
+    let records = collect(tasks).await;
+    let processes = before
+        .into_iter()
+        .map(|b| ProcDelta { pid: b.pid, before: b, after: proc_stats::sample(b.pid) })
+        .collect();
+    let mut summary = summary(args, plan, bases, &records, processes);
+    summary.settled = settled;
+    summary.expected_deliveries = progress.expected();
+    Ok(summary)
+}
+
+/// Waits until nothing is in flight and every acked message reached every member, at most
+/// `limit` (half of it after a Ctrl-C). True when settled.
+async fn settle(progress: &Progress, limit: Duration, stop: &CancellationToken) -> bool {
+    let deadline = Instant::now() + limit;
+    while !progress.settled() && Instant::now() < deadline {
+        if stop.is_cancelled() && Instant::now() + limit / 2 > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    progress.settled()
+}
+
+/// The records of every socket task that ends within the grace; the others are aborted.
+async fn collect(mut tasks: JoinSet<SocketRecord>) -> Vec<SocketRecord> {
+    let deadline = Instant::now() + FINISH_GRACE;
+    let mut records = Vec::with_capacity(tasks.len());
+    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, tasks.join_next()).await {
+        records.extend(joined.ok());
+    }
+    tasks.abort_all();
+    records.sort_by_key(|r| r.index);
+    records
+}
+
+fn summary(
+    args: &Args,
+    plan: &Plan,
+    bases: &[String],
+    records: &[SocketRecord],
+    processes: Vec<ProcDelta>,
+) -> Summary {
+    let mut tally = Tally::default();
+    for record in records {
+        tally.merge(&record.tally);
+    }
+    let mut summary = Summary {
+        scenario: args.scenario,
+        params: args.clone(),
+        targets: bases.to_vec(),
+        sockets: plan.users(),
+        senders: plan.senders(),
+        duration_s: args.duration as f64,
+        settled: false,
+        scheduled: 0,
+        sent: 0,
+        acked: 0,
+        failed: 0,
+        skipped_window_full: 0,
+        unacked: 0,
+        delivered: 0,
+        expected_deliveries: 0,
+        acked_per_s: 0.0,
+        delivered_per_s: 0.0,
+        ack_ms: Default::default(),
+        deliver_ms: Default::default(),
+        errors: Default::default(),
+        reconnects: 0,
+        processes,
+        verdict: check::check(records),
+    };
+    summary.figures(&tally);
+    summary
+}
+
+/// Eight hex digits unique enough to keep this run's usernames apart from earlier runs'.
+fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{:08x}", (nanos.as_nanos() as u64 ^ u64::from(std::process::id())) as u32)
+}

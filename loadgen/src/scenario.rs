@@ -1,0 +1,138 @@
+//! What a scenario builds: how many users, which channel each is in, who sends; then the users
+//! registered and the channels created on the cell.
+
+use crate::cli::{Args, MAX_SOCKETS, ScenarioKind};
+use crate::error::LoadgenError;
+use futures::{StreamExt, TryStreamExt};
+use shared::ids::ChannelId;
+use shared::local::client::ChatClient;
+
+/// Registrations and channel creations in flight at once.
+const SETUP_CONCURRENCY: usize = 8;
+
+/// The shape of a scenario: every user has one socket and is in exactly one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Per channel, the indexes of its members.
+    pub channels: Vec<Vec<usize>>,
+    /// Per user, the index of their channel.
+    pub channel_of: Vec<usize>,
+    /// Per user, whether they send.
+    pub sends: Vec<bool>,
+}
+
+impl Plan {
+    pub fn users(&self) -> usize {
+        self.channel_of.len()
+    }
+
+    pub fn senders(&self) -> usize {
+        self.sends.iter().filter(|s| **s).count()
+    }
+}
+
+/// The plan of the scenario the arguments name.
+pub fn plan(args: &Args) -> Result<Plan, LoadgenError> {
+    let plan = match args.scenario {
+        ScenarioKind::Pairs => groups(args.clients.max(2) / 2, 2, 2),
+        ScenarioKind::Rooms => groups(args.rooms.max(1), args.members.max(2), args.members.max(2)),
+        ScenarioKind::Broadcast => {
+            let members = args.members.max(2);
+            groups(1, members, args.senders.clamp(1, members))
+        }
+        ScenarioKind::DmStorm => return Err(LoadgenError::Unimplemented("dm-storm")),
+        ScenarioKind::ReconnectStorm => return Err(LoadgenError::Unimplemented("reconnect-storm")),
+    };
+    if plan.users() > MAX_SOCKETS {
+        return Err(LoadgenError::Args(format!("{} sockets, more than {MAX_SOCKETS}", plan.users())));
+    }
+    Ok(plan)
+}
+
+/// `count` channels of `size` members each, the first `senders` of each sending.
+fn groups(count: usize, size: usize, senders: usize) -> Plan {
+    let users = count * size;
+    Plan {
+        channels: (0..count).map(|g| (g * size..(g + 1) * size).collect()).collect(),
+        channel_of: (0..users).map(|u| u / size).collect(),
+        sends: (0..users).map(|u| u % size < senders).collect(),
+    }
+}
+
+/// One user of the scenario on the cell.
+pub struct Member {
+    pub index: usize,
+    pub client: ChatClient,
+    pub ws_url: String,
+    pub channel: ChannelId,
+    /// Members of the channel, this one included: each acked send is due to all of them.
+    pub channel_size: usize,
+    pub sends: bool,
+}
+
+/// The WebSocket URL of a gateway's REST base URL: `http://h:p` → `ws://h:p/ws`.
+pub fn ws_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let rest = if let Some(r) = base.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else if let Some(r) = base.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else {
+        base.to_owned()
+    };
+    format!("{rest}/ws")
+}
+
+/// Registers the users (round robin over `bases`, names unique to this run) and creates the
+/// channels, each by its first member.
+pub async fn build(plan: &Plan, bases: &[String], run_id: &str) -> Result<Vec<Member>, LoadgenError> {
+    let clients: Vec<ChatClient> = futures::stream::iter(0..plan.users())
+        .map(|u| {
+            let base = bases[u % bases.len()].clone();
+            async move { ChatClient::register(&base, &format!("lg{run_id}-{u}")).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let channels: Vec<ChannelId> = futures::stream::iter(plan.channels.iter().enumerate())
+        .map(|(c, members)| {
+            let owner = &clients[members[0]];
+            let others: Vec<_> = members[1..].iter().map(|m| clients[*m].user_id).collect();
+            async move { owner.create_channel("group", &format!("lg-{run_id}-{c}"), &others).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let members = clients.into_iter().enumerate().map(|(u, client)| {
+        let channel = plan.channel_of[u];
+        Member {
+            index: u,
+            ws_url: ws_url(&bases[u % bases.len()]),
+            client,
+            channel: channels[channel],
+            channel_size: plan.channels[channel].len(),
+            sends: plan.sends[u],
+        }
+    });
+    Ok(members.collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_put_each_user_in_one_channel() {
+        let plan = groups(3, 4, 1);
+        assert_eq!(plan.users(), 12);
+        assert_eq!(plan.senders(), 3);
+        assert_eq!(plan.channels[2], vec![8, 9, 10, 11]);
+        assert_eq!(plan.channel_of[9], 2);
+    }
+
+    #[test]
+    fn ws_url_is_derived_from_the_rest_base() {
+        assert_eq!(ws_url("http://127.0.0.1:8080/"), "ws://127.0.0.1:8080/ws");
+        assert_eq!(ws_url("https://chat.example"), "wss://chat.example/ws");
+    }
+}
