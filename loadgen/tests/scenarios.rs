@@ -96,3 +96,34 @@ async fn later_scenarios_say_they_are_not_implemented() {
     let result = run(&["--gateway", "http://127.0.0.1:9", "--scenario", "dm-storm"]).await;
     assert!(matches!(result, Err(LoadgenError::Unimplemented("dm-storm"))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pairs_over_two_gateways_given_by_url() {
+    let options = shared::local::CellOptions { gateways: 2, ..Default::default() };
+    let mut cell = shared::local::TestCell::start(options).await.expect("the cell starts");
+    let (g0, g1) = (cell.gateway_url(0), cell.gateway_url(1));
+    let pid = cell.gateways[0].process.as_ref().map(|p| p.pid().to_string()).expect("a running gateway");
+    let flags = [
+        "--gateway",
+        &g0,
+        "--gateway",
+        &g1,
+        "--pid",
+        &pid,
+        "--scenario",
+        "pairs",
+        "--clients",
+        "6",
+        "--rate",
+        "60",
+        "--duration",
+        "2",
+    ];
+    let summary = run(&flags).await;
+    cell.stop().await;
+    let summary = summary.expect("the run completes");
+    assert_eq!(summary.targets, vec![g0, g1]);
+    assert_eq!(summary.processes.len(), 1);
+    assert!(summary.processes[0].after.rss_kib.is_some(), "{summary}");
+    assert_all_acked_and_clean(&summary);
+}
