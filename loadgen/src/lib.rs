@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod live;
 pub mod measure;
 pub mod proc_stats;
 pub mod rate;

@@ -104,6 +104,8 @@ impl Tally {
 #[derive(Debug, Default)]
 pub struct Progress {
     in_flight: AtomicU64,
+    sent: AtomicU64,
+    acked: AtomicU64,
     delivered: AtomicU64,
     expected: AtomicU64,
 }
@@ -111,11 +113,13 @@ pub struct Progress {
 impl Progress {
     pub fn sent(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.sent.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An acked send, due to `members` sockets.
     pub fn acked(&self, members: usize) {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.acked.fetch_add(1, Ordering::Relaxed);
         self.expected.fetch_add(members as u64, Ordering::Relaxed);
     }
 
@@ -130,6 +134,11 @@ impl Progress {
     pub fn settled(&self) -> bool {
         self.in_flight.load(Ordering::Relaxed) == 0
             && self.delivered.load(Ordering::Relaxed) >= self.expected.load(Ordering::Relaxed)
+    }
+
+    /// Sent, acked, delivered and expected deliveries so far, for the live progress line.
+    pub fn counts(&self) -> [u64; 4] {
+        [&self.sent, &self.acked, &self.delivered, &self.expected].map(|a| a.load(Ordering::Relaxed))
     }
 
     pub fn expected(&self) -> u64 {

@@ -86,12 +86,14 @@ async fn drive(
         let task = client::run(member, socket, send, progress.clone(), stop.clone(), finish.clone());
         tasks.spawn(task);
     }
+    let live = tokio::spawn(crate::live::show(progress.clone(), end - epoch, finish.clone()));
     tokio::select! {
         _ = tokio::time::sleep_until(end) => {}
         _ = stop.cancelled() => {}
     }
     let settled = settle(&progress, Duration::from_secs(args.settle), &stop).await;
     finish.cancel();
+    let _ = live.await;
     let records = collect(tasks).await;
     let processes = before
         .into_iter()
