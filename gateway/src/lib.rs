@@ -16,6 +16,7 @@ mod conn;
 mod error;
 mod http;
 mod live;
+pub mod memory;
 mod metrics;
 mod publish;
 mod ratelimit;
