@@ -83,9 +83,14 @@ impl Conn {
         self.queue.deliver(frame);
     }
 
+    /// Queues `frame`, encoded, as a live frame.
+    pub fn deliver_frame(&self, frame: &ServerFrame) {
+        self.deliver(Utf8Bytes::from(frame.to_json()));
+    }
+
     /// Queues an `error` frame answering frame `id`.
     pub fn deliver_error(&self, id: Option<String>, code: ErrorCode, message: impl Into<String>) {
-        self.deliver(Utf8Bytes::from(ServerFrame::error(id, code, message).to_json()));
+        self.deliver_frame(&ServerFrame::error(id, code, message));
     }
 
     /// Queues a channel's message unless this socket already got its `seq`; during a sync of

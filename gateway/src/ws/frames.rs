@@ -169,7 +169,7 @@ impl<'a> Frames<'a> {
             }
             Err(refused) => {
                 self.state.metrics.send(SendOutcome::Rejected);
-                self.conn.deliver(Utf8Bytes::from(refused.frame(&id).to_json()));
+                self.conn.deliver_frame(&refused.frame(&id));
             }
         }
         Flow::Continue
@@ -194,7 +194,7 @@ impl<'a> Frames<'a> {
                     changes::publish(self.state, user, id.clone(), channel, message, change).await;
                 self.pending.push(Box::pin(change_answer(published, id, channel, message)));
             }
-            Err(refused) => self.conn.deliver(Utf8Bytes::from(refused.frame(&id).to_json())),
+            Err(refused) => self.conn.deliver_frame(&refused.frame(&id)),
         }
         Flow::Continue
     }
@@ -212,7 +212,7 @@ impl<'a> Frames<'a> {
                 (ServerFrame::error(id, ErrorCode::Unauthorized, message), Flow::Continue)
             }
         };
-        self.conn.deliver(Utf8Bytes::from(frame.to_json()));
+        self.conn.deliver_frame(&frame);
         flow
     }
 
@@ -253,7 +253,7 @@ impl<'a> Frames<'a> {
             }
             Err(_) => {
                 let frame = ServerFrame::rate_limited(id, "syncs_per_socket", 1000);
-                self.conn.deliver(Utf8Bytes::from(frame.to_json()));
+                self.conn.deliver_frame(&frame);
             }
         }
         Flow::Continue

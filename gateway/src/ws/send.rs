@@ -145,7 +145,7 @@ impl SendLimits {
             return LimitCheck::Pass;
         };
         let frame = ServerFrame::rate_limited(Some(id.0.clone()), limit, retry_after_ms);
-        conn.deliver(Utf8Bytes::from(frame.to_json()));
+        conn.deliver_frame(&frame);
         // A strike is a send past the sender's own limit arriving after the first refusal
         // could have been read (not a burst in flight, not other users filling the channel's
         // window).

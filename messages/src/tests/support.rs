@@ -5,7 +5,7 @@
 use shared::events::{Change, StreamChange, StreamMessage};
 use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
 use shared::local::postgres::LocalPostgres;
-use shared::local::process::{ChildProcess, find_executable, free_port_on, random_loopback};
+use shared::local::process::{ChildProcess, free_port_on, random_loopback};
 use shared::protocol::{ContentType, SenderView};
 use shared::snowflake::SnowflakeGenerator;
 use sqlx::PgPool;
@@ -64,11 +64,7 @@ impl TestNats {
         let dir = tempfile::Builder::new().prefix("messages-nats-").tempdir().expect("temporary directory");
         let host = random_loopback();
         let port = free_port_on(host);
-        let binary = find_executable("nats-server", "CHAT_NATS_SERVER", &[]).expect("nats-server installed");
-        let mut command = std::process::Command::new(binary);
-        command.args(["-a", &host.to_string(), "-p", &port.to_string(), "-js", "-sd"]).arg(dir.path());
-        let process =
-            ChildProcess::spawn("nats", command, &dir.path().join("nats.log")).expect("nats starts");
+        let process = shared::local::nats::start_single_node(dir.path(), host, port).expect("nats starts");
         let url = format!("nats://{host}:{port}");
         assert!(
             shared::local::nats::wait_jetstream(std::slice::from_ref(&url), WAIT).await,

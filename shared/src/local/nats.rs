@@ -1,10 +1,29 @@
-//! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`.
+//! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`;
+//! and a single node, for tests that need no cluster.
 
 use super::process::{ChildProcess, ProcessError, find_executable, free_ports_on};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+/// A single JetStream node with its files in `dir`, for tests that need no cluster. Its
+/// storage limit is far above the disk: every stream reserves
+/// its `max_bytes` (10 GiB) against it, and a test process creates many streams.
+pub fn start_single_node(dir: &Path, host: Ipv4Addr, port: u16) -> Result<ChildProcess, ProcessError> {
+    let setup = |e: std::io::Error| ProcessError::Setup(format!("nats dir {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir.join("jetstream")).map_err(setup)?;
+    let config = format!(
+        "server_name: test\nhost: \"{host}\"\nport: {port}\njetstream {{\n  store_dir: \"{}\"\n  \
+         max_file_store: 100TB\n  max_memory_store: 1GB\n}}\n",
+        dir.join("jetstream").display()
+    );
+    let config_path = dir.join("nats.conf");
+    std::fs::write(&config_path, config).map_err(setup)?;
+    let mut command = Command::new(find_executable("nats-server", "CHAT_NATS_SERVER", &[])?);
+    command.arg("-c").arg(&config_path);
+    ChildProcess::spawn("nats", command, &dir.join("nats.log"))
+}
 
 const TEMPLATE: &str = include_str!("../../../nats/node.conf.template");
 

@@ -74,7 +74,7 @@ impl TestServers {
         mut pids: std::fs::File,
         lifeline: std::process::ChildStdin,
     ) -> Result<Self, ProcessError> {
-        let nats = start_nats(&dir.join("nats"), host, nats_port)?;
+        let nats = super::nats::start_single_node(&dir.join("nats"), host, nats_port)?;
         record(&mut pids, "KILL", &nats);
         let (postgres_dir, redis_dir) = (dir.join("postgres"), dir.join("redis"));
         copy_template_cluster(&postgres_dir)?;
@@ -203,23 +203,6 @@ fn remove_dead_runs(root: &Path) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
-}
-
-/// A single JetStream node. Its storage limit is far above the disk: every stream reserves
-/// its `max_bytes` (10 GiB) against it, and a test process creates many streams.
-fn start_nats(dir: &Path, host: Ipv4Addr, port: u16) -> Result<ChildProcess, ProcessError> {
-    let setup = |e: std::io::Error| ProcessError::Setup(format!("nats dir {}: {e}", dir.display()));
-    std::fs::create_dir_all(dir.join("jetstream")).map_err(setup)?;
-    let config = format!(
-        "server_name: test\nhost: \"{host}\"\nport: {port}\njetstream {{\n  store_dir: \"{}\"\n  \
-         max_file_store: 100TB\n  max_memory_store: 1GB\n}}\n",
-        dir.join("jetstream").display()
-    );
-    let config_path = dir.join("nats.conf");
-    std::fs::write(&config_path, config).map_err(setup)?;
-    let mut command = Command::new(find_executable("nats-server", "CHAT_NATS_SERVER", &[])?);
-    command.arg("-c").arg(&config_path);
-    ChildProcess::spawn("nats", command, &dir.join("nats.log"))
 }
 
 /// Puts an initialised Postgres cluster in `dir/data` (where `LocalPostgres::start` looks for
