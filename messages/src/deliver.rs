@@ -13,7 +13,7 @@ use shared::protocol::{ChangeRejectedPayload, ChangeRejection, MessageView, Serv
 use shared::subjects::Subjects;
 use std::collections::HashMap;
 
-/// Publishes the delivery of every persisted message of a batch and flushes once. A message
+/// Publishes the delivery of every persisted message of a batch (the caller flushes). A message
 /// an earlier delivery stored is announced again as it is stored now (its id and `seq`, and
 /// edited or deleted if it was since): gateways drop what they have already forwarded, and
 /// one that missed it gets it now, in the state `sync` would give.
@@ -56,12 +56,11 @@ pub async fn announce(
         let payload = serde_json::to_vec(&view)?;
         nats.publish_with_headers(subjects.deliver(row.channel_id), headers, payload.into()).await?;
     }
-    nats.flush().await?;
     Ok(())
 }
 
-/// Publishes the delivery of an applied change (its frame, with the `Chat-Frame` header) and
-/// flushes.
+/// Publishes the delivery of an applied change (its frame, with the `Chat-Frame` header; the
+/// caller flushes).
 pub async fn announce_change(
     nats: &async_nats::Client,
     subjects: &Subjects,
@@ -77,12 +76,11 @@ pub async fn announce_change(
     }
     let payload = bytes::Bytes::from(change.frame.clone());
     nats.publish_with_headers(subjects.deliver(change.channel_id), headers, payload).await?;
-    nats.flush().await?;
     Ok(())
 }
 
 /// Tells the sockets of a change's author, wherever they are connected, that it was not
-/// applied (`change.rejected` naming its `id`), and flushes. Best effort, like every live
+/// applied (`change.rejected` naming its `id`; the caller flushes). Best effort, like every live
 /// frame: a socket connected later does not get it.
 pub async fn announce_rejection(
     nats: &async_nats::Client,
@@ -99,6 +97,5 @@ pub async fn announce_rejection(
         },
     };
     shared::events::publish_to_user(nats, subjects, change.actor, &frame).await?;
-    nats.flush().await?;
     Ok(())
 }

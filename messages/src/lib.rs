@@ -7,6 +7,7 @@ mod changes;
 mod dead_letter;
 mod deliver;
 mod deps;
+mod finish;
 mod metrics;
 mod partition;
 mod persist;

@@ -1,11 +1,13 @@
 //! One partition's loop: pull from its consumer in the `workers` priority group (the server
 //! pins the partition to one worker process at a time, which keeps per-channel order with
-//! several workers), take whatever has arrived as one batch, and run [`step`] on it.
+//! several workers), take whatever has arrived as one batch, and run [`step`] on it; the
+//! step's [`Finish`] (announce, then acknowledge) goes to the partition's [`Finisher`], so the
+//! loop persists the next batch while the last one is announced and acknowledged.
 
 use crate::changes::apply_change;
 use crate::dead_letter::dead_letter;
-use crate::deliver::{announce, announce_change, announce_rejection};
 use crate::deps::Deps;
+use crate::finish::{Announcement, Finish, Finisher};
 use crate::metrics::DeadLetterReason;
 use crate::persist::{PersistBatch, PersistedMessage, persist_batch};
 use async_nats::jetstream::{AckKind, Message, consumer::PullConsumer};
@@ -22,6 +24,19 @@ use tokio_util::sync::CancellationToken;
 const PULL_EXPIRY: Duration = Duration::from_secs(5);
 
 pub async fn run(deps: Arc<Deps>, partition: Partition, consumer: PullConsumer, shutdown: CancellationToken) {
+    let finisher = Finisher::start(deps.clone());
+    pull_until_shutdown(&deps, partition, &consumer, &finisher, &shutdown).await;
+    // What was committed is announced and acknowledged before the partition stops.
+    finisher.close().await;
+}
+
+async fn pull_until_shutdown(
+    deps: &Deps,
+    partition: Partition,
+    consumer: &PullConsumer,
+    finisher: &Finisher,
+    shutdown: &CancellationToken,
+) {
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
         let messages = consumer
@@ -36,7 +51,7 @@ pub async fn run(deps: Arc<Deps>, partition: Partition, consumer: PullConsumer, 
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(partition = partition.0, %error, "cannot pull; retrying");
-                backoff.wait(&shutdown).await;
+                backoff.wait(shutdown).await;
                 continue;
             }
         };
@@ -57,17 +72,23 @@ pub async fn run(deps: Arc<Deps>, partition: Partition, consumer: PullConsumer, 
             }
             // A step that fails is retried until it succeeds or shutdown: the batch stays
             // unacknowledged, so nothing after it in the partition gets ahead of it.
-            while let Err(error) = step(&deps, partition, &messages).await {
-                tracing::warn!(partition = partition.0, %error, "persisting batch failed; retrying");
+            let finish = loop {
+                match step(deps, partition, &messages).await {
+                    Ok(finish) => break finish,
+                    Err(error) => {
+                        tracing::warn!(partition = partition.0, %error, "persisting batch failed; retrying");
+                    }
+                }
                 for message in &messages {
                     let _ = message.ack_with(AckKind::Progress).await;
                 }
                 if shutdown.is_cancelled() {
                     return;
                 }
-                backoff.wait(&shutdown).await;
-            }
+                backoff.wait(shutdown).await;
+            };
             backoff.reset();
+            finisher.hand(finish).await;
         }
     }
 }
@@ -80,14 +101,16 @@ pub enum StepError {
     DeadLetter(#[from] crate::dead_letter::DeadLetterError),
 }
 
-/// Handles one fetched batch, in stream order: each run of new messages is persisted in one
+/// Stores one fetched batch, in stream order: each run of new messages is persisted in one
 /// transaction, each change (edit, delete, reaction) in one of its own after the messages
-/// before it. Order of effects per run: write (with the dedup key) → commit → announce → ack;
-/// never ack first. Anything that can never be stored goes to the dead-letter stream (see
+/// before it. Returns what is left to do, in order: announce, then acknowledge (see
+/// [`crate::finish`]): write (with the dedup key) → commit → announce → ack, never ack
+/// first. Anything that can never be stored goes to the dead-letter stream (see
 /// [`persist_isolating`]); any other failure is returned and the batch retried (what was
-/// committed is skipped as stored).
-pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Result<(), StepError> {
+/// committed is skipped as stored, and announced again by the retry's finish).
+pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Result<Finish, StepError> {
     let dead_letters = deps.subjects.dead_letter(partition);
+    let mut finish = Finish::default();
     let mut run: Vec<(&Message, StreamMessage)> = Vec::new();
     for message in messages {
         if message.info().is_ok_and(|info| info.delivered > 1) {
@@ -101,8 +124,8 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
         match decoded {
             Ok(Entry::Message(decoded)) => run.push((message, decoded)),
             Ok(Entry::Change(change)) => {
-                persist_run(deps, &dead_letters, std::mem::take(&mut run)).await?;
-                apply_one(deps, &dead_letters, message, &change).await?;
+                persist_run(deps, &dead_letters, std::mem::take(&mut run), &mut finish).await?;
+                apply_one(deps, &dead_letters, message, change, &mut finish).await?;
             }
             // Gateways only publish what they encoded themselves; anything else never
             // becomes valid.
@@ -120,7 +143,8 @@ pub async fn step(deps: &Deps, partition: Partition, messages: &[Message]) -> Re
             }
         }
     }
-    persist_run(deps, &dead_letters, run).await
+    persist_run(deps, &dead_letters, run, &mut finish).await?;
+    Ok(finish)
 }
 
 enum Entry {
@@ -128,11 +152,13 @@ enum Entry {
     Change(StreamChange),
 }
 
-/// Persists a run of new messages in one transaction, announces them, then acknowledges them.
+/// Persists a run of new messages in one transaction; their announcement and acks go into
+/// `finish`.
 async fn persist_run(
     deps: &Deps,
     dead_letters: &str,
     run: Vec<(&Message, StreamMessage)>,
+    finish: &mut Finish,
 ) -> Result<(), StepError> {
     if run.is_empty() {
         return Ok(());
@@ -152,40 +178,34 @@ async fn persist_run(
         .zip(&batch.messages)
         .filter_map(|(message, decoded)| Some((decoded.dedup_key(), trace_of(message)?.to_owned())))
         .collect();
-    if let Err(error) = announce(&deps.nats, &deps.subjects, &batch.messages, &persisted, &traces).await {
-        // Stored and committed: gateways fill what they missed from Postgres, so the batch is
-        // still acknowledged rather than stored again.
-        tracing::warn!(%error, "announcing deliveries failed");
-    }
-    acknowledge(&sources).await;
+    finish.acks.extend(sources.into_iter().cloned());
+    finish.announcements.push(Announcement::Messages { batch: batch.messages, persisted, traces });
     Ok(())
 }
 
-/// Applies one change in its own transaction, announces it if it took a `seq`, then
-/// acknowledges it. A change Postgres refuses outright is dead-lettered.
+/// Applies one change in its own transaction; its announcement (if it took a `seq`, or its
+/// rejection) and its ack go into `finish`. A change Postgres refuses outright is
+/// dead-lettered.
 async fn apply_one(
     deps: &Deps,
     dead_letters: &str,
     source: &Message,
-    change: &StreamChange,
+    change: StreamChange,
+    finish: &mut Finish,
 ) -> Result<(), StepError> {
-    match apply_change(&deps.db, change).await {
+    match apply_change(&deps.db, &change).await {
         Ok(Ok(applied)) => {
             if applied.fresh {
                 deps.metrics.change(change.change.kind(), "applied");
             }
-            if let Err(error) = announce_change(&deps.nats, &deps.subjects, &applied, trace_of(source)).await
-            {
-                tracing::warn!(%error, "announcing a change failed");
-            }
+            let trace = trace_of(source).map(str::to_owned);
+            finish.announcements.push(Announcement::Change { applied, trace });
         }
         Ok(Err(ignored)) => {
             tracing::debug!(channel = %change.channel_id, reason = ignored.as_str(), "change ignored");
             deps.metrics.change(change.change.kind(), ignored.as_str());
-            if let Some(reason) = ignored.rejection(&change.change)
-                && let Err(error) = announce_rejection(&deps.nats, &deps.subjects, change, reason).await
-            {
-                tracing::warn!(%error, "telling the author of a rejected change failed");
+            if let Some(reason) = ignored.rejection(&change.change) {
+                finish.announcements.push(Announcement::Rejection { change, reason });
             }
         }
         Err(error) if error.is_permanent() => {
@@ -196,22 +216,12 @@ async fn apply_one(
         }
         Err(error) => return Err(error.into()),
     }
-    acknowledge(&[source]).await;
+    finish.acks.push(source.clone());
     Ok(())
 }
 
 fn trace_of(message: &Message) -> Option<&str> {
     Some(message.headers.as_ref()?.get(TRACE_HEADER)?.as_str())
-}
-
-/// Every message is acknowledged on its own (ack policy "explicit"): a cumulative ack would
-/// also acknowledge a message lost on its way to this worker. Double acks, all in flight at
-/// once: each waits for the server to confirm.
-async fn acknowledge(sources: &[&Message]) {
-    let acks = futures::future::join_all(sources.iter().map(|m| m.double_ack())).await;
-    if let Some(error) = acks.into_iter().find_map(Result::err) {
-        tracing::warn!(%error, "ack not confirmed; the message may be redelivered and skipped as stored");
-    }
 }
 
 /// Persists the batch in one transaction. If Postgres refuses its data, persists the messages

@@ -48,6 +48,36 @@ async fn one_step_stores_a_batch_announces_it_in_seq_order_and_acks_it() {
 }
 
 #[tokio::test]
+async fn steps_handed_to_the_finisher_are_announced_in_stream_order_and_all_acked_by_its_close() {
+    let mut worker = TestWorker::start().await;
+    let db = worker.db.pool.clone();
+    let alice = user(&db, "alice").await;
+    let c = channel(&db, &[(&alice, "owner")]).await;
+    let mut deliveries = worker.watch(worker.deps.subjects.deliver(c)).await;
+    let ids: Vec<String> = (1..=9).map(|i| format!("m{i}")).collect();
+    for id in &ids {
+        worker.publish(&send(c, &alice, id)).await;
+    }
+
+    // Three batches stored one after the other, each handed on before the next is stored.
+    let finisher = crate::finish::Finisher::start(worker.deps.clone());
+    for _ in 0..3 {
+        let batch = worker.pull(3).await;
+        let finish = crate::partition::step(&worker.deps, shared::subjects::Partition(0), &batch)
+            .await
+            .expect("step succeeds");
+        assert_eq!(finish.acks.len(), 3);
+        finisher.hand(finish).await;
+    }
+    finisher.close().await;
+
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    assert_eq!(stored(&db, c).await, numbered(1, &ids));
+    assert_eq!(delivered(&worker.seen(&mut deliveries).await), numbered(1, &ids));
+    assert_eq!(worker.pending().await, (0, 0), "every batch acknowledged once the finisher closed");
+}
+
+#[tokio::test]
 async fn a_step_dead_letters_what_can_never_be_stored_drops_what_has_no_channel_and_stores_the_rest() {
     let mut worker = TestWorker::start().await;
     let db = worker.db.pool.clone();

@@ -12,6 +12,7 @@ use shared::events::{CHANGE_HEADER, StreamChange, StreamMessage};
 use shared::ids::ChannelId;
 use shared::streams::WORKER_GROUP;
 use shared::subjects::{Partition, Subjects};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Header of the message an observer publishes after the step: everything announced before it
@@ -19,7 +20,7 @@ use std::time::Duration;
 const END_HEADER: &str = "Test-End";
 
 pub struct TestWorker {
-    pub deps: Deps,
+    pub deps: Arc<Deps>,
     pub consumer: PullConsumer,
     pulls: pull::Stream,
     /// A client of its own that watches core NATS subjects.
@@ -51,7 +52,7 @@ impl TestWorker {
         let metrics = WorkerMetrics::register(&mut prometheus_client::registry::Registry::default());
         let subjects = Subjects::new(&config.nats.subject_prefix);
         let observer = async_nats::connect(&nats.url).await.expect("connects to NATS");
-        let deps = Deps { nats: client, js, metrics, db: db.pool.clone(), subjects, config };
+        let deps = Arc::new(Deps { nats: client, js, metrics, db: db.pool.clone(), subjects, config });
         Self { deps, consumer, pulls, observer, db, _nats: nats }
     }
 
@@ -88,9 +89,10 @@ impl TestWorker {
         batch
     }
 
-    /// One step of the partition loop over `batch`.
+    /// One step of the partition loop over `batch`, and its finish (announce, acknowledge).
     pub async fn step(&self, batch: &[Message]) {
-        crate::partition::step(&self.deps, Partition(0), batch).await.expect("step succeeds");
+        let finish = crate::partition::step(&self.deps, Partition(0), batch).await.expect("step succeeds");
+        crate::finish::finish(&self.deps, finish).await;
     }
 
     /// The consumer's `(num_pending, num_ack_pending)`: not yet delivered, and delivered but
