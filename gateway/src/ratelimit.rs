@@ -6,9 +6,14 @@
 //!
 //! Redis down or slow (past `limits.redis_timeout`): every limit fails open — chat keeps
 //! working, bounded per socket anyway — and `chat_gateway_rate_limiter_errors_total` counts it.
+//!
+//! Every check goes over one multiplexed connection that reconnects by itself (the `redis`
+//! crate's `ConnectionManager`): calls from every socket are pipelined on it, one round trip
+//! each. A pool checkout would cost a second one, since deadpool-redis pings each connection
+//! it hands out.
 
 use crate::metrics::GatewayMetrics;
-use deadpool_redis::redis::Script;
+use deadpool_redis::redis::{self, Script, aio::ConnectionManager};
 use shared::config::{LimitsConfig, Rate};
 use shared::ids::{ChannelId, UserId};
 use std::sync::{Arc, LazyLock};
@@ -84,10 +89,10 @@ pub enum Verdict {
     Limited { limit: &'static str, retry_after_ms: u64 },
 }
 
-/// Cheap to clone: the pool and metrics are shared.
+/// Cheap to clone: the connection and metrics are shared.
 #[derive(Clone)]
 pub struct RateLimiter {
-    redis: deadpool_redis::Pool,
+    redis: ConnectionManager,
     config: LimitsConfig,
     /// Keys live under `<prefix>:rl:`; the NATS subject prefix, so cells sharing a Redis
     /// (tests) keep apart.
@@ -96,13 +101,20 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
+    /// A limiter on the Redis at `url`; it connects on first use (a Redis down at start only
+    /// makes the first checks fail open).
     pub fn new(
-        redis: deadpool_redis::Pool,
+        url: &str,
         config: LimitsConfig,
         prefix: &str,
         metrics: Arc<GatewayMetrics>,
-    ) -> Self {
-        Self { redis, config, prefix: prefix.to_owned(), metrics }
+    ) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let options = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout));
+        let redis = ConnectionManager::new_lazy_with_config(client, options)?;
+        Ok(Self { redis, config, prefix: prefix.to_owned(), metrics })
     }
 
     pub fn config(&self) -> &LimitsConfig {
@@ -148,12 +160,10 @@ impl RateLimiter {
     pub async fn release_socket(&self, user: UserId, socket: &str) {
         let mut command = deadpool_redis::redis::cmd("ZREM");
         command.arg(self.sockets_key(user)).arg(socket);
-        let released = tokio::time::timeout(self.config.redis_timeout, async {
-            let mut conn = self.redis.get().await.ok()?;
-            command.query_async::<i64>(&mut conn).await.ok()
-        })
-        .await;
-        if !matches!(released, Ok(Some(_))) {
+        let mut conn = self.redis.clone();
+        let released =
+            tokio::time::timeout(self.config.redis_timeout, command.query_async::<i64>(&mut conn)).await;
+        if !matches!(released, Ok(Ok(_))) {
             // It expires with its lease.
             self.metrics.rate_limiter_error();
         }
@@ -201,11 +211,8 @@ impl RateLimiter {
         &self,
         call: &deadpool_redis::redis::ScriptInvocation<'_>,
     ) -> Option<T> {
-        let result = tokio::time::timeout(self.config.redis_timeout, async {
-            let mut conn = self.redis.get().await.map_err(|e| e.to_string())?;
-            call.invoke_async::<T>(&mut conn).await.map_err(|e| e.to_string())
-        })
-        .await;
+        let mut conn = self.redis.clone();
+        let result = tokio::time::timeout(self.config.redis_timeout, call.invoke_async::<T>(&mut conn)).await;
         match result {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {

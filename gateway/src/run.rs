@@ -36,6 +36,8 @@ pub enum GatewayError {
     Db(#[from] shared::db::DbSetupError),
     #[error("redis: {0}")]
     Redis(#[from] deadpool_redis::CreatePoolError),
+    #[error("redis: {0}")]
+    RedisUrl(#[from] deadpool_redis::redis::RedisError),
     #[error(transparent)]
     NodeId(#[from] shared::snowflake::NodeIdOutOfRange),
     #[error("serving: {0}")]
@@ -205,11 +207,11 @@ async fn build(
     let fanout =
         Fanout::new(c.nats.clone(), c.db.clone(), subjects.clone(), metrics.clone(), shutdown.clone());
     let limiter = RateLimiter::new(
-        c.redis.clone(),
+        config.redis.url.expose_secret(),
         config.limits.clone(),
         &config.nats.subject_prefix,
         metrics.clone(),
-    );
+    )?;
     let sockets = TaskTracker::new();
     let sessions = Sessions::new(
         tokens,
