@@ -40,7 +40,7 @@ pub fn write(f: &mut Formatter<'_>, baselines: &Baselines, scenario: Option<Scen
         worker_line(f, worker)?;
     }
     match scenario {
-        Some(load) => ratios(f, baselines, load),
+        Some(load) => ratios(f, baselines, setup.inflight, load),
         None => write!(f, "    no scenario ran (--baseline-only): no ratios"),
     }
 }
@@ -130,9 +130,9 @@ fn ratio(value: Option<f64>) -> String {
     value.map_or("—".to_owned(), |r| format!("{r:.3}"))
 }
 
-fn ratios(f: &mut Formatter<'_>, b: &Baselines, load: ScenarioLoad) -> fmt::Result {
+fn ratios(f: &mut Formatter<'_>, b: &Baselines, inflight: usize, load: ScenarioLoad) -> fmt::Result {
     let r = &b.ratios;
-    writeln!(f, "    ratios (issue 14's targets):")?;
+    writeln!(f, "    ratios (issue 14's targets; (a) and (b) ran {inflight} in flight):")?;
     let many = "at ≈1,000 sends in flight";
     writeln!(
         f,
