@@ -1,8 +1,9 @@
 //! The command line: targets, scenario, rates, bounds and outputs, with their limits.
 
+use crate::baseline::{AckMode, BaselineKind};
 use crate::error::LoadgenError;
 use clap::{Parser, ValueEnum};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::path::PathBuf;
 
 /// Upper bounds of the flags, so a typo cannot open a million sockets or run for a day.
@@ -12,18 +13,25 @@ pub const MAX_SETTLE_SECS: u64 = 600;
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 pub const MAX_WINDOW: usize = 10_000;
 pub const MAX_RATE: f64 = 1_000_000.0;
+pub const MAX_BASELINE_MESSAGES: usize = 1_000_000;
+pub const MAX_BASELINE_INFLIGHT: usize = 10_000;
+pub const MAX_INSERT_CONCURRENCY: usize = 16;
+pub const MAX_PARTITIONS: u16 = 1_024;
+pub const MAX_REPLICAS: usize = 5;
+pub const MAX_ACK_BATCHES: usize = 64;
 
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
     name = "loadgen",
     about = "Open-loop load against a chat cell, with latency percentiles and a loss/duplicate/order verdict.",
     after_help = "Scenarios dm-storm and reconnect-storm are accepted but not implemented yet (exit 2).\n\
-                  Exit status: 0 clean verdict, 1 lost/duplicated/reordered/gaps > 0, 2 error."
+                  Exit status: 0 clean verdict, 1 lost/duplicated/reordered/gaps > 0 (or a baseline\n\
+                  that lost, duplicated or left something), 2 error (a baseline that failed included)."
 )]
 pub struct Args {
     /// REST base URL of a gateway (e.g. http://10.0.0.5:8080); repeat for several, clients are
     /// spread round robin; the WebSocket URL is derived (ws://host:port/ws).
-    #[arg(long = "gateway", value_name = "URL", required_unless_present = "local")]
+    #[arg(long = "gateway", value_name = "URL", required_unless_present_any = ["local", "baseline_only"])]
     pub gateways: Vec<String>,
     /// Start a local cell (needs the gateway and messages binaries next to this one, or in
     /// CHAT_BIN_DIR) and target it.
@@ -69,6 +77,47 @@ pub struct Args {
     /// Write the result as JSON here.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Baselines measured after the scenario on the same servers, a comma list: publish (raw
+    /// JetStream publish), consume (the same plus a pull consumer per partition), insert
+    /// (plain UNNEST inserts of 1,000-row batches).
+    #[arg(long = "baseline", value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub baselines: Vec<BaselineKind>,
+    /// Only the baselines, no scenario (with --local: on a local cell's servers).
+    #[arg(long, conflicts_with = "gateways")]
+    pub baseline_only: bool,
+    /// Messages each of publish and consume publishes, and rows insert inserts.
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub baseline_messages: usize,
+    /// Publishes awaiting their PubAck at any time (publish, consume).
+    #[arg(long, default_value_t = 1_024, value_name = "W")]
+    pub baseline_inflight: usize,
+    /// How the consume baseline acks: double (double_ack, waits for the server's confirmation
+    /// on a subscription per message, as this tree's worker does), request (confirmed, as a
+    /// request on the client's one reply subscription) or plain (not confirmed).
+    #[arg(long, value_enum, default_value_t = AckMode::Double)]
+    pub baseline_ack: AckMode,
+    /// Batches per consumer whose acks are in flight at once while the next batch is taken
+    /// (1: each batch's acks before the next, as this tree's worker does).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub baseline_ack_batches: usize,
+    /// Insert loops at once (the worker has one per partition, each one batch at a time).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub baseline_insert_concurrency: usize,
+    /// Partitions of the scratch streams (one consumer each): by default the local cell's,
+    /// else 16 (the cell's default).
+    #[arg(long, value_name = "P")]
+    pub baseline_partitions: Option<u16>,
+    /// Replicas of the scratch streams (3 in a real cell; needs as many NATS nodes).
+    #[arg(long, default_value_t = 3, value_name = "R")]
+    pub baseline_replicas: usize,
+    /// NATS URL for the publish and consume baselines; repeatable. Not with --local.
+    #[arg(long = "nats", value_name = "URL", conflicts_with = "local")]
+    pub nats: Vec<String>,
+    /// Postgres URL for the insert baseline; its database needs the cell's `messages` table
+    /// (migrated). Not with --local. Written to --out without its password.
+    #[arg(long, value_name = "URL", conflicts_with = "local")]
+    #[serde(serialize_with = "without_password")]
+    pub postgres: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -108,6 +157,176 @@ impl Args {
         if self.local && !(1..=8).contains(&self.local_gateways) {
             return bad("--local-gateways must be in 1..=8");
         }
-        Ok(())
+        self.validate_baselines()
+    }
+
+    fn validate_baselines(&self) -> Result<(), LoadgenError> {
+        let bad = |what: &str| Err(LoadgenError::Args(what.to_owned()));
+        if self.baseline_only && self.baselines.is_empty() {
+            return bad("--baseline-only needs --baseline");
+        }
+        if !(1..=MAX_BASELINE_MESSAGES).contains(&self.baseline_messages) {
+            return bad("--baseline-messages must be in 1..=1000000");
+        }
+        if !(1..=MAX_BASELINE_INFLIGHT).contains(&self.baseline_inflight) {
+            return bad("--baseline-inflight must be in 1..=10000");
+        }
+        if !(1..=MAX_ACK_BATCHES).contains(&self.baseline_ack_batches) {
+            return bad("--baseline-ack-batches must be in 1..=64");
+        }
+        if !(1..=MAX_INSERT_CONCURRENCY).contains(&self.baseline_insert_concurrency) {
+            return bad("--baseline-insert-concurrency must be in 1..=16");
+        }
+        if self.baseline_partitions.is_some_and(|p| !(1..=MAX_PARTITIONS).contains(&p)) {
+            return bad("--baseline-partitions must be in 1..=1024");
+        }
+        if !(1..=MAX_REPLICAS).contains(&self.baseline_replicas) {
+            return bad("--baseline-replicas must be in 1..=5");
+        }
+        if self.local {
+            return Ok(());
+        }
+        let kinds = self.baseline_kinds();
+        let nats = kinds.iter().any(|k| k.needs_nats());
+        let postgres = kinds.contains(&BaselineKind::Insert);
+        match (nats, self.nats.is_empty(), postgres, self.postgres.is_some()) {
+            (true, true, _, _) => bad("--baseline publish/consume needs --nats URL (or --local)"),
+            (false, false, _, _) => bad("--nats is only used by --baseline publish/consume"),
+            (_, _, true, false) => bad("--baseline insert needs --postgres URL (or --local)"),
+            (_, _, false, true) => bad("--postgres is only used by --baseline insert"),
+            _ => Ok(()),
+        }
+    }
+
+    /// The baselines asked for, each once, in the order they run: publish, consume, insert.
+    pub fn baseline_kinds(&self) -> Vec<BaselineKind> {
+        let mut kinds = self.baselines.clone();
+        kinds.sort_unstable();
+        kinds.dedup();
+        kinds
+    }
+}
+
+/// A URL with the password of its user info, and any `password=` parameter, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{user_info}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{authority}{tail}")
+}
+
+fn without_password<S: Serializer>(url: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact).serialize(serializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(flags: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(["loadgen"].iter().chain(flags))
+    }
+
+    fn valid(flags: &[&str]) -> bool {
+        args(flags).is_ok_and(|a| a.validate().is_ok())
+    }
+
+    #[test]
+    fn baselines_are_a_comma_list_run_once_each_in_order() {
+        let a = args(&["--local", "--baseline", "insert,publish,insert", "--baseline", "consume"])
+            .expect("parses");
+        use BaselineKind::*;
+        assert_eq!(a.baseline_kinds(), vec![Publish, Consume, Insert]);
+        assert!(args(&["--local", "--baseline", "publish,bogus"]).is_err());
+    }
+
+    #[test]
+    fn defaults_are_the_issues() {
+        let a = args(&["--local", "--baseline", "consume"]).expect("parses");
+        assert_eq!((a.baseline_messages, a.baseline_inflight), (20_000, 1_024));
+        assert_eq!(
+            (a.baseline_ack, a.baseline_ack_batches, a.baseline_insert_concurrency),
+            (AckMode::Double, 1, 1)
+        );
+        assert!(a.validate().is_ok());
+    }
+
+    #[test]
+    fn baseline_flags_are_bounded() {
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-messages", "0"]));
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-messages", "1000001"]));
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-inflight", "0"]));
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-inflight", "10001"]));
+        assert!(!valid(&["--local", "--baseline", "insert", "--baseline-insert-concurrency", "17"]));
+        assert!(!valid(&["--local", "--baseline", "consume", "--baseline-ack-batches", "0"]));
+        assert!(!valid(&["--local", "--baseline", "consume", "--baseline-ack-batches", "65"]));
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-partitions", "0"]));
+        assert!(!valid(&["--local", "--baseline", "publish", "--baseline-replicas", "6"]));
+        assert!(valid(&["--local", "--baseline", "publish", "--baseline-inflight", "10000"]));
+    }
+
+    #[test]
+    fn a_baseline_needs_its_server() {
+        let g = ["--gateway", "http://127.0.0.1:1"];
+        let with = |more: &[&'static str]| valid(&[&g[..], more].concat());
+        assert!(!with(&["--baseline", "publish"]));
+        assert!(with(&["--baseline", "publish", "--nats", "nats://127.0.0.1:4222"]));
+        assert!(!with(&["--baseline", "publish,insert", "--nats", "nats://127.0.0.1:4222"]));
+        assert!(with(&["--baseline", "insert", "--postgres", "postgres://u@127.0.0.1/chat"]));
+        assert!(!with(&["--nats", "nats://127.0.0.1:4222"]));
+        assert!(!with(&["--baseline", "consume", "--nats", "n", "--postgres", "p"]));
+        assert!(args(&["--local", "--baseline", "publish", "--nats", "nats://127.0.0.1:4222"]).is_err());
+    }
+
+    #[test]
+    fn baseline_only_needs_baselines_and_no_gateway() {
+        assert!(valid(&[
+            "--baseline-only",
+            "--baseline",
+            "insert",
+            "--postgres",
+            "postgres://127.0.0.1/chat"
+        ]));
+        assert!(valid(&["--local", "--baseline-only", "--baseline", "publish"]));
+        assert!(!valid(&["--local", "--baseline-only"]));
+        assert!(
+            args(&["--baseline-only", "--gateway", "http://127.0.0.1:1", "--baseline", "publish"]).is_err()
+        );
+        assert!(args(&["--baseline", "publish"]).is_err(), "a target is still needed");
+    }
+
+    #[test]
+    fn passwords_stay_out_of_the_output() {
+        assert_eq!(redact("postgres://chat:s3cret@db:5432/chat"), "postgres://chat:***@db:5432/chat");
+        assert_eq!(
+            redact("postgres://chat@db/chat?password=x&sslmode=off"),
+            "postgres://chat@db/chat?password=***&sslmode=off"
+        );
+        assert_eq!(redact("postgres://db/chat"), "postgres://db/chat");
+        let a = args(&["--gateway", "g", "--baseline", "insert", "--postgres", "postgres://u:pw@h/d"])
+            .expect("parses");
+        let json = serde_json::to_string(&a).expect("serialises");
+        assert!(json.contains("postgres://u:***@h/d") && !json.contains("pw@"), "{json}");
     }
 }

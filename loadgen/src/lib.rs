@@ -2,9 +2,11 @@
 //! cell, sends open-loop at a fixed rate over real sockets, measures send→ack and send→deliver
 //! latency, and checks every delivery for loss, duplicates and order.
 
+pub mod baseline;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod content;
 pub mod error;
 pub mod live;
 pub mod measure;

@@ -1,5 +1,6 @@
 //! `loadgen`: parses the flags, runs the load until done (or Ctrl-C), prints the summary,
-//! writes `--out`, and exits 0 on a clean verdict, 1 on loss/duplicates/reordering, 2 on error.
+//! writes `--out`, and exits 0 on a clean verdict, 1 on loss/duplicates/reordering (the
+//! baselines' included), 2 on error (a baseline that could not be measured included).
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -30,5 +31,9 @@ async fn main() -> ExitCode {
         eprintln!("loadgen: {e}");
         return ExitCode::from(2);
     }
-    if summary.verdict.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if summary.baselines.failed() {
+        eprintln!("loadgen: a baseline could not be measured (see above)");
+        return ExitCode::from(2);
+    }
+    if summary.clean() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }

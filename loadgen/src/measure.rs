@@ -36,6 +36,7 @@ impl Latency {
         let h = &self.0;
         Percentiles {
             count: h.len(),
+            mean: h.mean() / 1000.0,
             p50: ms(h.value_at_quantile(0.50)),
             p90: ms(h.value_at_quantile(0.90)),
             p99: ms(h.value_at_quantile(0.99)),
@@ -49,6 +50,7 @@ impl Latency {
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Percentiles {
     pub count: u64,
+    pub mean: f64,
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,

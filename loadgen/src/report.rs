@@ -1,5 +1,8 @@
 //! The result of a run: a human summary (`Display`) and the same as JSON for `--out`.
 
+use crate::baseline::Baselines;
+use crate::baseline::display::{self, ScenarioLoad};
+use crate::baseline::figures::ScenarioFigures;
 use crate::check::Verdict;
 use crate::cli::Args;
 use crate::error::LoadgenError;
@@ -12,7 +15,8 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    pub scenario: crate::cli::ScenarioKind,
+    /// None with `--baseline-only`: every scenario figure below is then zero.
+    pub scenario: Option<crate::cli::ScenarioKind>,
     pub params: Args,
     pub targets: Vec<String>,
     pub sockets: usize,
@@ -37,6 +41,8 @@ pub struct Summary {
     pub reconnects: u64,
     pub processes: Vec<ProcDelta>,
     pub verdict: Verdict,
+    /// The same-run baselines (`--baseline`), and the scenario as ratios of them.
+    pub baselines: Baselines,
 }
 
 impl Summary {
@@ -54,6 +60,51 @@ impl Summary {
         self.ack_ms = tally.ack.percentiles();
         self.deliver_ms = tally.deliver.percentiles();
         self.errors = tally.errors.clone();
+    }
+
+    /// A summary of no scenario, for `--baseline-only`.
+    pub fn without_scenario(args: &Args) -> Self {
+        Self {
+            scenario: None,
+            params: args.clone(),
+            targets: Vec::new(),
+            sockets: 0,
+            senders: 0,
+            duration_s: 0.0,
+            settled: true,
+            scheduled: 0,
+            sent: 0,
+            acked: 0,
+            failed: 0,
+            skipped_window_full: 0,
+            unacked: 0,
+            delivered: 0,
+            expected_deliveries: 0,
+            acked_per_s: 0.0,
+            delivered_per_s: 0.0,
+            ack_ms: Percentiles::default(),
+            deliver_ms: Percentiles::default(),
+            errors: BTreeMap::new(),
+            reconnects: 0,
+            processes: Vec::new(),
+            verdict: Verdict::default(),
+            baselines: Baselines::default(),
+        }
+    }
+
+    /// What the baselines' ratios need of the scenario (none when no scenario ran).
+    pub fn scenario_figures(&self) -> Option<ScenarioFigures> {
+        self.scenario?;
+        Some(ScenarioFigures {
+            acked_per_s: self.acked_per_s,
+            ack_p50_ms: self.ack_ms.p50,
+            ack_mean_ms: self.ack_ms.mean,
+        })
+    }
+
+    /// A clean verdict, and every baseline that ran lost, duplicated and left nothing.
+    pub fn clean(&self) -> bool {
+        self.verdict.clean() && self.baselines.clean()
     }
 
     /// Writes the summary as pretty JSON to `path`.
@@ -74,6 +125,10 @@ fn percentiles(f: &mut fmt::Formatter<'_>, name: &str, p: &Percentiles) -> fmt::
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.scenario.is_none() {
+            write!(f, "loadgen: baselines only, no scenario")?;
+            return display::write(f, &self.baselines, None);
+        }
         let kind = serde_json::to_value(self.scenario).ok().and_then(|v| v.as_str().map(str::to_owned));
         writeln!(f, "loadgen: {} on {}", kind.unwrap_or_default(), self.targets.join(", "))?;
         writeln!(
@@ -115,6 +170,8 @@ impl fmt::Display for Summary {
             f,
             "  verdict {word}: lost {} / duplicated {} / reordered {} (gaps {})",
             v.lost, v.duplicated, v.reordered, v.gaps
-        )
+        )?;
+        let kept_up = self.acked == self.scheduled && self.scheduled > 0;
+        display::write(f, &self.baselines, Some(ScenarioLoad { kept_up }))
     }
 }

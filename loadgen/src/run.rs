@@ -1,6 +1,7 @@
 //! One run from start to end: the target (a remote cell or a local one started here), the
 //! scenario built, the sockets connected, the load sent and settled, the records checked.
 
+use crate::baseline::{self, BaselineParams, BaselineServers, Baselines};
 use crate::check;
 use crate::cli::Args;
 use crate::client::{self, SendPlan, SocketRecord};
@@ -11,6 +12,7 @@ use crate::rate::Schedule;
 use crate::report::Summary;
 use crate::scenario::{self, Plan};
 use futures::{StreamExt, TryStreamExt};
+use shared::config::NatsConfig;
 use shared::local::{CellOptions, TestCell};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,28 +27,86 @@ const LEAD_IN: Duration = Duration::from_millis(200);
 /// How long the socket tasks may take to hand back their records once told to finish.
 const FINISH_GRACE: Duration = Duration::from_secs(10);
 
-/// Runs the load the arguments describe; `stop` (Ctrl-C) ends the sending early.
+/// Runs the load the arguments describe, then the baselines asked for; `stop` (Ctrl-C) ends
+/// the sending early and skips the baselines not started yet.
 pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, LoadgenError> {
     args.validate()?;
-    let plan = scenario::plan(&args)?;
+    let plan = if args.baseline_only { None } else { Some(scenario::plan(&args)?) };
     shared::rlimit::raise_open_files();
-    let mut local = None;
-    let (bases, mut pids): (Vec<String>, Vec<u32>) = if args.local {
-        let cell = start_local(&args).await?;
-        let bases: Vec<String> = (0..cell.gateways.len()).map(|g| cell.gateway_url(g)).collect();
-        let pids: Vec<u32> =
-            cell.gateways.iter().filter_map(|g| g.process.as_ref().map(|p| p.pid())).collect();
-        local = Some(cell);
-        (bases, pids)
-    } else {
-        (args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect(), Vec::new())
-    };
-    pids.extend(&args.pids);
-    let result = drive(&args, &plan, &bases, &pids, stop).await;
-    if let Some(mut cell) = local {
+    let run_id = run_id();
+    let mut summary = if args.local {
+        let mut cell = start_local(&args).await?;
+        let summary = on_local_cell(&args, plan.as_ref(), &cell, &stop, &run_id).await;
         cell.stop().await;
+        summary?
+    } else {
+        let bases: Vec<String> = args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect();
+        let mut summary = match &plan {
+            Some(plan) => drive(&args, plan, &bases, &args.pids, stop.clone(), &run_id).await?,
+            None => Summary::without_scenario(&args),
+        };
+        let servers = BaselineServers { nats: args.nats.clone(), postgres: args.postgres.clone() };
+        let partitions = NatsConfig::default().partitions;
+        summary.baselines = measure_baselines(&args, &servers, partitions, &run_id, &stop).await;
+        summary
+    };
+    let scenario = summary.scenario_figures();
+    summary.baselines.relate(scenario);
+    Ok(summary)
+}
+
+/// The scenario on the local cell, its workers' persist figures, then the baselines on the
+/// cell's own NATS cluster and Postgres (its gateways and workers up, and idle).
+async fn on_local_cell(
+    args: &Args,
+    plan: Option<&Plan>,
+    cell: &TestCell,
+    stop: &CancellationToken,
+    run_id: &str,
+) -> Result<Summary, LoadgenError> {
+    let bases: Vec<String> = (0..cell.gateways.len()).map(|g| cell.gateway_url(g)).collect();
+    let mut pids: Vec<u32> =
+        cell.gateways.iter().filter_map(|g| g.process.as_ref().map(|p| p.pid())).collect();
+    pids.extend(&args.pids);
+    let mut summary = match plan {
+        Some(plan) => drive(args, plan, &bases, &pids, stop.clone(), run_id).await?,
+        None => Summary::without_scenario(args),
+    };
+    let worker = match plan.is_some() && !args.baselines.is_empty() {
+        true => baseline::worker::scrape(cell).await,
+        false => None,
+    };
+    let servers = BaselineServers { nats: cell.nats_urls(), postgres: Some(cell.database_url()) };
+    summary.baselines = measure_baselines(args, &servers, cell.options.partitions, run_id, stop).await;
+    summary.baselines.worker = worker;
+    Ok(summary)
+}
+
+/// The baselines of `--baseline` on `servers` (nothing when none was asked for);
+/// `partitions` unless `--baseline-partitions` says otherwise.
+async fn measure_baselines(
+    args: &Args,
+    servers: &BaselineServers,
+    partitions: u16,
+    run_id: &str,
+    stop: &CancellationToken,
+) -> Baselines {
+    if args.baselines.is_empty() {
+        return Baselines::default();
     }
-    result
+    let params = BaselineParams {
+        kinds: args.baseline_kinds(),
+        messages: args.baseline_messages,
+        inflight: args.baseline_inflight,
+        ack: args.baseline_ack,
+        ack_batches: args.baseline_ack_batches,
+        content_bytes: args.message_bytes,
+        partitions: args.baseline_partitions.unwrap_or(partitions),
+        replicas: args.baseline_replicas,
+        insert_concurrency: args.baseline_insert_concurrency,
+        run_id: run_id.to_owned(),
+    };
+    baseline::runner::run(&params, servers, stop).await
 }
 
 async fn start_local(args: &Args) -> Result<TestCell, LoadgenError> {
@@ -61,8 +121,9 @@ async fn drive(
     bases: &[String],
     pids: &[u32],
     stop: CancellationToken,
+    run_id: &str,
 ) -> Result<Summary, LoadgenError> {
-    let members = scenario::build(plan, bases, &run_id()).await?;
+    let members = scenario::build(plan, bases, run_id).await?;
     let sockets: Vec<_> = futures::stream::iter(members)
         .map(|m| async move { client::connect(&m).await.map(|s| (m, s)) })
         .buffered(CONNECT_CONCURRENCY)
@@ -142,7 +203,7 @@ fn summary(
         tally.merge(&record.tally);
     }
     let mut summary = Summary {
-        scenario: args.scenario,
+        scenario: Some(args.scenario),
         params: args.clone(),
         targets: bases.to_vec(),
         sockets: plan.users(),
@@ -165,6 +226,7 @@ fn summary(
         reconnects: 0,
         processes,
         verdict: check::check(records),
+        baselines: Baselines::default(),
     };
     summary.figures(&tally);
     summary

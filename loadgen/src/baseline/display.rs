@@ -1,0 +1,171 @@
+//! The baselines as the human summary prints them: each one's figures (or why there are
+//! none), then the scenario as ratios of them beside issue 14's targets, and whether those
+//! ratios say anything about capacity.
+
+use crate::baseline::figures::{
+    self, Baselines, ConsumeFigures, InsertFigures, Outcome, PublishFigures, WorkerPersist,
+};
+use crate::measure::Percentiles;
+use std::fmt::{self, Formatter};
+
+/// How the scenario went, for the note under the ratios; none when no scenario ran.
+#[derive(Debug, Clone, Copy)]
+pub struct ScenarioLoad {
+    /// Every due send was sent and acked: acked/s is the offered rate.
+    pub kept_up: bool,
+}
+
+/// Writes the block (nothing when no baseline was asked for).
+pub fn write(f: &mut Formatter<'_>, baselines: &Baselines, scenario: Option<ScenarioLoad>) -> fmt::Result {
+    let Some(setup) = &baselines.setup else { return Ok(()) };
+    let when = if scenario.is_some() { "after the scenario, on its servers" } else { "alone" };
+    writeln!(
+        f,
+        "\n  baselines, {when}: {} messages of {} B (JSON), {} in flight, {} partitions, R{}",
+        setup.messages, setup.payload_bytes, setup.inflight, setup.partitions, setup.replicas
+    )?;
+    match &baselines.publish {
+        None => writeln!(f, "    (a) publish   not run")?,
+        Some(outcome) => failed_or(f, "(a) publish", outcome, publish)?,
+    }
+    match &baselines.consume {
+        None => writeln!(f, "    (b) consume   not run")?,
+        Some(outcome) => failed_or(f, "(b) consume", outcome, |f, b| consume(f, b, setup.consume_batch))?,
+    }
+    match &baselines.insert {
+        None => writeln!(f, "    (d) insert    not run")?,
+        Some(outcome) => failed_or(f, "(d) insert", outcome, insert)?,
+    }
+    if let Some(worker) = &baselines.worker {
+        worker_line(f, worker)?;
+    }
+    match scenario {
+        Some(load) => ratios(f, baselines, setup.inflight, load),
+        None => write!(f, "    no scenario ran (--baseline-only): no ratios"),
+    }
+}
+
+fn failed_or<T>(
+    f: &mut Formatter<'_>,
+    name: &str,
+    outcome: &Outcome<T>,
+    measured: impl Fn(&mut Formatter<'_>, &T) -> fmt::Result,
+) -> fmt::Result {
+    match outcome {
+        Outcome::Measured(figures) => measured(f, figures),
+        Outcome::Failed { error } => writeln!(f, "    {name:<13} FAILED: {error}"),
+    }
+}
+
+fn spread(p: &Percentiles) -> String {
+    format!("p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms", p.p50, p.p90, p.p99, p.max)
+}
+
+fn gone(deleted: bool, what: &str) -> String {
+    format!("{what} {}", if deleted { "removed" } else { "LEFT BEHIND" })
+}
+
+fn publish(f: &mut Formatter<'_>, a: &PublishFigures) -> fmt::Result {
+    writeln!(f, "    (a) publish   {:.1} msg/s  PubAck {}", a.msg_per_s, spread(&a.puback_ms))?;
+    writeln!(
+        f,
+        "                  acked {} of {}, failed {}, duplicates {}; {}",
+        a.acked,
+        a.messages,
+        a.failed,
+        a.duplicates,
+        gone(a.stream_deleted, "stream")
+    )
+}
+
+fn consume(f: &mut Formatter<'_>, b: &ConsumeFigures, batch: usize) -> fmt::Result {
+    let ack = serde_json::to_value(b.ack).ok().and_then(|v| v.as_str().map(str::to_owned));
+    writeln!(
+        f,
+        "    (b) consume   {:.1} msg/s consumed (publish {:.1} msg/s), {} consumers, batches ≤ {batch}, {} ack, {} batch(es) acking at once",
+        b.consumed_per_s,
+        b.publish.msg_per_s,
+        b.consumers,
+        ack.unwrap_or_default(),
+        b.ack_batches
+    )?;
+    writeln!(f, "                  publish→ack {}", spread(&b.latency_ms))?;
+    let l = &b.ledger;
+    writeln!(
+        f,
+        "                  consumed {} of {} acked publishes ({} asked), missing {}, duplicated {}, unexpected {}, acks failed {}; {}",
+        l.consumed,
+        l.expected,
+        b.publish.messages,
+        l.missing,
+        l.duplicated,
+        l.unexpected,
+        b.acks_failed,
+        gone(b.publish.stream_deleted, "stream")
+    )
+}
+
+fn insert(f: &mut Formatter<'_>, d: &InsertFigures) -> fmt::Result {
+    writeln!(f, "    (d) insert    {:.1} rows/s  batch {}", d.rows_per_s, spread(&d.batch_ms))?;
+    writeln!(
+        f,
+        "                  inserted {} of {} in {} batches ({} failed); {}",
+        d.inserted,
+        d.rows,
+        d.batches,
+        d.failed_batches,
+        gone(d.table_dropped, "table")
+    )
+}
+
+fn worker_line(f: &mut Formatter<'_>, w: &WorkerPersist) -> fmt::Result {
+    writeln!(
+        f,
+        "    worker        {:.1} rows per persist-second ({} rows in {} batches, mean {:.1}, {:.3} s persisting)",
+        w.rows_per_persist_s, w.persisted, w.batches, w.mean_batch, w.persist_s
+    )
+}
+
+fn ratio(value: Option<f64>) -> String {
+    value.map_or("—".to_owned(), |r| format!("{r:.3}"))
+}
+
+fn ratios(f: &mut Formatter<'_>, b: &Baselines, inflight: usize, load: ScenarioLoad) -> fmt::Result {
+    let r = &b.ratios;
+    writeln!(f, "    ratios (issue 14's targets; (a) and (b) ran {inflight} in flight):")?;
+    let many = "at ≈1,000 sends in flight";
+    writeln!(
+        f,
+        "      acked/s ÷ (a)  {:<8} target ≥ {:.2} {many}",
+        ratio(r.acked_vs_publish),
+        figures::PUBLISH_TARGET
+    )?;
+    writeln!(
+        f,
+        "      acked/s ÷ (b)  {:<8} target ≥ {:.2} {many}",
+        ratio(r.acked_vs_consume),
+        figures::CONSUME_TARGET
+    )?;
+    match (r.ack_p50_ms, r.ack_p50_bound_ms) {
+        (Some(p50), Some(bound)) => {
+            let verdict = if p50 <= bound { "within" } else { "ABOVE" };
+            writeln!(
+                f,
+                "      send→ack p50 {p50:.2} ms vs 2 × p50(a) + 1 ms = {bound:.2} ms: {verdict} (target at ≈80 in flight)"
+            )?;
+        }
+        _ => writeln!(f, "      send→ack p50 vs 2 × p50(a) + 1 ms: —")?,
+    }
+    writeln!(
+        f,
+        "      worker ÷ (d)   {:<8} target ≥ {:.2}",
+        ratio(r.worker_vs_insert),
+        figures::INSERT_TARGET
+    )?;
+    let in_flight = r.scenario_in_flight.map_or("?".to_owned(), |n| format!("{n:.1}"));
+    write!(f, "      the scenario had ≈{in_flight} sends in flight (acked/s × mean send→ack)")?;
+    if load.kept_up {
+        write!(f, "; it kept up with its offered rate, so acked/s is that rate, not the cell's capacity")?;
+    }
+    Ok(())
+}

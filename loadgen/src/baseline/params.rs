@@ -1,0 +1,66 @@
+//! What the baselines are asked to do and where: which ones, how many messages, how many in
+//! flight, how the consumers ack, and the servers.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+/// One baseline of `--baseline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineKind {
+    /// (a) Raw JetStream publish into a stream configured like the message stream.
+    Publish,
+    /// (b) The same, plus a plain pull consumer per partition acking like the worker.
+    Consume,
+    /// (d) Plain UNNEST inserts of 1,000-row batches into a copy of the messages table.
+    Insert,
+}
+
+impl BaselineKind {
+    /// Whether it needs the NATS cluster (else Postgres).
+    pub fn needs_nats(self) -> bool {
+        matches!(self, BaselineKind::Publish | BaselineKind::Consume)
+    }
+}
+
+/// How the consume baseline acknowledges each message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AckMode {
+    /// `double_ack`: each ack waits for the server's confirmation (what the worker does).
+    Double,
+    /// `ack`: sent, not confirmed.
+    Plain,
+    /// A request with `+ACK` to the message's reply subject on the client's one reply
+    /// subscription: confirmed like `double`, without a subscription per message.
+    Request,
+}
+
+/// How to run the baselines.
+#[derive(Debug, Clone)]
+pub struct BaselineParams {
+    /// Each at most once, in the order publish, consume, insert.
+    pub kinds: Vec<BaselineKind>,
+    /// Messages published (a, b) and rows inserted (d).
+    pub messages: usize,
+    /// Publishes awaiting their PubAck at any time (a, b).
+    pub inflight: usize,
+    pub ack: AckMode,
+    /// Batches per consumer whose acks are in flight at once (b).
+    pub ack_batches: usize,
+    /// Content length of each message: the scenario's `--message-bytes`.
+    pub content_bytes: usize,
+    pub partitions: u16,
+    pub replicas: usize,
+    /// Insert loops at once (d).
+    pub insert_concurrency: usize,
+    /// Names the scratch stream and table.
+    pub run_id: String,
+}
+
+/// Where the baselines run.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineServers {
+    pub nats: Vec<String>,
+    pub postgres: Option<String>,
+}
