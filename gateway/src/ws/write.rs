@@ -12,36 +12,82 @@ use tokio::sync::mpsc;
 /// How long the close frame may take to go out.
 const CLOSE_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Writes queued frames until the socket is closed; then sends the close frame.
+/// Frames written before one flush, at most: whatever is queued when the writer wakes goes
+/// out in one write (a busy socket gets one syscall per burst, not per frame).
+const FRAMES_PER_FLUSH: usize = 64;
+
+/// What one turn of the writer does after writing what it took.
+enum Turn {
+    Continue,
+    /// The queue ended (`Outbound::Close`, or every sender gone): send the close frame.
+    End,
+}
+
+/// Writes queued frames until the socket is closed; then sends the close frame. Each turn
+/// takes the next frame and whatever else is queued (up to [`FRAMES_PER_FLUSH`]), feeds them
+/// all to the socket and flushes once.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut outbound: mpsc::UnboundedReceiver<Outbound>,
     conn: ConnHandle,
 ) {
     let closing = conn.queue.closing.clone();
+    let mut written = Vec::with_capacity(FRAMES_PER_FLUSH);
     loop {
         let next = tokio::select! {
             biased;
             _ = closing.cancelled() => break,
             next = outbound.recv() => next,
         };
-        let (message, written) = match next {
-            Some(Outbound::Frame { frame, live }) => (Message::Text(frame.clone()), Some((frame, live))),
-            Some(Outbound::Ping) => (Message::Ping(Default::default()), None),
-            Some(Outbound::Close) | None => break,
-        };
-        // A peer that stops reading blocks this send; closing must still get through.
-        tokio::select! {
+        // A peer that stops reading blocks these writes; closing must still get through.
+        let turn = tokio::select! {
             biased;
             _ = closing.cancelled() => break,
-            sent = sink.send(message) => if sent.is_err() { return },
-        }
-        if let Some((frame, live)) = written {
+            turn = write_burst(&mut sink, next, &mut outbound, &mut written) => turn,
+        };
+        let Ok(turn) = turn else { return };
+        for (frame, live) in written.drain(..) {
             conn.queue.metrics().frame_out(&frame);
             conn.queue.written(frame.len(), live);
         }
+        if let Turn::End = turn {
+            break;
+        }
     }
     send_close(sink, conn.queue.close_code()).await;
+}
+
+/// Feeds `first` and what is queued behind it to the socket, then flushes; the frames fed go
+/// into `written`. An error means the socket is gone.
+async fn write_burst(
+    sink: &mut SplitSink<WebSocket, Message>,
+    first: Option<Outbound>,
+    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    written: &mut Vec<(Utf8Bytes, bool)>,
+) -> Result<Turn, axum::Error> {
+    let mut next = first;
+    let mut fed = 0;
+    let turn = loop {
+        let message = match next.take() {
+            Some(Outbound::Frame { frame, live }) => {
+                written.push((frame.clone(), live));
+                Message::Text(frame)
+            }
+            Some(Outbound::Ping) => Message::Ping(Default::default()),
+            Some(Outbound::Close) | None => break Turn::End,
+        };
+        sink.feed(message).await?;
+        fed += 1;
+        if fed == FRAMES_PER_FLUSH {
+            break Turn::Continue;
+        }
+        match outbound.try_recv() {
+            Ok(queued) => next = Some(queued),
+            Err(_) => break Turn::Continue,
+        }
+    };
+    sink.flush().await?;
+    Ok(turn)
 }
 
 /// Sends the close frame of `code`, unless it is one that is never sent.
