@@ -91,14 +91,14 @@ pub struct Args {
     /// Publishes awaiting their PubAck at any time (publish, consume).
     #[arg(long, default_value_t = 1_024, value_name = "W")]
     pub baseline_inflight: usize,
-    /// How the consume baseline acks: double (double_ack, waits for the server's confirmation
-    /// on a subscription per message, as this tree's worker does), request (confirmed, as a
-    /// request on the client's one reply subscription) or plain (not confirmed).
-    #[arg(long, value_enum, default_value_t = AckMode::Double)]
+    /// How the consume baseline acks: request (confirmed, as a request on the client's one
+    /// reply subscription, as the worker does), double (double_ack: confirmed on a
+    /// subscription per message, as the worker did before) or plain (not confirmed).
+    #[arg(long, value_enum, default_value_t = AckMode::Request)]
     pub baseline_ack: AckMode,
     /// Batches per consumer whose acks are in flight at once while the next batch is taken
-    /// (1: each batch's acks before the next, as this tree's worker does).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    /// (8, as the worker's finisher; 1: each batch's acks before the next).
+    #[arg(long, default_value_t = 8, value_name = "N")]
     pub baseline_ack_batches: usize,
     /// Insert loops at once (the worker has one per partition, each one batch at a time).
     #[arg(long, default_value_t = 1, value_name = "K")]
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!((a.baseline_messages, a.baseline_inflight), (20_000, 1_024));
         assert_eq!(
             (a.baseline_ack, a.baseline_ack_batches, a.baseline_insert_concurrency),
-            (AckMode::Double, 1, 1)
+            (AckMode::Request, 8, 1)
         );
         assert!(a.validate().is_ok());
     }

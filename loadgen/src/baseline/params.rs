@@ -27,12 +27,14 @@ impl BaselineKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AckMode {
-    /// `double_ack`: each ack waits for the server's confirmation (what the worker does).
+    /// `double_ack`: each ack waits for the server's confirmation on a subscription of its own
+    /// (what the worker did before its finisher).
     Double,
     /// `ack`: sent, not confirmed.
     Plain,
     /// A request with `+ACK` to the message's reply subject on the client's one reply
-    /// subscription: confirmed like `double`, without a subscription per message.
+    /// subscription: confirmed like `double`, without a subscription per message (what the
+    /// worker does).
     Request,
 }
 

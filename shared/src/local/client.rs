@@ -108,14 +108,15 @@ impl ChatClient {
         }
     }
 
-    /// Opens a WebSocket to `ws_url` with the token in the `Authorization` header.
+    /// Opens a WebSocket to `ws_url` with the token in the `Authorization` header, Nagle off
+    /// (as browsers open theirs), so pipelined frames are not held back for the peer's ack.
     pub async fn connect(&self, ws_url: &str) -> Result<ChatSocket, ClientError> {
         let mut request = ws_url.into_client_request()?;
         let bearer = format!("Bearer {}", self.access_token)
             .parse()
             .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
         request.headers_mut().insert("authorization", bearer);
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true).await?;
         Ok(ChatSocket { ws, last_seq: HashMap::new(), presence: false })
     }
 
