@@ -148,7 +148,7 @@ async fn connect(config: &Config) -> Result<Connections, GatewayError> {
         .backpressure_on_inflight(true)
         .build(nats.clone());
     let stream = shared::streams::ensure_stream(&js, &config.nats).await?;
-    let db = shared::db::connect(&config.database).await?;
+    let db = shared::db::connect(&config.database, shared::db::Acquire::Tested).await?;
     let mut redis_config = deadpool_redis::Config::from_url(config.redis.url.expose_secret());
     redis_config.pool = Some(deadpool_redis::PoolConfig::new(config.redis.pool_size));
     let redis = redis_config.create_pool(Some(deadpool_redis::Runtime::Tokio1))?;

@@ -105,7 +105,10 @@ impl Finisher {
         if let Err(mpsc::error::SendError(finish)) = self.queue.send(finish).await {
             // The task only ends once this handle is closed, or if it panicked: the step's
             // messages stay unacknowledged and are redelivered, then skipped as stored.
-            tracing::error!(acks = finish.acks.len(), "finisher gone; the step's messages will be redelivered");
+            tracing::error!(
+                acks = finish.acks.len(),
+                "finisher gone; the step's messages will be redelivered"
+            );
         }
     }
 

@@ -46,7 +46,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
         .retry_on_initial_connect()
         .connect(config.nats.urls.clone())
         .await?;
-    let db = shared::db::connect(&config.database).await?;
+    let db = shared::db::connect(&config.database, shared::db::Acquire::Untested).await?;
     // Ready once its streams and consumers are set up and it pulls.
     let pulling = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (metrics, admin_stop, admin_task) = serve_admin(&config, &nats, &db, &pulling, &shutdown).await?;
