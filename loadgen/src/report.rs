@@ -62,7 +62,8 @@ impl Summary {
         self.errors = tally.errors.clone();
     }
 
-    /// A summary of no scenario, for `--baseline-only`.
+    /// A summary of no scenario, for `--baseline-only` (and the zeros a scenario's summary
+    /// starts from).
     pub fn without_scenario(args: &Args) -> Self {
         Self {
             scenario: None,

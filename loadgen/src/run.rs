@@ -204,29 +204,14 @@ fn summary(
     }
     let mut summary = Summary {
         scenario: Some(args.scenario),
-        params: args.clone(),
         targets: bases.to_vec(),
         sockets: plan.users(),
         senders: plan.senders(),
         duration_s: args.duration as f64,
         settled: false,
-        scheduled: 0,
-        sent: 0,
-        acked: 0,
-        failed: 0,
-        skipped_window_full: 0,
-        unacked: 0,
-        delivered: 0,
-        expected_deliveries: 0,
-        acked_per_s: 0.0,
-        delivered_per_s: 0.0,
-        ack_ms: Default::default(),
-        deliver_ms: Default::default(),
-        errors: Default::default(),
-        reconnects: 0,
         processes,
         verdict: check::check(records),
-        baselines: Baselines::default(),
+        ..Summary::without_scenario(args)
     };
     summary.figures(&tally);
     summary
