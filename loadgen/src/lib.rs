@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod content;
 pub mod error;
+pub mod join;
 pub mod live;
 pub mod measure;
 pub mod proc_stats;

@@ -155,7 +155,8 @@ async fn drive(
     let settled = settle(&progress, Duration::from_secs(args.settle), &stop).await;
     finish.cancel();
     let _ = live.await;
-    let records = collect(tasks).await;
+    let mut records = crate::join::within(tasks, FINISH_GRACE).await;
+    records.sort_by_key(|r| r.index);
     let processes = before
         .into_iter()
         .map(|b| ProcDelta { pid: b.pid, before: b, after: proc_stats::sample(b.pid) })
@@ -177,18 +178,6 @@ async fn settle(progress: &Progress, limit: Duration, stop: &CancellationToken) 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     progress.settled()
-}
-
-/// The records of every socket task that ends within the grace; the others are aborted.
-async fn collect(mut tasks: JoinSet<SocketRecord>) -> Vec<SocketRecord> {
-    let deadline = Instant::now() + FINISH_GRACE;
-    let mut records = Vec::with_capacity(tasks.len());
-    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, tasks.join_next()).await {
-        records.extend(joined.ok());
-    }
-    tasks.abort_all();
-    records.sort_by_key(|r| r.index);
-    records
 }
 
 fn summary(

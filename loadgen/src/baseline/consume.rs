@@ -236,7 +236,7 @@ async fn consume(
         }
     }
     done.cancel();
-    let records = collect(tasks).await;
+    let records = crate::join::within(tasks, FINISH_GRACE).await;
     // Plain acks are only queued by the client: let them reach the server before the stream goes.
     let _ = js.client().flush().await;
     Ok(figures(&run?, &records, &nats.stream, params, count))
@@ -261,17 +261,6 @@ async fn create_consumers(stream: &Stream, nats: &NatsConfig) -> Result<Vec<Pull
         consumers.push(consumer);
     }
     Ok(consumers)
-}
-
-/// The records of every consumer task that ends within the grace; the others are aborted.
-async fn collect(mut tasks: JoinSet<ConsumerRecord>) -> Vec<ConsumerRecord> {
-    let deadline = Instant::now() + FINISH_GRACE;
-    let mut records = Vec::with_capacity(tasks.len());
-    while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, tasks.join_next()).await {
-        records.extend(joined.ok());
-    }
-    tasks.abort_all();
-    records
 }
 
 fn figures(
