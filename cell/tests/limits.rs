@@ -2,7 +2,8 @@
 //! requests count the same whichever gateway they hit; past a limit the answer is exact
 //! (`rate_limited` with `retry_after_ms` for that frame only, 429 with `Retry-After`, 429
 //! before the upgrade for one socket too many); a client that keeps hammering is closed with
-//! 4029; a well-behaved client on the same gateway never notices; and with Redis gone, the
+//! 4029; a well-behaved client on the same gateway never notices; a socket reads on while its
+//! sends' checks wait for Redis, and publishes them in its order; and with Redis gone, the
 //! limits fail open and chat goes on.
 
 use shared::ids::ChannelId;
@@ -175,6 +176,54 @@ async fn without_redis_the_limits_fail_open_and_chat_goes_on() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["redis"], false);
+}
+
+#[tokio::test]
+async fn a_socket_reads_on_while_its_sends_wait_for_the_limiter_and_publishes_them_in_its_order() {
+    // A limiter timeout far past the test's waits: a stopped Redis is waited for, not failed
+    // open.
+    let cell = limited_cell("redis_timeout = 600000\n").await;
+    let (alice, _bob, channel) = cell.two_members(0, 0).await.unwrap();
+    let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let Servers::Local { redis, .. } = &cell.servers else { unreachable!("local backend") };
+    let redis = redis.process.as_ref().unwrap();
+    redis.signal(nix::sys::signal::Signal::SIGSTOP);
+
+    for (id, content) in [("w0", "first"), ("w1", "second"), ("w2", "third")] {
+        socket.send_message(channel, id, content).await.unwrap();
+    }
+    // Read after the sends, answered while their rate checks wait for Redis.
+    let refresh = r#"{"type":"auth.refresh","id":"r","payload":{"access_token":"not-a-token"}}"#;
+    socket.send_text(refresh.to_owned()).await.unwrap();
+    loop {
+        match socket.next_frame(WAIT).await.unwrap() {
+            Some(ServerFrame::Error { id: Some(id), payload }) if id == "r" => {
+                assert_eq!(payload.code, ErrorCode::Unauthorized);
+                break;
+            }
+            Some(ServerFrame::MessageAck { id, .. }) => panic!("{id:?} acked while Redis is stopped"),
+            Some(_) => {}
+            None => panic!("the refresh was not answered while the sends waited"),
+        }
+    }
+    redis.signal(nix::sys::signal::Signal::SIGCONT);
+
+    // Then each is published, in the order sent.
+    let (mut acked, mut delivered) = (Vec::new(), Vec::new());
+    while acked.len() < 3 || delivered.len() < 3 {
+        match socket.next_frame(WAIT).await.unwrap() {
+            Some(ServerFrame::MessageAck { id, .. }) => acked.push(id.0),
+            Some(ServerFrame::MessageNew { payload }) => delivered.push((payload.seq.0, payload.content)),
+            Some(ServerFrame::Error { payload, .. }) => panic!("{payload:?}"),
+            Some(_) => {}
+            None => panic!("not all answered: acked {acked:?}, delivered {delivered:?}"),
+        }
+    }
+    acked.sort();
+    assert_eq!(acked, ["w0", "w1", "w2"]);
+    delivered.sort();
+    let contents: Vec<&str> = delivered.iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(contents, ["first", "second", "third"], "stored in the order sent: {delivered:?}");
 }
 
 /// Opens a WebSocket as `client`, with an `Origin` header when given.

@@ -2,7 +2,8 @@
 //! kind, in the manner of mini-redis's `Command::from_frame(..).apply(..)`. A handler answers
 //! on the socket's queue and says, as a [`Flow`], what the read loop does next.
 
-use super::send::{LimitCheck, SendChecked, SendLimits, change_answer, start_send};
+use super::checks::{Checked, Checks, Outcome};
+use super::send::{LimitCheck, SendLimits, change_answer, start_send};
 use crate::changes;
 use crate::conn::ConnHandle;
 use crate::conn::close::{CLOSE_ABNORMAL, CLOSE_NO_STATUS, CLOSE_RATE_LIMITED, CLOSE_TOO_BIG};
@@ -48,6 +49,8 @@ pub struct Frames<'a> {
     pub(super) pending: FuturesUnordered<Answer>,
     /// Until the socket's first frame, live messages are held (see `Conn::hold_until_first_frame`).
     pub(super) awaiting_first_frame: bool,
+    /// Sends and changes read, whose checks are out (taken in read order by the read loop).
+    pub(super) checks: Checks<'a>,
     /// Rate-limited frames in a row after being told; past the configured number the
     /// socket is closed.
     limits: SendLimits,
@@ -64,6 +67,7 @@ impl<'a> Frames<'a> {
             sender,
             pending: FuturesUnordered::new(),
             awaiting_first_frame: true,
+            checks: Checks::new(state, conn.user),
             limits: SendLimits::default(),
             reads: PendingReads::default(),
             presence: PendingPresence::default(),
@@ -129,12 +133,12 @@ impl<'a> Frames<'a> {
 
     async fn handle(&mut self, frame: ClientFrame) -> Flow {
         match frame {
-            ClientFrame::MessageSend { id, payload } => self.send(id, payload).await,
+            ClientFrame::MessageSend { id, payload } => self.send(id, payload),
             frame @ (ClientFrame::MessageEdit { .. }
             | ClientFrame::MessageDelete { .. }
             | ClientFrame::ReactionAdd { .. }
             | ClientFrame::ReactionRemove { .. }) => match frame.into_change() {
-                Some(change) => self.change(change).await,
+                Some(change) => self.change(change),
                 None => Flow::Continue,
             },
             ClientFrame::AuthRefresh { id, payload } => self.refresh(id, payload),
@@ -145,58 +149,76 @@ impl<'a> Frames<'a> {
         }
     }
 
-    /// `message.send`: a member's send within limits, checked (reply, attachments,
-    /// mentions), is published; its answer comes when the stream has it.
-    async fn send(&mut self, id: ClientMsgId, payload: SendPayload) -> Flow {
-        // Membership first: only sends that would be published count against a window.
-        if !self.conn.is_member(payload.channel_id) {
-            self.state.metrics.send(SendOutcome::Rejected);
-            self.conn.deliver_error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER);
-            return Flow::Continue;
+    /// `message.send`: a member's send goes through its checks (see [`Checks`]); refused
+    /// or published in its turn, by [`Frames::checked`].
+    fn send(&mut self, id: ClientMsgId, payload: SendPayload) -> Flow {
+        match self.conn.is_member(payload.channel_id) {
+            true => self.checks.send(id, payload),
+            false => self.checks.not_a_member(id, true),
         }
-        match self.limits.check(self.state, self.conn, &id, payload.channel_id).await {
-            LimitCheck::Pass => {}
-            LimitCheck::Refused => {
-                self.state.metrics.send(SendOutcome::Rejected);
-                return Flow::Continue;
-            }
-            LimitCheck::Close => return Flow::Close(CLOSE_RATE_LIMITED),
+        Flow::Continue
+    }
+
+    /// An edit, delete or reaction of a member goes through its checks, like a send.
+    fn change(&mut self, frame: ChangeFrame) -> Flow {
+        let ChangeFrame { id, channel_id: channel, message_id: message, change } = frame;
+        match self.conn.is_member(channel) {
+            true => self.checks.change(id, channel, message, change),
+            false => self.checks.not_a_member(id, false),
         }
-        match check_send(self.state, self.conn.user, &payload).await {
-            Ok(checked) => {
-                let answer = start_send(self.state, self.conn, self.sender, id, payload, checked).await;
-                self.pending.push(Box::pin(answer));
+        Flow::Continue
+    }
+
+    /// The next send or change in read order whose checks are done: published (its answer
+    /// comes when the stream has it), or refused.
+    pub async fn checked(&mut self, Checked { id, outcome }: Checked) -> Flow {
+        let (state, conn) = (self.state, self.conn);
+        match outcome {
+            Outcome::NotAMember { send } => {
+                if send {
+                    state.metrics.send(SendOutcome::Rejected);
+                }
+                conn.deliver_error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER);
             }
-            Err(refused) => {
-                self.state.metrics.send(SendOutcome::Rejected);
-                self.conn.deliver_frame(&refused.frame(&id));
+            Outcome::Limited { send, limit, retry_after_ms } => {
+                if send {
+                    state.metrics.send(SendOutcome::Rejected);
+                }
+                if let LimitCheck::Close = self.limits.refused(state, conn, &id, limit, retry_after_ms) {
+                    return Flow::Close(CLOSE_RATE_LIMITED);
+                }
+            }
+            Outcome::Send(payload, checked) => {
+                self.limits.passed();
+                match checked {
+                    Ok(checked) => {
+                        let answer = start_send(state, conn, self.sender, id, payload, checked).await;
+                        self.pending.push(Box::pin(answer));
+                    }
+                    Err(refused) => {
+                        state.metrics.send(SendOutcome::Rejected);
+                        conn.deliver_frame(&refused.frame(&id));
+                    }
+                }
+            }
+            Outcome::Change { channel, message, prepared } => {
+                self.limits.passed();
+                match prepared {
+                    Ok(change) => {
+                        let published =
+                            changes::publish(state, conn.user, id.clone(), channel, message, change).await;
+                        self.pending.push(Box::pin(change_answer(published, id, channel, message)));
+                    }
+                    Err(refused) => conn.deliver_frame(&refused.frame(&id)),
+                }
             }
         }
         Flow::Continue
     }
 
-    /// An edit, delete or reaction of a member, within limits and checked, is published.
-    async fn change(&mut self, frame: ChangeFrame) -> Flow {
-        let ChangeFrame { id, channel_id: channel, message_id: message, change } = frame;
-        if !self.conn.is_member(channel) {
-            self.conn.deliver_error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER);
-            return Flow::Continue;
-        }
-        match self.limits.check(self.state, self.conn, &id, channel).await {
-            LimitCheck::Pass => {}
-            LimitCheck::Refused => return Flow::Continue,
-            LimitCheck::Close => return Flow::Close(CLOSE_RATE_LIMITED),
-        }
-        let user = self.conn.user;
-        match changes::prepare(self.state, user, channel, message, change).await {
-            Ok(change) => {
-                let published =
-                    changes::publish(self.state, user, id.clone(), channel, message, change).await;
-                self.pending.push(Box::pin(change_answer(published, id, channel, message)));
-            }
-            Err(refused) => self.conn.deliver_frame(&refused.frame(&id)),
-        }
-        Flow::Continue
+    /// Sends and changes read and not answered yet: checks out, or published.
+    pub fn in_flight(&self) -> usize {
+        self.checks.len() + self.pending.len()
     }
 
     /// `auth.refresh`: a newer token of the same user and session extends the socket's life.
@@ -294,31 +316,19 @@ impl<'a> Frames<'a> {
     }
 
     /// Answers what is in flight before the socket goes, where the socket is still there,
-    /// and writes what is pending.
+    /// and writes what is pending: every send and change read is checked, then published or
+    /// refused, then answered.
     pub async fn finish(mut self) {
         use futures::StreamExt as _;
+        while let Some(checked) = self.checks.next().await {
+            // Closing already: a last strike changes nothing.
+            let _ = self.checked(checked).await;
+        }
         while let Some(answer) = self.pending.next().await {
             self.conn.deliver(answer);
         }
         self.flush();
     }
-}
-
-/// The checks of a send that read the database, within `changes::CHECK_TIMEOUT`.
-async fn check_send(
-    state: &AppState,
-    user: shared::ids::UserId,
-    payload: &SendPayload,
-) -> Result<SendChecked, changes::ChangeRefused> {
-    changes::bounded(async {
-        if let Some(reply_to) = payload.reply_to {
-            changes::check_reply(state, payload.channel_id, reply_to).await?;
-        }
-        let attachments = changes::attachments(state, user, &payload.attachments).await?;
-        let mentions = changes::mentions(state, payload.channel_id, &payload.content).await?;
-        Ok(SendChecked { mentions, attachments })
-    })
-    .await
 }
 
 /// The name of a frame's kind, as counted.

@@ -1,5 +1,5 @@
-//! A socket's read loop: one `select!` over the socket's frames, the answers of its sends as
-//! the stream confirms them, and its timers (ping, idle, token expiry, lease renewal, the
+//! A socket's read loop: one `select!` over the socket's frames, the checks of its sends in
+//! the order they were read, their answers as the stream confirms them, and its timers (ping, idle, token expiry, lease renewal, the
 //! drain of a shutdown, the grace for a first frame, the flush of read positions and
 //! presence choices). Each frame is
 //! handed to [`Frames`], whose answer — a [`Flow`] — says what the loop does next.
@@ -17,7 +17,8 @@ use tokio::time::{Instant, Sleep};
 
 /// How long live messages wait for a new socket's first frame (a `sync`, typically).
 pub(super) const FIRST_FRAME_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
-/// Sends of one socket awaiting their PubAck, at most; past that the socket is not read.
+/// Sends and changes of one socket read and not answered yet (checks out, or awaiting their
+/// PubAck), at most; past that the socket is not read.
 const MAX_PENDING_SENDS_PER_SOCKET: usize = 256;
 
 /// Reads and handles the socket's frames until the peer closes, the socket is closed under
@@ -71,8 +72,9 @@ pub async fn read_loop(
             _ = renew_lease.tick() => frames.renew_lease(&lease).await,
             _ = &mut drain => Flow::Close(CLOSE_RESTART),
             _ = &mut first_frame_grace, if frames.awaiting_first_frame && !resume => frames.first_frame_grace_over(),
+            Some(checked) = frames.checks.next(), if !frames.checks.is_empty() => frames.checked(checked).await,
             Some(answer) = frames.pending.next(), if !frames.pending.is_empty() => frames.answer(answer),
-            message = stream.next(), if frames.pending.len() < MAX_PENDING_SENDS_PER_SOCKET => {
+            message = stream.next(), if frames.in_flight() < MAX_PENDING_SENDS_PER_SOCKET => {
                 // Anything from the peer, a pong included, shows it is alive.
                 idle.as_mut().reset(Instant::now() + state.config.idle_timeout);
                 frames.message(message).await

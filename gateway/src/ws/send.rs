@@ -5,7 +5,6 @@
 use crate::conn::ConnHandle;
 use crate::metrics::SendOutcome;
 use crate::publish::PublishFailure;
-use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use axum::extract::ws::Utf8Bytes;
 use shared::events::{StreamMessage, new_traceparent, trace_id};
@@ -123,7 +122,6 @@ pub struct SendLimits {
 }
 
 pub enum LimitCheck {
-    Pass,
     /// Refused with `rate_limited` (already told).
     Refused,
     /// Too many strikes: close with 4029.
@@ -131,19 +129,22 @@ pub enum LimitCheck {
 }
 
 impl SendLimits {
-    /// Counts a frame that goes into the stream (a send or a change) against the limits.
-    pub async fn check(
+    /// A frame within its windows: the strikes start over.
+    pub fn passed(&mut self) {
+        self.strikes = 0;
+        self.told_at = None;
+    }
+
+    /// A frame (a send or a change) refused because window `limit` is full: told with
+    /// `rate_limited`, and counted as a strike if the client should have known.
+    pub fn refused(
         &mut self,
         state: &AppState,
         conn: &ConnHandle,
         id: &shared::ids::ClientMsgId,
-        channel: ChannelId,
+        limit: &'static str,
+        retry_after_ms: u64,
     ) -> LimitCheck {
-        let Verdict::Limited { limit, retry_after_ms } = state.limiter.send(conn.user, channel).await else {
-            self.strikes = 0;
-            self.told_at = None;
-            return LimitCheck::Pass;
-        };
         let frame = ServerFrame::rate_limited(Some(id.0.clone()), limit, retry_after_ms);
         conn.deliver_frame(&frame);
         // A strike is a send past the sender's own limit arriving after the first refusal

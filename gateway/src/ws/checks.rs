@@ -1,0 +1,125 @@
+//! The checks a frame bound for the stream goes through before it is published — its sender's
+//! and channel's rate windows (a Redis round trip), then what it names in the database (a
+//! reply's target, attachments, mentions; a change's target and the actor's right) — run side
+//! by side for the frames a socket has read, and taken in the order they were read.
+//!
+//! A socket so reads its next frame while the last one's checks are out, instead of waiting
+//! a round trip per frame, and still publishes its sends in its own order: [`Checks`] is a
+//! bounded `FuturesOrdered`, whose outcomes the read loop takes one by one, in frame order,
+//! to publish or refuse. A frame's windows are checked before its database checks run, so a
+//! client past its limits costs no database work.
+
+use super::send::SendChecked;
+use crate::changes::{self, ChangeRefused};
+use crate::ratelimit::Verdict;
+use crate::state::AppState;
+use futures::stream::{FuturesOrdered, StreamExt};
+use shared::events::Change;
+use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
+use shared::protocol::SendPayload;
+use std::pin::Pin;
+
+/// What the checks of one frame found, in the order the frames were read.
+pub struct Checked {
+    pub id: ClientMsgId,
+    pub outcome: Outcome,
+}
+
+/// The checks' verdict on a send or a change.
+pub enum Outcome {
+    /// The sender is not a member of the channel (found as the frame was read).
+    NotAMember { send: bool },
+    /// A window is full: the frame is refused with `rate_limited`.
+    Limited { send: bool, limit: &'static str, retry_after_ms: u64 },
+    /// A send within limits, and what its database checks found.
+    Send(SendPayload, Result<SendChecked, ChangeRefused>),
+    /// A change within limits, and what its checks found: the change to publish.
+    Change { channel: ChannelId, message: MessageId, prepared: Result<Change, ChangeRefused> },
+}
+
+type Checking<'a> = Pin<Box<dyn Future<Output = Checked> + Send + 'a>>;
+
+/// The frames of one socket whose checks are out, taken in the order they were read.
+pub struct Checks<'a> {
+    state: &'a AppState,
+    user: UserId,
+    running: FuturesOrdered<Checking<'a>>,
+}
+
+impl<'a> Checks<'a> {
+    pub fn new(state: &'a AppState, user: UserId) -> Self {
+        Self { state, user, running: FuturesOrdered::new() }
+    }
+
+    /// Frames whose checks are out.
+    pub fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.running.is_empty()
+    }
+
+    /// A frame of a non-member, refused in its turn.
+    pub fn not_a_member(&mut self, id: ClientMsgId, send: bool) {
+        let checked = Checked { id, outcome: Outcome::NotAMember { send } };
+        self.running.push_back(Box::pin(std::future::ready(checked)));
+    }
+
+    /// Starts the checks of a member's send.
+    pub fn send(&mut self, id: ClientMsgId, payload: SendPayload) {
+        let (state, user) = (self.state, self.user);
+        self.running.push_back(Box::pin(async move {
+            let outcome = match state.limiter.send(user, payload.channel_id).await {
+                Verdict::Limited { limit, retry_after_ms } => {
+                    Outcome::Limited { send: true, limit, retry_after_ms }
+                }
+                Verdict::Allowed => {
+                    let checked = check_send(state, user, &payload).await;
+                    Outcome::Send(payload, checked)
+                }
+            };
+            Checked { id, outcome }
+        }));
+    }
+
+    /// Starts the checks of a member's change to `message` of `channel`.
+    pub fn change(&mut self, id: ClientMsgId, channel: ChannelId, message: MessageId, change: Change) {
+        let (state, user) = (self.state, self.user);
+        self.running.push_back(Box::pin(async move {
+            let outcome = match state.limiter.send(user, channel).await {
+                Verdict::Limited { limit, retry_after_ms } => {
+                    Outcome::Limited { send: false, limit, retry_after_ms }
+                }
+                Verdict::Allowed => {
+                    let prepared = changes::prepare(state, user, channel, message, change).await;
+                    Outcome::Change { channel, message, prepared }
+                }
+            };
+            Checked { id, outcome }
+        }));
+    }
+
+    /// The next frame in read order whose checks are done, once they are; `None` at once
+    /// when none is out (so a `select!` arm on it is guarded by [`Checks::is_empty`]).
+    pub async fn next(&mut self) -> Option<Checked> {
+        self.running.next().await
+    }
+}
+
+/// The checks of a send that read the database, within `changes::CHECK_TIMEOUT`.
+async fn check_send(
+    state: &AppState,
+    user: UserId,
+    payload: &SendPayload,
+) -> Result<SendChecked, ChangeRefused> {
+    changes::bounded(async {
+        if let Some(reply_to) = payload.reply_to {
+            changes::check_reply(state, payload.channel_id, reply_to).await?;
+        }
+        let attachments = changes::attachments(state, user, &payload.attachments).await?;
+        let mentions = changes::mentions(state, payload.channel_id, &payload.content).await?;
+        Ok(SendChecked { mentions, attachments })
+    })
+    .await
+}
