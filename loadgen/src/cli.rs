@@ -100,6 +100,10 @@ pub struct Args {
     /// (8, as the worker's finisher; 1: each batch's acks before the next).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub baseline_ack_batches: usize,
+    /// The consume baseline's consumers keep their state in memory (as a cell with
+    /// `nats.consumer_state_in_memory` does) instead of on disk.
+    #[arg(long)]
+    pub baseline_consumer_memory: bool,
     /// Insert loops at once (the worker has one per partition, each one batch at a time).
     #[arg(long, default_value_t = 1, value_name = "K")]
     pub baseline_insert_concurrency: usize,

@@ -100,6 +100,7 @@ async fn measure_baselines(
         inflight: args.baseline_inflight,
         ack: args.baseline_ack,
         ack_batches: args.baseline_ack_batches,
+        consumer_memory: args.baseline_consumer_memory,
         content_bytes: args.message_bytes,
         partitions: args.baseline_partitions.unwrap_or(partitions),
         replicas: args.baseline_replicas,

@@ -2,9 +2,9 @@
 //! not stored yet with the next contiguous `seq` of its channel, and bumps the channels'
 //! `last_seq`. Idempotent on `(channel_id, sender_id, client_msg_id)`: a message stored before
 //! is skipped, never stored twice and never given a second `seq`. A sender's own messages
-//! count as read: the same statement moves their read position past them. Four round trips
-//! per batch: `BEGIN`, the lock, the insert, `COMMIT` (and a fifth when some of the batch was
-//! stored before).
+//! count as read: the same statement moves their read position past them. One round trip per
+//! batch: the whole transaction is the SQL function `chat_persist_batch` (its migration says
+//! what it does, step by step), called as one autocommitted statement.
 
 use shared::events::StreamMessage;
 use shared::ids::{ChannelId, ChannelSeq, ClientMsgId, MessageId, UserId};
@@ -59,72 +59,15 @@ pub struct PersistedMessage {
     pub fresh: bool,
 }
 
-const LOCK_CHANNELS: &str = "SELECT id FROM channels WHERE id = ANY($1) ORDER BY id FOR UPDATE";
-
-const INSERT_FRESH: &str = r#"
-WITH input AS (
-    SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                         $7::bigint[], $8::timestamptz[], $9::text[], $10::bool[], $11::text[])
-        WITH ORDINALITY AS t(message_id, channel_id, sender_id, client_msg_id, content,
-                             content_type, reply_to, created_at, mentions, mentions_channel,
-                             attachments, ord)
-), fresh AS (
-    SELECT DISTINCT ON (i.channel_id, i.sender_id, i.client_msg_id) i.*
-    FROM input i JOIN channels c ON c.id = i.channel_id
-    WHERE NOT EXISTS (
-        SELECT 1 FROM messages m
-        WHERE m.channel_id = i.channel_id AND m.sender_id = i.sender_id
-          AND m.client_msg_id = i.client_msg_id)
-    ORDER BY i.channel_id, i.sender_id, i.client_msg_id, i.ord
-), numbered AS (
-    SELECT f.*, row_number() OVER (PARTITION BY f.channel_id ORDER BY f.ord) AS rn FROM fresh f
-), counts AS (
-    SELECT channel_id, count(*) AS n FROM numbered GROUP BY channel_id
-), bumped AS (
-    UPDATE channels c SET last_seq = c.last_seq + counts.n, message_count = c.message_count + counts.n
-    FROM counts WHERE c.id = counts.channel_id
-    RETURNING c.id, c.last_seq - counts.n AS base, c.message_count - counts.n AS ordinal_base
-), inserted AS (
-    INSERT INTO messages (message_id, channel_id, seq, ordinal, sender_id, client_msg_id, content,
-                          content_type, reply_to, created_at, mentions, mentions_channel, attachments)
-    SELECT n.message_id, n.channel_id, b.base + n.rn, b.ordinal_base + n.rn, n.sender_id,
-           n.client_msg_id, n.content, n.content_type, n.reply_to, n.created_at,
-           coalesce(string_to_array(nullif(n.mentions, ''), ',')::uuid[], '{}'), n.mentions_channel,
-           nullif(n.attachments, '')::jsonb
-    FROM numbered n JOIN bumped b ON b.id = n.channel_id
-    ORDER BY n.channel_id, n.rn
-    RETURNING message_id, channel_id, seq, sender_id, client_msg_id, content, content_type, attachments,
-              reply_to, created_at, mentions, mentions_channel, edited_at, deleted_at IS NOT NULL AS deleted,
-              true AS fresh
-), own_read AS (
-    -- Each sender's read position moves to their last message stored (never backwards).
-    UPDATE channel_members m SET last_read_seq = r.seq, last_read_at = now()
-    FROM (SELECT channel_id, sender_id, max(seq) AS seq FROM inserted GROUP BY channel_id, sender_id) r
-    WHERE m.channel_id = r.channel_id AND m.user_id = r.sender_id AND m.last_read_seq < r.seq
-)
-SELECT * FROM inserted
-"#;
-
-/// The stored rows of messages that an earlier delivery already persisted.
-const SELECT_STORED: &str = r#"
-SELECT m.message_id, m.channel_id, m.seq, m.sender_id, m.client_msg_id, m.content, m.content_type,
-       m.attachments, m.reply_to, m.created_at, m.mentions, m.mentions_channel, m.edited_at,
-       m.deleted_at IS NOT NULL AS deleted, false AS fresh
-FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(channel_id, sender_id, client_msg_id)
-JOIN messages m USING (channel_id, sender_id, client_msg_id)
-"#;
+/// One autocommitted call of `chat_persist_batch` (migration `20261202000001_persist_batch`):
+/// lock, insert, bump and read positions in one round trip.
+const PERSIST_BATCH: &str = "SELECT * FROM chat_persist_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 /// Stores `batch` in one transaction and returns every message of it that is in Postgres,
 /// ordered by channel and `seq`. Messages of channels that no longer exist are dropped.
 pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<PersistedMessage>, PersistError> {
     let columns = Columns::of(&batch.messages);
-    let mut channels = columns.channel_id.clone();
-    channels.sort();
-    channels.dedup();
-
-    let mut tx = db.begin().await?;
-    sqlx::query(LOCK_CHANNELS).bind(&channels).execute(&mut *tx).await?;
-    let mut rows: Vec<PersistedMessage> = sqlx::query_as(INSERT_FRESH)
+    let returned: Vec<PersistedMessage> = sqlx::query_as(PERSIST_BATCH)
         .bind(&columns.message_id)
         .bind(&columns.channel_id)
         .bind(&columns.sender_id)
@@ -136,19 +79,13 @@ pub async fn persist_batch(db: &PgPool, batch: &PersistBatch) -> Result<Vec<Pers
         .bind(&columns.mentions)
         .bind(&columns.mentions_channel)
         .bind(&columns.attachments)
-        .fetch_all(&mut *tx)
+        .fetch_all(db)
         .await?;
-    if rows.len() < batch.messages.len() {
-        let stored: Vec<PersistedMessage> = sqlx::query_as(SELECT_STORED)
-            .bind(&columns.channel_id)
-            .bind(&columns.sender_id)
-            .bind(&columns.client_msg_id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let fresh: std::collections::HashSet<MessageId> = rows.iter().map(|r| r.message_id).collect();
-        rows.extend(stored.into_iter().filter(|r| !fresh.contains(&r.message_id)));
-    }
-    tx.commit().await?;
+    // A row stored by this call comes twice when some of the batch was stored before: once
+    // fresh, once among the stored. The fresh copy is kept.
+    let (mut rows, stored): (Vec<_>, Vec<_>) = returned.into_iter().partition(|r| r.fresh);
+    let fresh: std::collections::HashSet<MessageId> = rows.iter().map(|r| r.message_id).collect();
+    rows.extend(stored.into_iter().filter(|r| !fresh.contains(&r.message_id)));
     rows.sort_by_key(|r| (r.channel_id, r.seq));
     rows.dedup_by_key(|r| r.message_id);
     Ok(rows)

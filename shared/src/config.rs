@@ -99,6 +99,14 @@ pub struct NatsConfig {
     /// Stream keeping messages that could not be persisted (and the server's notices of
     /// messages past `max_deliver`), for an operator to inspect and replay.
     pub dead_letter_stream: String,
+    /// Keep the partition consumers' state (what was delivered and acked) in memory on each
+    /// of their replicas instead of on disk. Off by default. On, a consumer's acks are no
+    /// longer written and fsynced on every replica; a node that restarts catches up from its
+    /// peers, but a restart of the whole cluster at once forgets every position, and each
+    /// partition is then delivered again from the start of the stream (persisting is
+    /// idempotent, so that costs time, never a duplicate). Fixed when a consumer is created:
+    /// changing it means deleting the consumers first.
+    pub consumer_state_in_memory: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +300,7 @@ impl Default for NatsConfig {
             replicas: 3,
             duplicate_window: Duration::from_secs(120),
             dead_letter_stream: "CHAT_DEAD_LETTERS".into(),
+            consumer_state_in_memory: false,
         }
     }
 }

@@ -59,7 +59,8 @@ pub fn consumer_name(partition: Partition) -> String {
     format!("persist-p{:03}", partition.0)
 }
 
-/// A partition consumer's config: `nats/consumer-partition.json` with its name and filter.
+/// A partition consumer's config: `nats/consumer-partition.json` with its name and filter,
+/// and where its state is kept.
 pub fn consumer_config(
     nats: &NatsConfig,
     worker: &WorkerConfig,
@@ -73,6 +74,7 @@ pub fn consumer_config(
     config.max_deliver = worker.max_deliver;
     config.priority_timeout = worker.pin_timeout;
     config.num_replicas = nats.replicas;
+    config.memory_storage = nats.consumer_state_in_memory;
     Ok(config)
 }
 

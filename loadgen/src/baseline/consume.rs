@@ -192,7 +192,8 @@ pub async fn measure(
     deadline: Instant,
     stop: &CancellationToken,
 ) -> Result<ConsumeFigures, BaselineError> {
-    let nats = scratch::scratch_config(&params.run_id, "consume", params.partitions, params.replicas);
+    let mut nats = scratch::scratch_config(&params.run_id, "consume", params.partitions, params.replicas);
+    nats.consumer_state_in_memory = params.consumer_memory;
     let js = scratch::connect(urls, params.inflight).await?;
     let traffic = Traffic::new(&nats.subject_prefix, params.partitions, params.content_bytes)?;
     let figures = match scratch::create(&js, &nats, params.messages, traffic.payload_bytes()?).await {

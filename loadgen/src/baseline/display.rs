@@ -3,7 +3,7 @@
 //! ratios say anything about capacity.
 
 use crate::baseline::figures::{
-    self, Baselines, ConsumeFigures, InsertFigures, Outcome, PublishFigures, WorkerPersist,
+    self, BaselineSetup, Baselines, ConsumeFigures, InsertFigures, Outcome, PublishFigures, WorkerPersist,
 };
 use crate::measure::Percentiles;
 use std::fmt::{self, Formatter};
@@ -30,7 +30,7 @@ pub fn write(f: &mut Formatter<'_>, baselines: &Baselines, scenario: Option<Scen
     }
     match &baselines.consume {
         None => writeln!(f, "    (b) consume   not run")?,
-        Some(outcome) => failed_or(f, "(b) consume", outcome, |f, b| consume(f, b, setup.consume_batch))?,
+        Some(outcome) => failed_or(f, "(b) consume", outcome, |f, b| consume(f, b, setup))?,
     }
     match &baselines.insert {
         None => writeln!(f, "    (d) insert    not run")?,
@@ -78,11 +78,12 @@ fn publish(f: &mut Formatter<'_>, a: &PublishFigures) -> fmt::Result {
     )
 }
 
-fn consume(f: &mut Formatter<'_>, b: &ConsumeFigures, batch: usize) -> fmt::Result {
+fn consume(f: &mut Formatter<'_>, b: &ConsumeFigures, setup: &BaselineSetup) -> fmt::Result {
     let ack = serde_json::to_value(b.ack).ok().and_then(|v| v.as_str().map(str::to_owned));
+    let (batch, state) = (setup.consume_batch, if setup.consumer_memory { "memory" } else { "file" });
     writeln!(
         f,
-        "    (b) consume   {:.1} msg/s consumed (publish {:.1} msg/s), {} consumers, batches ≤ {batch}, {} ack, {} batch(es) acking at once",
+        "    (b) consume   {:.1} msg/s consumed (publish {:.1} msg/s), {} consumers ({state} state), batches ≤ {batch}, {} ack, {} batch(es) acking at once",
         b.consumed_per_s,
         b.publish.msg_per_s,
         b.consumers,

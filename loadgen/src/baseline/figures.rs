@@ -26,6 +26,8 @@ pub struct BaselineSetup {
     pub inflight: usize,
     pub ack: AckMode,
     pub ack_batches: usize,
+    /// The consume baseline's consumers kept their state in memory.
+    pub consumer_memory: bool,
     pub partitions: u16,
     pub replicas: usize,
     /// Bytes of one encoded message's payload (headers not counted).

@@ -50,6 +50,8 @@ pub struct BaselineParams {
     pub ack: AckMode,
     /// Batches per consumer whose acks are in flight at once (b).
     pub ack_batches: usize,
+    /// Consumers keep their state in memory instead of on disk (b).
+    pub consumer_memory: bool,
     /// Content length of each message: the scenario's `--message-bytes`.
     pub content_bytes: usize,
     pub partitions: u16,

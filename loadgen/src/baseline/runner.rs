@@ -51,6 +51,7 @@ fn setup(params: &BaselineParams) -> BaselineSetup {
         inflight: params.inflight,
         ack: params.ack,
         ack_batches: params.ack_batches,
+        consumer_memory: params.consumer_memory,
         partitions: params.partitions,
         replicas: params.replicas,
         payload_bytes: traffic.and_then(|t| t.payload_bytes()).unwrap_or(0),
