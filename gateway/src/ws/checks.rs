@@ -7,7 +7,9 @@
 //! a round trip per frame, and still publishes its sends in its own order: [`Checks`] is a
 //! bounded `FuturesOrdered`, whose outcomes the read loop takes one by one, in frame order,
 //! to publish or refuse. A frame's windows are checked before its database checks run, so a
-//! client past its limits costs no database work.
+//! client past its limits costs no database work. A frame refused as it is read (malformed,
+//! or of a non-member) waits its turn here too when checks are out ahead of it, so a socket's
+//! answers keep its read order but for acks, which come as the stream confirms each send.
 
 use super::send::SendChecked;
 use crate::changes::{self, ChangeRefused};
@@ -16,25 +18,25 @@ use crate::state::AppState;
 use futures::stream::{FuturesOrdered, StreamExt};
 use shared::events::Change;
 use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
-use shared::protocol::SendPayload;
+use shared::protocol::{SendPayload, ServerFrame};
 use std::pin::Pin;
 
 /// What the checks of one frame found, in the order the frames were read.
-pub struct Checked {
-    pub id: ClientMsgId,
-    pub outcome: Outcome,
-}
-
-/// The checks' verdict on a send or a change.
-pub enum Outcome {
-    /// The sender is not a member of the channel (found as the frame was read).
-    NotAMember { send: bool },
+pub enum Checked {
+    /// Refused as it was read (malformed, or its sender not a member of the channel): the
+    /// answer, waiting its turn behind the frames read before it.
+    Refused(ServerFrame),
     /// A window is full: the frame is refused with `rate_limited`.
-    Limited { send: bool, limit: &'static str, retry_after_ms: u64 },
+    Limited { id: ClientMsgId, send: bool, limit: &'static str, retry_after_ms: u64 },
     /// A send within limits, and what its database checks found.
-    Send(SendPayload, Result<SendChecked, ChangeRefused>),
+    Send { id: ClientMsgId, payload: SendPayload, checked: Result<SendChecked, ChangeRefused> },
     /// A change within limits, and what its checks found: the change to publish.
-    Change { channel: ChannelId, message: MessageId, prepared: Result<Change, ChangeRefused> },
+    Change {
+        id: ClientMsgId,
+        channel: ChannelId,
+        message: MessageId,
+        prepared: Result<Change, ChangeRefused>,
+    },
 }
 
 type Checking<'a> = Pin<Box<dyn Future<Output = Checked> + Send + 'a>>;
@@ -60,26 +62,24 @@ impl<'a> Checks<'a> {
         self.running.is_empty()
     }
 
-    /// A frame of a non-member, refused in its turn.
-    pub fn not_a_member(&mut self, id: ClientMsgId, send: bool) {
-        let checked = Checked { id, outcome: Outcome::NotAMember { send } };
-        self.running.push_back(Box::pin(std::future::ready(checked)));
+    /// The answer of a frame refused as it was read, in its turn.
+    pub fn refused(&mut self, answer: ServerFrame) {
+        self.running.push_back(Box::pin(std::future::ready(Checked::Refused(answer))));
     }
 
     /// Starts the checks of a member's send.
     pub fn send(&mut self, id: ClientMsgId, payload: SendPayload) {
         let (state, user) = (self.state, self.user);
         self.running.push_back(Box::pin(async move {
-            let outcome = match state.limiter.send(user, payload.channel_id).await {
+            match state.limiter.send(user, payload.channel_id).await {
                 Verdict::Limited { limit, retry_after_ms } => {
-                    Outcome::Limited { send: true, limit, retry_after_ms }
+                    Checked::Limited { id, send: true, limit, retry_after_ms }
                 }
                 Verdict::Allowed => {
                     let checked = check_send(state, user, &payload).await;
-                    Outcome::Send(payload, checked)
+                    Checked::Send { id, payload, checked }
                 }
-            };
-            Checked { id, outcome }
+            }
         }));
     }
 
@@ -87,16 +87,15 @@ impl<'a> Checks<'a> {
     pub fn change(&mut self, id: ClientMsgId, channel: ChannelId, message: MessageId, change: Change) {
         let (state, user) = (self.state, self.user);
         self.running.push_back(Box::pin(async move {
-            let outcome = match state.limiter.send(user, channel).await {
+            match state.limiter.send(user, channel).await {
                 Verdict::Limited { limit, retry_after_ms } => {
-                    Outcome::Limited { send: false, limit, retry_after_ms }
+                    Checked::Limited { id, send: false, limit, retry_after_ms }
                 }
                 Verdict::Allowed => {
                     let prepared = changes::prepare(state, user, channel, message, change).await;
-                    Outcome::Change { channel, message, prepared }
+                    Checked::Change { id, channel, message, prepared }
                 }
-            };
-            Checked { id, outcome }
+            }
         }));
     }
 

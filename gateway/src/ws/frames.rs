@@ -2,7 +2,7 @@
 //! kind, in the manner of mini-redis's `Command::from_frame(..).apply(..)`. A handler answers
 //! on the socket's queue and says, as a [`Flow`], what the read loop does next.
 
-use super::checks::{Checked, Checks, Outcome};
+use super::checks::{Checked, Checks};
 use super::send::{LimitCheck, SendLimits, change_answer, start_send};
 use crate::changes;
 use crate::conn::ConnHandle;
@@ -82,7 +82,7 @@ impl<'a> Frames<'a> {
             Some(Ok(Message::Text(text))) => self.text(text).await,
             Some(Ok(Message::Binary(_))) => {
                 self.state.metrics.frame_in("binary");
-                self.conn.deliver_error(None, ErrorCode::MalformedFrame, "frames are JSON text");
+                self.refuse(ServerFrame::error(None, ErrorCode::MalformedFrame, "frames are JSON text"));
                 Flow::Continue
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
@@ -112,7 +112,7 @@ impl<'a> Frames<'a> {
                 if text.contains(r#""message.send""#) {
                     self.state.metrics.send(SendOutcome::Rejected);
                 }
-                self.conn.deliver_error(protocol::frame_id(&text), error.code(), error.to_string());
+                self.refuse(ServerFrame::error(protocol::frame_id(&text), error.code(), error.to_string()));
                 Flow::Continue
             }
         }
@@ -152,9 +152,11 @@ impl<'a> Frames<'a> {
     /// `message.send`: a member's send goes through its checks (see [`Checks`]); refused
     /// or published in its turn, by [`Frames::checked`].
     fn send(&mut self, id: ClientMsgId, payload: SendPayload) -> Flow {
-        match self.conn.is_member(payload.channel_id) {
-            true => self.checks.send(id, payload),
-            false => self.checks.not_a_member(id, true),
+        if self.conn.is_member(payload.channel_id) {
+            self.checks.send(id, payload);
+        } else {
+            self.state.metrics.send(SendOutcome::Rejected);
+            self.refuse(ServerFrame::error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER));
         }
         Flow::Continue
     }
@@ -162,25 +164,30 @@ impl<'a> Frames<'a> {
     /// An edit, delete or reaction of a member goes through its checks, like a send.
     fn change(&mut self, frame: ChangeFrame) -> Flow {
         let ChangeFrame { id, channel_id: channel, message_id: message, change } = frame;
-        match self.conn.is_member(channel) {
-            true => self.checks.change(id, channel, message, change),
-            false => self.checks.not_a_member(id, false),
+        if self.conn.is_member(channel) {
+            self.checks.change(id, channel, message, change);
+        } else {
+            self.refuse(ServerFrame::error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER));
         }
         Flow::Continue
     }
 
+    /// Answers a send or change refused as it was read, or a frame that could not be read: at
+    /// once, or after the sends and changes read before it whose checks are still out.
+    fn refuse(&mut self, answer: ServerFrame) {
+        match self.checks.is_empty() {
+            true => self.conn.deliver_frame(&answer),
+            false => self.checks.refused(answer),
+        }
+    }
+
     /// The next send or change in read order whose checks are done: published (its answer
     /// comes when the stream has it), or refused.
-    pub async fn checked(&mut self, Checked { id, outcome }: Checked) -> Flow {
+    pub async fn checked(&mut self, checked: Checked) -> Flow {
         let (state, conn) = (self.state, self.conn);
-        match outcome {
-            Outcome::NotAMember { send } => {
-                if send {
-                    state.metrics.send(SendOutcome::Rejected);
-                }
-                conn.deliver_error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER);
-            }
-            Outcome::Limited { send, limit, retry_after_ms } => {
+        match checked {
+            Checked::Refused(answer) => conn.deliver_frame(&answer),
+            Checked::Limited { id, send, limit, retry_after_ms } => {
                 if send {
                     state.metrics.send(SendOutcome::Rejected);
                 }
@@ -188,7 +195,7 @@ impl<'a> Frames<'a> {
                     return Flow::Close(CLOSE_RATE_LIMITED);
                 }
             }
-            Outcome::Send(payload, checked) => {
+            Checked::Send { id, payload, checked } => {
                 self.limits.passed();
                 match checked {
                     Ok(checked) => {
@@ -201,7 +208,7 @@ impl<'a> Frames<'a> {
                     }
                 }
             }
-            Outcome::Change { channel, message, prepared } => {
+            Checked::Change { id, channel, message, prepared } => {
                 self.limits.passed();
                 match prepared {
                     Ok(change) => {
@@ -241,7 +248,7 @@ impl<'a> Frames<'a> {
     /// `message.read`: the position waits for the next flush.
     fn read(&mut self, id: Option<String>, payload: ReadPayload) -> Flow {
         if !self.conn.is_member(payload.channel_id) {
-            self.conn.deliver_error(id, ErrorCode::NotAMember, NOT_A_MEMBER);
+            self.refuse(ServerFrame::error(id, ErrorCode::NotAMember, NOT_A_MEMBER));
             return Flow::Continue;
         }
         self.reads.add(payload.channel_id, payload.seq);
@@ -261,7 +268,7 @@ impl<'a> Frames<'a> {
                 .start(&self.state.nats, &self.state.subjects, self.conn.user, payload.channel_id)
                 .await;
         } else {
-            self.conn.deliver_error(id, ErrorCode::NotAMember, NOT_A_MEMBER);
+            self.refuse(ServerFrame::error(id, ErrorCode::NotAMember, NOT_A_MEMBER));
         }
         Flow::Continue
     }
