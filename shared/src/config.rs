@@ -104,8 +104,8 @@ pub struct NatsConfig {
     /// longer written and fsynced on every replica; a node that restarts catches up from its
     /// peers, but a restart of the whole cluster at once forgets every position, and each
     /// partition is then delivered again from the start of the stream (persisting is
-    /// idempotent, so that costs time, never a duplicate). Fixed when a consumer is created:
-    /// changing it means deleting the consumers first.
+    /// idempotent, so that costs time, never a duplicate). Set it before the consumers are
+    /// created (nats/README.md says how to switch a running cell).
     pub consumer_state_in_memory: bool,
 }
 

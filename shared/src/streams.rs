@@ -169,6 +169,10 @@ mod tests {
         // requires more deliveries than backoff steps.
         assert_eq!(consumer.ack_wait, consumer.backoff[0]);
         assert!(consumer.max_deliver > consumer.backoff.len() as i64);
+        assert!(!consumer.memory_storage, "consumer state on disk unless asked");
+        let in_memory = NatsConfig { consumer_state_in_memory: true, ..nats.clone() };
+        let consumer = consumer_config(&in_memory, &WorkerConfig::default(), Partition(5)).unwrap();
+        assert!(consumer.memory_storage);
         let dead = dead_letter_stream_config(&nats).unwrap();
         assert_eq!(dead.name, "CHAT_DEAD_LETTERS");
         assert_eq!(
