@@ -341,7 +341,8 @@ async fn every_bad_input_gets_its_exact_answer_and_hurts_no_one_else() {
     for i in 0..3 {
         let _ = flooder.send_message(flood, &format!("g{i}"), "flood").await;
     }
-    assert!(end_of(&mut flooder).await.contains("4029"));
+    let end = end_of(&mut flooder).await;
+    assert!(end.contains("4029"), "{end}\n{}", cell.logs_tail());
     bystanders.progressed("flood").await;
 
     // Slowloris: twenty connections trickle a handshake's headers a line every 300 ms; each

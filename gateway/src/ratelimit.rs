@@ -21,9 +21,13 @@ use std::sync::{Arc, LazyLock};
 /// KEYS: one sorted set per window. ARGV: the event's member, then `window_ms, limit` per key.
 /// Returns `{0, 0}` when admitted, else `{index of the full window that frees last (1-based),
 /// retry after ms}`: retrying after that long finds every window with room.
-static SLIDING_WINDOWS: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+///
+/// Sent as `EVAL` with its source, never `EVALSHA`: a socket's checks go out on the one
+/// connection in the order its frames were read, and Redis runs them in that order, so the
+/// sends admitted are the first ones. `EVALSHA` answers `NOSCRIPT` on a fresh or restarted
+/// Redis, and the retry after loading the script would run some checks after later ones —
+/// admitting a later send in place of an earlier one.
+const SLIDING_WINDOWS: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local full, wait = 0, 0
@@ -43,9 +47,7 @@ for i, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, tonumber(ARGV[2 * i]))
 end
 return {0, 0}
-",
-    )
-});
+";
 
 /// KEYS[1]: a user's socket leases; KEYS[2]: the cell's users with leases, scored by when
 /// their last lease ends. ARGV: socket, limit, lease_ms, user. Takes or renews the socket's
@@ -189,12 +191,18 @@ impl RateLimiter {
 
     async fn admit(&self, windows: &[(&'static str, String, Rate)]) -> Verdict {
         let member = format!("{:016x}", rand::random::<u64>());
-        let mut call = SLIDING_WINDOWS.prepare_invoke();
-        call.arg(member);
-        for (_, key, rate) in windows {
-            call.key(key).arg(rate.window_ms).arg(rate.count);
+        let mut call = redis::cmd("EVAL");
+        call.arg(SLIDING_WINDOWS).arg(windows.len());
+        for (_, key, _) in windows {
+            call.arg(key);
         }
-        let Some((full, retry_after_ms)) = self.run::<(usize, u64)>(&call).await else {
+        call.arg(member);
+        for (_, _, rate) in windows {
+            call.arg(rate.window_ms).arg(rate.count);
+        }
+        let mut conn = self.redis.clone();
+        let Some((full, retry_after_ms)) = self.bounded(call.query_async::<(usize, u64)>(&mut conn)).await
+        else {
             return Verdict::Allowed;
         };
         match full.checked_sub(1).and_then(|i| windows.get(i)) {
@@ -212,8 +220,12 @@ impl RateLimiter {
         call: &deadpool_redis::redis::ScriptInvocation<'_>,
     ) -> Option<T> {
         let mut conn = self.redis.clone();
-        let result = tokio::time::timeout(self.config.redis_timeout, call.invoke_async::<T>(&mut conn)).await;
-        match result {
+        self.bounded(call.invoke_async::<T>(&mut conn)).await
+    }
+
+    /// A Redis call within the timeout; `None` (fail open, counted) when Redis fails.
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Option<T> {
+        match tokio::time::timeout(self.config.redis_timeout, call).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
                 tracing::warn!(%error, "rate limiter unavailable; failing open");

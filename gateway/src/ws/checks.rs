@@ -7,7 +7,10 @@
 //! a round trip per frame, and still publishes its sends in its own order: [`Checks`] is a
 //! bounded `FuturesOrdered`, whose outcomes the read loop takes one by one, in frame order,
 //! to publish or refuse. A frame's windows are checked before its database checks run, so a
-//! client past its limits costs no database work. A frame refused as it is read (malformed,
+//! client past its limits costs no database work. The windows are counted in read order too:
+//! a check's script goes out on the limiter's one Redis connection when its future is first
+//! polled, which `FuturesOrdered` does in push order, and Redis runs scripts in the order they
+//! arrive (`ratelimit::SLIDING_WINDOWS` says why it is sent as `EVAL`). A frame refused as it is read (malformed,
 //! or of a non-member) waits its turn here too when checks are out ahead of it, so a socket's
 //! answers keep its read order but for acks, which come as the stream confirms each send.
 

@@ -32,7 +32,8 @@ pub async fn write_loop(
     conn: ConnHandle,
 ) {
     let closing = conn.queue.closing.clone();
-    let mut written = Vec::with_capacity(FRAMES_PER_FLUSH);
+    // Grows to the largest burst the socket has seen: an idle socket keeps no room for 64.
+    let mut written = Vec::new();
     loop {
         let next = tokio::select! {
             biased;
