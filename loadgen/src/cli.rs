@@ -191,10 +191,14 @@ impl Args {
             ScenarioKind::ReconnectStorm => {
                 let gateways = if self.local { self.local_gateways } else { self.gateways.len() };
                 if gateways < 2 {
-                    return bad("reconnect-storm needs at least 2 gateways (--local --local-gateways N, or several --gateway)");
+                    return bad(
+                        "reconnect-storm needs at least 2 gateways (--local --local-gateways N, or several --gateway)",
+                    );
                 }
                 if !self.local && self.kill_pid.is_none() {
-                    return bad("reconnect-storm against a remote cell needs --kill-pid PID (the gateway to kill -9)");
+                    return bad(
+                        "reconnect-storm against a remote cell needs --kill-pid PID (the gateway to kill -9)",
+                    );
                 }
                 let at = self.kill_at_secs();
                 if !(at >= 0.0 && at < self.duration as f64) {

@@ -287,7 +287,8 @@ impl SocketLoop {
     /// Writes every unacked send again, in the order they were first sent, with the same
     /// client id and content: the cell stores each once, and its ack counts once.
     async fn resend(&mut self, socket: &mut ChatSocket) -> Result<(), ClientError> {
-        let mut unacked: Vec<(String, Pending)> = self.pending.iter().map(|(id, p)| (id.clone(), *p)).collect();
+        let mut unacked: Vec<(String, Pending)> =
+            self.pending.iter().map(|(id, p)| (id.clone(), *p)).collect();
         unacked.sort_by_key(|(_, p)| p.k);
         for (id, sent) in unacked {
             let content = content(sent.at.duration_since(self.plan.epoch), self.plan.message_bytes);

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod content;
 pub mod dm;
+pub mod dm_figures;
 pub mod error;
 pub mod join;
 pub mod live;

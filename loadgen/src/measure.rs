@@ -6,6 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Highest latency a histogram holds (longer ones are recorded as this): one hour.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -187,6 +189,19 @@ impl Progress {
     /// Sent, acked, delivered and expected deliveries so far, for the live progress line.
     pub fn counts(&self) -> [u64; 4] {
         [&self.sent, &self.acked, &self.delivered, &self.expected].map(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Waits until nothing is in flight and every acked message reached every member, at
+    /// most `limit` (half of it after a Ctrl-C, `stop`). True when settled.
+    pub async fn settle(&self, limit: Duration, stop: &CancellationToken) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.settled() && Instant::now() < deadline {
+            if stop.is_cancelled() && Instant::now() + limit / 2 > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.settled()
     }
 
     /// Sends written and not answered yet.

@@ -5,11 +5,11 @@ use crate::baseline::display::{self, ScenarioLoad};
 use crate::baseline::figures::ScenarioFigures;
 use crate::check::Verdict;
 use crate::cli::Args;
+use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
 use crate::measure::{Percentiles, Tally};
 use crate::proc_stats::ProcDelta;
 use crate::storm::StormFigures;
-use crate::dm::DmFigures;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -153,7 +153,11 @@ fn storm_lines(f: &mut fmt::Formatter<'_>, s: &StormFigures) -> fmt::Result {
         "  sockets dropped {}  reconnects {} ({} attempts, {} gave up)  resends {}",
         s.sockets_dropped, s.reconnects, s.reconnect_attempts, s.gave_up, s.resends
     )?;
-    writeln!(f, "  caught up {} of {} drops, {} within 10 s", s.caught_up, s.sockets_dropped, s.caught_up_within_10s)?;
+    writeln!(
+        f,
+        "  caught up {} of {} drops, {} within 10 s",
+        s.caught_up, s.sockets_dropped, s.caught_up_within_10s
+    )?;
     percentiles(f, "drop→caught up", &s.catch_up_ms)
 }
 
@@ -180,16 +184,27 @@ impl fmt::Display for Summary {
         }
         let kind = serde_json::to_value(self.scenario).ok().and_then(|v| v.as_str().map(str::to_owned));
         writeln!(f, "loadgen: {} on {}", kind.unwrap_or_default(), self.targets.join(", "))?;
-        writeln!(
-            f,
-            "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
-            self.sockets,
-            self.senders,
-            self.params.rate,
-            self.duration_s,
-            self.params.window,
-            self.params.message_bytes
-        )?;
+        match &self.dm {
+            Some(_) => writeln!(
+                f,
+                "  sockets {}, {} dms each, {} messages into each, {} B; rates over the storm's {:.2} s",
+                self.sockets,
+                self.params.dms,
+                self.params.dm_messages,
+                self.params.message_bytes,
+                self.duration_s
+            )?,
+            None => writeln!(
+                f,
+                "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
+                self.sockets,
+                self.senders,
+                self.params.rate,
+                self.duration_s,
+                self.params.window,
+                self.params.message_bytes
+            )?,
+        }
         writeln!(
             f,
             "  scheduled {}  sent {}  acked {}  failed {}  skipped_window_full {}  unacked {}",

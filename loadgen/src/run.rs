@@ -12,11 +12,11 @@ use crate::rate::Schedule;
 use crate::reconnect::Redial;
 use crate::record::SocketRecord;
 use crate::report::Summary;
-use crate::scenario::{self, Member, Plan, Shape};
+use crate::scenario::{self, Member, Plan, Shape, Target};
 use crate::storm::{self, StormFigures};
-use shared::local::client::ChatSocket;
 use futures::{StreamExt, TryStreamExt};
 use shared::config::NatsConfig;
+use shared::local::client::ChatSocket;
 use shared::local::{CellOptions, TestCell};
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,14 +58,6 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, Loadgen
     let scenario = summary.scenario_figures();
     summary.baselines.relate(scenario);
     Ok(summary)
-}
-
-/// What a scenario runs against: the gateways' REST base URLs, the processes to measure, and
-/// (a local cell) its gateways' PIDs in the order of `bases`.
-pub struct Target {
-    pub bases: Vec<String>,
-    pub pids: Vec<u32>,
-    pub gateway_pids: Vec<u32>,
 }
 
 /// The scenario of `shape` on `target`.
@@ -172,18 +164,20 @@ async fn drive(
     let epoch = Instant::now();
     let start = epoch + LEAD_IN;
     let end = start + Duration::from_secs(args.duration);
-    let redial = storm.then(|| Redial { ws_urls: Arc::new(target.bases.iter().map(|b| scenario::ws_url(b)).collect()) });
+    let redial = storm
+        .then(|| Redial { ws_urls: Arc::new(target.bases.iter().map(|b| scenario::ws_url(b)).collect()) });
     let tasks = spawn_sockets(args, plan, sockets, redial, &controls, (epoch, start, end));
     let kill = victim.flatten().map(|v| {
         let at = start + Duration::from_secs_f64(args.kill_at_secs());
         tokio::spawn(storm::kill_at(v, target.bases.clone(), start, at))
     });
-    let live = tokio::spawn(crate::live::show(controls.progress.clone(), end - epoch, controls.finish.clone()));
+    let live =
+        tokio::spawn(crate::live::show(controls.progress.clone(), end - epoch, controls.finish.clone()));
     tokio::select! {
         _ = tokio::time::sleep_until(end) => {}
         _ = stop.cancelled() => {}
     }
-    let settled = settle(&controls.progress, Duration::from_secs(args.settle), &stop).await;
+    let settled = controls.progress.settle(Duration::from_secs(args.settle), &stop).await;
     controls.finish.cancel();
     let _ = live.await;
     let mut records = crate::join::within(tasks, FINISH_GRACE).await;
@@ -226,19 +220,6 @@ fn spawn_sockets(
         tasks.spawn(client::run(member, socket, send, redial.clone(), controls.clone()));
     }
     tasks
-}
-
-/// Waits until nothing is in flight and every acked message reached every member, at most
-/// `limit` (half of it after a Ctrl-C). True when settled.
-pub async fn settle(progress: &Progress, limit: Duration, stop: &CancellationToken) -> bool {
-    let deadline = Instant::now() + limit;
-    while !progress.settled() && Instant::now() < deadline {
-        if stop.is_cancelled() && Instant::now() + limit / 2 > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    progress.settled()
 }
 
 fn summary(

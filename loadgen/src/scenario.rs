@@ -96,6 +96,14 @@ fn groups(count: usize, size: usize, senders: usize) -> Plan {
     }
 }
 
+/// What a scenario runs against: the gateways' REST base URLs, the processes to measure, and
+/// (a local cell) its gateways' PIDs in the order of `bases`.
+pub struct Target {
+    pub bases: Vec<String>,
+    pub pids: Vec<u32>,
+    pub gateway_pids: Vec<u32>,
+}
+
 /// One user of the scenario on the cell.
 pub struct Member {
     pub index: usize,
@@ -180,9 +188,8 @@ mod tests {
     fn each_dm_is_opened_once() {
         let plan = DmPlan::new(5, 2, 1);
         assert_eq!(plan.dms(), 10);
-        let mut pairs: Vec<(usize, usize)> = (0..5)
-            .flat_map(|u| plan.peers[u].iter().map(move |p| (u.min(*p), u.max(*p))))
-            .collect();
+        let mut pairs: Vec<(usize, usize)> =
+            (0..5).flat_map(|u| plan.peers[u].iter().map(move |p| (u.min(*p), u.max(*p)))).collect();
         pairs.sort_unstable();
         pairs.dedup();
         assert_eq!(pairs.len(), 10);

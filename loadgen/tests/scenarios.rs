@@ -94,8 +94,19 @@ async fn broadcast_to_six_loses_nothing() {
 #[tokio::test]
 async fn storms_refuse_what_they_cannot_do() {
     let one_gateway = run(&["--local", "--scenario", "reconnect-storm"]).await;
-    assert!(matches!(one_gateway, Err(LoadgenError::Args(ref e)) if e.contains("2 gateways")), "{one_gateway:?}");
-    let no_kill = run(&["--gateway", "http://127.0.0.1:9", "--gateway", "http://127.0.0.1:10", "--scenario", "reconnect-storm"]).await;
+    assert!(
+        matches!(one_gateway, Err(LoadgenError::Args(ref e)) if e.contains("2 gateways")),
+        "{one_gateway:?}"
+    );
+    let no_kill = run(&[
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--gateway",
+        "http://127.0.0.1:10",
+        "--scenario",
+        "reconnect-storm",
+    ])
+    .await;
     assert!(matches!(no_kill, Err(LoadgenError::Args(ref e)) if e.contains("--kill-pid")), "{no_kill:?}");
     let dm_twice = run(&["--local", "--scenario", "dm-storm", "--clients", "4", "--dms", "2"]).await;
     assert!(matches!(dm_twice, Err(LoadgenError::Args(_))), "{dm_twice:?}");

@@ -10,17 +10,16 @@ pub mod user;
 use crate::check;
 use crate::cli::Args;
 use crate::client::Controls;
+use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
-use crate::measure::{Percentiles, Progress, Tally};
+use crate::measure::{Progress, Tally};
 use crate::proc_stats::{self, ProcDelta};
 use crate::record::SocketRecord;
 use crate::report::Summary;
-use crate::run::{Target, settle};
-use crate::scenario::{self, DmPlan};
+use crate::scenario::{self, DmPlan, Target};
 use futures::{StreamExt, TryStreamExt};
 use open::OpenTally;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -40,56 +39,28 @@ const STORM_LIMIT: Duration = Duration::from_secs(600);
 const LIVE_GRACE: Duration = Duration::from_secs(5);
 const FINISH_GRACE: Duration = Duration::from_secs(10);
 
-/// dm-storm's own figures.
-#[derive(Debug, Clone, Serialize)]
-pub struct DmFigures {
-    pub planned: usize,
-    pub opened: u64,
-    /// Answered 201.
-    pub created: u64,
-    /// Answered 200 (the dm existed: a retry after `409 dm_exists`, or a lost answer).
-    pub existed: u64,
-    pub retries: u64,
-    pub failed: u64,
-    /// From the first create request to the last answer.
-    pub storm_s: f64,
-    pub opened_per_s: f64,
-    pub create_ms: Percentiles,
-    /// Create requests refused, by `"<status> <code>"`.
-    pub errors: BTreeMap<String, u64>,
-    /// Sends written again after `not_a_member` (the dm not yet known at the gateway).
-    pub not_a_member_resends: u64,
-    /// Syncs asked for after a live `seq` past a hole.
-    pub gap_syncs: u64,
-    /// Syncs after listing the channels at the end (a dm whose every message went by).
-    pub catch_up_syncs: u64,
-    /// Deliveries in those syncs' backlogs, rather than live.
-    pub delivered_by_sync: u64,
-}
-
-impl DmFigures {
-    fn new(planned: usize, open: &OpenTally, follow: &FollowTally) -> Self {
-        let storm = match (open.first_request, open.last_answer) {
-            (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
-            _ => 0.0,
-        };
-        let opened = open.created + open.existed;
-        Self {
-            planned,
-            opened,
-            created: open.created,
-            existed: open.existed,
-            retries: open.retries,
-            failed: open.failed,
-            storm_s: storm,
-            opened_per_s: if storm > 0.0 { opened as f64 / storm } else { 0.0 },
-            create_ms: open.latency.percentiles(),
-            errors: open.errors.clone(),
-            not_a_member_resends: follow.not_a_member_resends,
-            gap_syncs: follow.gap_syncs,
-            catch_up_syncs: follow.catch_up_syncs,
-            delivered_by_sync: follow.delivered_by_sync,
-        }
+/// The figures of the storm from the users' merged tallies.
+fn figures(planned: usize, open: &OpenTally, follow: &FollowTally) -> DmFigures {
+    let storm = match (open.first_request, open.last_answer) {
+        (Some(first), Some(last)) => last.saturating_duration_since(first).as_secs_f64(),
+        _ => 0.0,
+    };
+    let opened = open.created + open.existed;
+    DmFigures {
+        planned,
+        opened,
+        created: open.created,
+        existed: open.existed,
+        retries: open.retries,
+        failed: open.failed,
+        storm_s: storm,
+        opened_per_s: if storm > 0.0 { opened as f64 / storm } else { 0.0 },
+        create_ms: open.latency.percentiles(),
+        errors: open.errors.clone(),
+        not_a_member_resends: follow.not_a_member_resends,
+        gap_syncs: follow.gap_syncs,
+        catch_up_syncs: follow.catch_up_syncs,
+        delivered_by_sync: follow.delivered_by_sync,
     }
 }
 
@@ -112,8 +83,11 @@ pub async fn drive(
         .try_collect()
         .await?;
     let before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let controls =
-        Controls { progress: Arc::new(Progress::default()), stop: stop.clone(), finish: CancellationToken::new() };
+    let controls = Controls {
+        progress: Arc::new(Progress::default()),
+        stop: stop.clone(),
+        finish: CancellationToken::new(),
+    };
     let epoch = Instant::now();
     let timing = Timing {
         epoch,
@@ -162,10 +136,10 @@ async fn storm_and_settle(args: &Args, plan: &DmPlan, controls: &Controls, timin
     }
     let limit = Duration::from_secs(args.settle);
     let grace = LIVE_GRACE.min(limit / 2);
-    let mut settled = settle(progress, grace, &controls.stop).await;
+    let mut settled = progress.settle(grace, &controls.stop).await;
     if !settled {
         timing.catch_up.cancel();
-        settled = settle(progress, limit - grace, &controls.stop).await;
+        settled = progress.settle(limit - grace, &controls.stop).await;
     }
     live.abort();
     settled
@@ -195,7 +169,7 @@ fn summary(
             records.push(SocketRecord::new(peer, channel));
         }
     }
-    let dm = DmFigures::new(plan.dms(), &open, &follow);
+    let dm = figures(plan.dms(), &open, &follow);
     let mut summary = Summary {
         scenario: Some(args.scenario),
         targets: target.bases.clone(),

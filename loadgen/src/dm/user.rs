@@ -270,7 +270,11 @@ impl UserLoop {
         }
     }
 
-    async fn on_delivery(&mut self, socket: &mut ChatSocket, message: &MessageView) -> Result<(), ClientError> {
+    async fn on_delivery(
+        &mut self,
+        socket: &mut ChatSocket,
+        message: &MessageView,
+    ) -> Result<(), ClientError> {
         let seq = message.seq.0;
         let key = send_key(&message.client_id.0).unwrap_or(-message.message_id.0);
         let state = self.channel(message.channel_id);
