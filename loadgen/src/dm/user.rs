@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 const NOT_A_MEMBER_TRIES: u32 = 40;
 const NOT_A_MEMBER_PAUSE: Duration = Duration::from_millis(25);
 
+/// How long an opener may take to hand back its tally once the run ends.
+const OPENER_GRACE: Duration = Duration::from_secs(1);
+
 /// One user of the storm: who it is, where its socket is, whom it opens dms with.
 pub struct DmUser {
     pub index: usize,
@@ -153,11 +156,23 @@ pub async fn run(user: DmUser, mut socket: ChatSocket, timing: Timing, controls:
             break;
         }
     }
-    let open = opener.await.unwrap_or_default();
+    let open = finish_opener(opener).await;
     state.tally.unacked = state.pending.len() as u64;
     socket.close().await;
     let records = state.channels.into_values().map(|c| c.record).collect();
     UserResult { records, tally: state.tally, open, follow: state.follow, opened }
+}
+
+/// The opener's tally; an opener still at work when the run ends (past the storm's limit)
+/// is stopped, and what it did is lost with it.
+async fn finish_opener(mut opener: tokio::task::JoinHandle<OpenTally>) -> OpenTally {
+    match tokio::time::timeout(OPENER_GRACE, &mut opener).await {
+        Ok(tally) => tally.unwrap_or_default(),
+        Err(_) => {
+            opener.abort();
+            OpenTally::default()
+        }
+    }
 }
 
 /// Opens each dm in turn from `start`, handing each opened one to the socket loop.
