@@ -24,8 +24,7 @@ pub const MAX_ACK_BATCHES: usize = 64;
 #[command(
     name = "loadgen",
     about = "Open-loop load against a chat cell, with latency percentiles and a loss/duplicate/order verdict.",
-    after_help = "Scenarios dm-storm and reconnect-storm are accepted but not implemented yet (exit 2).\n\
-                  Exit status: 0 clean verdict, 1 lost/duplicated/reordered/gaps > 0 (or a baseline\n\
+    after_help = "Exit status: 0 clean verdict, 1 lost/duplicated/reordered/gaps > 0 (or a baseline\n\
                   that lost, duplicated or left something), 2 error (a baseline that failed included)."
 )]
 pub struct Args {
@@ -42,13 +41,13 @@ pub struct Args {
     pub local_gateways: usize,
     #[arg(long, value_enum, default_value_t = ScenarioKind::Pairs)]
     pub scenario: ScenarioKind,
-    /// pairs: number of clients (rounded down to even, at least 2).
+    /// pairs: number of clients (rounded down to even, at least 2); dm-storm: users.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub clients: usize,
-    /// rooms: number of channels.
+    /// rooms, reconnect-storm: number of channels.
     #[arg(long, default_value_t = 3, value_name = "R")]
     pub rooms: usize,
-    /// rooms: members per channel; broadcast: members of the one channel.
+    /// rooms, reconnect-storm: members per channel; broadcast: members of the one channel.
     #[arg(long, default_value_t = 3, value_name = "M")]
     pub members: usize,
     /// broadcast: how many of the members send.
@@ -61,7 +60,7 @@ pub struct Args {
     /// counted as skipped_window_full.
     #[arg(long, default_value_t = 64, value_name = "W")]
     pub window: usize,
-    /// Seconds of sending.
+    /// Seconds of sending (dm-storm: not used, its storm lasts as long as it takes).
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub duration: u64,
     /// Content length of each message (padded).
@@ -70,6 +69,21 @@ pub struct Args {
     /// Seconds to wait after the last send for in-flight acks and deliveries.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     pub settle: u64,
+    /// reconnect-storm: seconds after the first send when one gateway is killed (kill -9);
+    /// half of --duration by default.
+    #[arg(long, value_name = "SECS")]
+    pub kill_after: Option<f64>,
+    /// reconnect-storm against a remote cell: the PID of the gateway to kill -9 (loadgen must
+    /// run on its host). With --local the busiest local gateway is killed.
+    #[arg(long, value_name = "PID", conflicts_with = "local")]
+    pub kill_pid: Option<u32>,
+    /// dm-storm: direct-message channels each user opens (with the next users), at most
+    /// (clients - 1) / 2 so no dm is opened twice.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub dms: usize,
+    /// dm-storm: messages each user sends into each dm it opened, right after opening it.
+    #[arg(long, default_value_t = 3, value_name = "M")]
+    pub dm_messages: usize,
     /// A process to measure (RSS, CPU) before and after; repeatable. With --local the
     /// gateways are added.
     #[arg(long = "pid", value_name = "PID")]
@@ -133,9 +147,11 @@ pub enum ScenarioKind {
     Rooms,
     /// One channel of --members, --senders of them send, everyone receives.
     Broadcast,
-    /// Not implemented yet.
+    /// --clients users each open --dms direct-message channels over REST, all at once, and
+    /// send --dm-messages into each right away: channel creation under load.
     DmStorm,
-    /// Not implemented yet.
+    /// rooms over at least two gateways; one gateway is killed -9 mid-run and its clients
+    /// reconnect to the others with jittered backoff, sync and resend.
     ReconnectStorm,
 }
 
@@ -161,7 +177,54 @@ impl Args {
         if self.local && !(1..=8).contains(&self.local_gateways) {
             return bad("--local-gateways must be in 1..=8");
         }
+        self.validate_storms()?;
         self.validate_baselines()
+    }
+
+    /// The storms' own needs: gateways to reconnect to and a way to kill one; dms that exist.
+    fn validate_storms(&self) -> Result<(), LoadgenError> {
+        let bad = |what: &str| Err(LoadgenError::Args(what.to_owned()));
+        if self.baseline_only {
+            return Ok(());
+        }
+        match self.scenario {
+            ScenarioKind::ReconnectStorm => {
+                let gateways = if self.local { self.local_gateways } else { self.gateways.len() };
+                if gateways < 2 {
+                    return bad(
+                        "reconnect-storm needs at least 2 gateways (--local --local-gateways N, or several --gateway)",
+                    );
+                }
+                if !self.local && self.kill_pid.is_none() {
+                    return bad(
+                        "reconnect-storm against a remote cell needs --kill-pid PID (the gateway to kill -9)",
+                    );
+                }
+                let at = self.kill_at_secs();
+                if !(at >= 0.0 && at < self.duration as f64) {
+                    return bad("--kill-after must be in [0, --duration)");
+                }
+                Ok(())
+            }
+            ScenarioKind::DmStorm => {
+                if self.dms == 0 || self.dm_messages == 0 || self.dm_messages > MAX_WINDOW {
+                    return bad("--dms must be at least 1 and --dm-messages in 1..=10000");
+                }
+                if self.clients < 2 * self.dms + 1 {
+                    return bad("dm-storm needs --clients at least 2 x --dms + 1 (each dm opened once)");
+                }
+                Ok(())
+            }
+            _ if self.kill_after.is_some() || self.kill_pid.is_some() => {
+                bad("--kill-after and --kill-pid are for reconnect-storm")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// When reconnect-storm kills its gateway, in seconds after the first send.
+    pub fn kill_at_secs(&self) -> f64 {
+        self.kill_after.unwrap_or(self.duration as f64 / 2.0)
     }
 
     fn validate_baselines(&self) -> Result<(), LoadgenError> {
@@ -318,6 +381,27 @@ mod tests {
             args(&["--baseline-only", "--gateway", "http://127.0.0.1:1", "--baseline", "publish"]).is_err()
         );
         assert!(args(&["--baseline", "publish"]).is_err(), "a target is still needed");
+    }
+
+    #[test]
+    fn reconnect_storm_needs_two_gateways_and_a_kill() {
+        let storm = ["--scenario", "reconnect-storm"];
+        assert!(!valid(&[&["--local"][..], &storm].concat()), "one local gateway is refused");
+        assert!(valid(&[&["--local", "--local-gateways", "2"][..], &storm].concat()));
+        let remote = ["--gateway", "http://a:1", "--gateway", "http://b:1"];
+        assert!(!valid(&[&remote[..], &storm].concat()), "no way to kill");
+        assert!(valid(&[&remote[..], &storm, &["--kill-pid", "42"]].concat()));
+        assert!(!valid(&[&["--gateway", "http://a:1", "--kill-pid", "42"][..], &storm].concat()));
+        let late = ["--local", "--local-gateways", "2", "--duration", "4", "--kill-after", "4"];
+        assert!(!valid(&[&late[..], &storm].concat()));
+        assert!(!valid(&["--local", "--kill-after", "1"]), "only for reconnect-storm");
+    }
+
+    #[test]
+    fn dm_storm_opens_each_dm_once() {
+        assert!(valid(&["--local", "--scenario", "dm-storm", "--clients", "5", "--dms", "2"]));
+        assert!(!valid(&["--local", "--scenario", "dm-storm", "--clients", "4", "--dms", "2"]));
+        assert!(!valid(&["--local", "--scenario", "dm-storm", "--dms", "0"]));
     }
 
     #[test]

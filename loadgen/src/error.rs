@@ -6,8 +6,6 @@ use shared::local::client::ClientError;
 pub enum LoadgenError {
     #[error("bad arguments: {0}")]
     Args(String),
-    #[error("scenario {0} is not implemented yet")]
-    Unimplemented(&'static str),
     #[error("starting the local cell: {0}")]
     LocalCell(String),
     #[error("talking to the cell: {0}")]

@@ -6,6 +6,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Highest latency a histogram holds (longer ones are recorded as this): one hour.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -78,6 +80,51 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
     pub ack: Latency,
     pub deliver: Latency,
+    pub recovery: Recovery,
+}
+
+/// How a client came back after its socket dropped (reconnect-storm).
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Sockets that ended under the load (each drop of each client).
+    pub dropped: u64,
+    /// Sockets opened again after a drop.
+    pub reconnects: u64,
+    /// Connection attempts after drops, the successful ones included.
+    pub attempts: u64,
+    /// Drops after which no socket could be opened within the bounds.
+    pub gave_up: u64,
+    /// Sends written again, with the same client id, after a reconnect.
+    pub resends: u64,
+    /// Drops recovered from: reconnected, `sync.done` of the channel, and every send that
+    /// was unacked at the drop answered.
+    pub caught_up: u64,
+    /// Of those, caught up within [`CATCH_UP_TARGET`] of the drop.
+    pub caught_up_in_time: u64,
+    /// Drop → caught up.
+    pub catch_up: Latency,
+}
+
+/// Issue 14's bound on drop → caught up.
+pub const CATCH_UP_TARGET: Duration = Duration::from_secs(10);
+
+impl Recovery {
+    pub fn caught_up_after(&mut self, took: Duration) {
+        self.caught_up += 1;
+        self.caught_up_in_time += u64::from(took <= CATCH_UP_TARGET);
+        self.catch_up.record(took);
+    }
+
+    pub fn merge(&mut self, other: &Recovery) {
+        self.dropped += other.dropped;
+        self.reconnects += other.reconnects;
+        self.attempts += other.attempts;
+        self.gave_up += other.gave_up;
+        self.resends += other.resends;
+        self.caught_up += other.caught_up;
+        self.caught_up_in_time += other.caught_up_in_time;
+        self.catch_up.merge(&other.catch_up);
+    }
 }
 
 impl Tally {
@@ -98,6 +145,7 @@ impl Tally {
         }
         self.ack.merge(&other.ack);
         self.deliver.merge(&other.deliver);
+        self.recovery.merge(&other.recovery);
     }
 }
 
@@ -141,6 +189,24 @@ impl Progress {
     /// Sent, acked, delivered and expected deliveries so far, for the live progress line.
     pub fn counts(&self) -> [u64; 4] {
         [&self.sent, &self.acked, &self.delivered, &self.expected].map(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// Waits until nothing is in flight and every acked message reached every member, at
+    /// most `limit` (half of it after a Ctrl-C, `stop`). True when settled.
+    pub async fn settle(&self, limit: Duration, stop: &CancellationToken) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.settled() && Instant::now() < deadline {
+            if stop.is_cancelled() && Instant::now() + limit / 2 > deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.settled()
+    }
+
+    /// Sends written and not answered yet.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     pub fn expected(&self) -> u64 {

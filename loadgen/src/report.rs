@@ -5,9 +5,11 @@ use crate::baseline::display::{self, ScenarioLoad};
 use crate::baseline::figures::ScenarioFigures;
 use crate::check::Verdict;
 use crate::cli::Args;
+use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
 use crate::measure::{Percentiles, Tally};
 use crate::proc_stats::ProcDelta;
+use crate::storm::StormFigures;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -39,6 +41,12 @@ pub struct Summary {
     pub deliver_ms: Percentiles,
     pub errors: BTreeMap<String, u64>,
     pub reconnects: u64,
+    /// reconnect-storm: the kill and the clients' recovery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormFigures>,
+    /// dm-storm: the dm creations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dm: Option<DmFigures>,
     pub processes: Vec<ProcDelta>,
     pub verdict: Verdict,
     /// The same-run baselines (`--baseline`), and the scenario as ratios of them.
@@ -60,6 +68,7 @@ impl Summary {
         self.ack_ms = tally.ack.percentiles();
         self.deliver_ms = tally.deliver.percentiles();
         self.errors = tally.errors.clone();
+        self.reconnects = tally.recovery.reconnects;
     }
 
     /// A summary of no scenario, for `--baseline-only` (and the zeros a scenario's summary
@@ -87,6 +96,8 @@ impl Summary {
             deliver_ms: Percentiles::default(),
             errors: BTreeMap::new(),
             reconnects: 0,
+            storm: None,
+            dm: None,
             processes: Vec::new(),
             verdict: Verdict::default(),
             baselines: Baselines::default(),
@@ -124,6 +135,47 @@ fn percentiles(f: &mut fmt::Formatter<'_>, name: &str, p: &Percentiles) -> fmt::
     )
 }
 
+fn storm_lines(f: &mut fmt::Formatter<'_>, s: &StormFigures) -> fmt::Result {
+    match &s.killed {
+        Some(k) => writeln!(
+            f,
+            "  killed pid {} ({}, {} sockets) at {:.1} s{}",
+            k.pid,
+            k.gateway.as_deref().unwrap_or("gateway"),
+            k.sockets.map_or("?".into(), |n| n.to_string()),
+            k.at_s,
+            k.error.as_ref().map_or(String::new(), |e| format!(" FAILED: {e}"))
+        )?,
+        None => writeln!(f, "  killed nothing (no gateway to kill)")?,
+    }
+    writeln!(
+        f,
+        "  sockets dropped {}  reconnects {} ({} attempts, {} gave up)  resends {}",
+        s.sockets_dropped, s.reconnects, s.reconnect_attempts, s.gave_up, s.resends
+    )?;
+    writeln!(
+        f,
+        "  caught up {} of {} drops, {} within 10 s",
+        s.caught_up, s.sockets_dropped, s.caught_up_within_10s
+    )?;
+    percentiles(f, "drop→caught up", &s.catch_up_ms)
+}
+
+fn dm_lines(f: &mut fmt::Formatter<'_>, d: &DmFigures) -> fmt::Result {
+    writeln!(
+        f,
+        "  dms opened {} of {} ({} created, {} existed) in {:.2} s: {:.1}/s  retries {}  failed {}",
+        d.opened, d.planned, d.created, d.existed, d.storm_s, d.opened_per_s, d.retries, d.failed
+    )?;
+    percentiles(f, "dm create", &d.create_ms)?;
+    writeln!(f, "  dm errors {:?}", d.errors)?;
+    writeln!(
+        f,
+        "  not_a_member resends {}  gap syncs {}  catch-up syncs {} (deliveries by sync {})",
+        d.not_a_member_resends, d.gap_syncs, d.catch_up_syncs, d.delivered_by_sync
+    )
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.scenario.is_none() {
@@ -132,16 +184,27 @@ impl fmt::Display for Summary {
         }
         let kind = serde_json::to_value(self.scenario).ok().and_then(|v| v.as_str().map(str::to_owned));
         writeln!(f, "loadgen: {} on {}", kind.unwrap_or_default(), self.targets.join(", "))?;
-        writeln!(
-            f,
-            "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
-            self.sockets,
-            self.senders,
-            self.params.rate,
-            self.duration_s,
-            self.params.window,
-            self.params.message_bytes
-        )?;
+        match &self.dm {
+            Some(_) => writeln!(
+                f,
+                "  sockets {}, {} dms each, {} messages into each, {} B; rates over the storm's {:.2} s",
+                self.sockets,
+                self.params.dms,
+                self.params.dm_messages,
+                self.params.message_bytes,
+                self.duration_s
+            )?,
+            None => writeln!(
+                f,
+                "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
+                self.sockets,
+                self.senders,
+                self.params.rate,
+                self.duration_s,
+                self.params.window,
+                self.params.message_bytes
+            )?,
+        }
         writeln!(
             f,
             "  scheduled {}  sent {}  acked {}  failed {}  skipped_window_full {}  unacked {}",
@@ -160,6 +223,12 @@ impl fmt::Display for Summary {
         percentiles(f, "send→ack", &self.ack_ms)?;
         percentiles(f, "send→deliver", &self.deliver_ms)?;
         writeln!(f, "  errors {:?}", self.errors)?;
+        if let Some(storm) = &self.storm {
+            storm_lines(f, storm)?;
+        }
+        if let Some(dm) = &self.dm {
+            dm_lines(f, dm)?;
+        }
         for p in &self.processes {
             let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());
             let cpu = p.cpu_seconds().map_or("?".into(), |c| format!("{c:.2}"));

@@ -3,16 +3,20 @@
 
 use crate::baseline::{self, BaselineParams, BaselineServers, Baselines};
 use crate::check;
-use crate::cli::Args;
-use crate::client::{self, SendPlan, SocketRecord};
+use crate::cli::{Args, ScenarioKind};
+use crate::client::{self, Controls, SendPlan};
 use crate::error::LoadgenError;
 use crate::measure::{Progress, Tally};
 use crate::proc_stats::{self, ProcDelta};
 use crate::rate::Schedule;
+use crate::reconnect::Redial;
+use crate::record::SocketRecord;
 use crate::report::Summary;
-use crate::scenario::{self, Plan};
+use crate::scenario::{self, Member, Plan, Shape, Target};
+use crate::storm::{self, StormFigures};
 use futures::{StreamExt, TryStreamExt};
 use shared::config::NatsConfig;
+use shared::local::client::ChatSocket;
 use shared::local::{CellOptions, TestCell};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,18 +35,19 @@ const FINISH_GRACE: Duration = Duration::from_secs(10);
 /// the sending early and skips the baselines not started yet.
 pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, LoadgenError> {
     args.validate()?;
-    let plan = if args.baseline_only { None } else { Some(scenario::plan(&args)?) };
+    let shape = if args.baseline_only { None } else { Some(scenario::plan(&args)?) };
     shared::rlimit::raise_open_files();
     let run_id = run_id();
     let mut summary = if args.local {
         let mut cell = start_local(&args).await?;
-        let summary = on_local_cell(&args, plan.as_ref(), &cell, &stop, &run_id).await;
+        let summary = on_local_cell(&args, shape.as_ref(), &cell, &stop, &run_id).await;
         cell.stop().await;
         summary?
     } else {
         let bases: Vec<String> = args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect();
-        let mut summary = match &plan {
-            Some(plan) => drive(&args, plan, &bases, &args.pids, stop.clone(), &run_id).await?,
+        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new() };
+        let mut summary = match &shape {
+            Some(shape) => scenario_run(&args, shape, &target, stop.clone(), &run_id).await?,
             None => Summary::without_scenario(&args),
         };
         let servers = BaselineServers { nats: args.nats.clone(), postgres: args.postgres.clone() };
@@ -55,24 +60,40 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, Loadgen
     Ok(summary)
 }
 
+/// The scenario of `shape` on `target`.
+async fn scenario_run(
+    args: &Args,
+    shape: &Shape,
+    target: &Target,
+    stop: CancellationToken,
+    run_id: &str,
+) -> Result<Summary, LoadgenError> {
+    match shape {
+        Shape::Groups(plan) => drive(args, plan, target, stop, run_id).await,
+        Shape::Dms(plan) => crate::dm::drive(args, plan, target, stop, run_id).await,
+    }
+}
+
 /// The scenario on the local cell, its workers' persist figures, then the baselines on the
 /// cell's own NATS cluster and Postgres (its gateways and workers up, and idle).
 async fn on_local_cell(
     args: &Args,
-    plan: Option<&Plan>,
+    shape: Option<&Shape>,
     cell: &TestCell,
     stop: &CancellationToken,
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
     let bases: Vec<String> = (0..cell.gateways.len()).map(|g| cell.gateway_url(g)).collect();
-    let mut pids: Vec<u32> =
+    let gateway_pids: Vec<u32> =
         cell.gateways.iter().filter_map(|g| g.process.as_ref().map(|p| p.pid())).collect();
+    let mut pids = gateway_pids.clone();
     pids.extend(&args.pids);
-    let mut summary = match plan {
-        Some(plan) => drive(args, plan, &bases, &pids, stop.clone(), run_id).await?,
+    let target = Target { bases, pids, gateway_pids };
+    let mut summary = match shape {
+        Some(shape) => scenario_run(args, shape, &target, stop.clone(), run_id).await?,
         None => Summary::without_scenario(args),
     };
-    let worker = match plan.is_some() && !args.baselines.is_empty() {
+    let worker = match shape.is_some() && !args.baselines.is_empty() {
         true => baseline::worker::scrape(cell).await,
         false => None,
     };
@@ -115,27 +136,78 @@ async fn start_local(args: &Args) -> Result<TestCell, LoadgenError> {
     TestCell::start(options).await.map_err(|e| LoadgenError::LocalCell(e.to_string()))
 }
 
-/// Builds, connects, sends, settles and checks.
+/// Builds, connects, sends (killing a gateway mid-run in reconnect-storm), settles and checks.
 async fn drive(
     args: &Args,
     plan: &Plan,
-    bases: &[String],
-    pids: &[u32],
+    target: &Target,
     stop: CancellationToken,
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
-    let members = scenario::build(plan, bases, run_id).await?;
+    let members = scenario::build(plan, &target.bases, run_id).await?;
     let sockets: Vec<_> = futures::stream::iter(members)
         .map(|m| async move { client::connect(&m).await.map(|s| (m, s)) })
         .buffered(CONNECT_CONCURRENCY)
         .try_collect()
         .await?;
-    let before: Vec<_> = pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let progress = Arc::new(Progress::default());
-    let finish = CancellationToken::new();
+    let storm = args.scenario == ScenarioKind::ReconnectStorm;
+    let victim = storm.then(|| {
+        let on: Vec<usize> = sockets.iter().map(|(m, _)| m.gateway).collect();
+        storm::victim(args, &target.gateway_pids, &on)
+    });
+    let before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
+    let controls = Controls {
+        progress: Arc::new(Progress::default()),
+        stop: stop.clone(),
+        finish: CancellationToken::new(),
+    };
     let epoch = Instant::now();
     let start = epoch + LEAD_IN;
     let end = start + Duration::from_secs(args.duration);
+    let redial = storm
+        .then(|| Redial { ws_urls: Arc::new(target.bases.iter().map(|b| scenario::ws_url(b)).collect()) });
+    let tasks = spawn_sockets(args, plan, sockets, redial, &controls, (epoch, start, end));
+    let kill = victim.flatten().map(|v| {
+        let at = start + Duration::from_secs_f64(args.kill_at_secs());
+        tokio::spawn(storm::kill_at(v, target.bases.clone(), start, at))
+    });
+    let live =
+        tokio::spawn(crate::live::show(controls.progress.clone(), end - epoch, controls.finish.clone()));
+    tokio::select! {
+        _ = tokio::time::sleep_until(end) => {}
+        _ = stop.cancelled() => {}
+    }
+    let settled = controls.progress.settle(Duration::from_secs(args.settle), &stop).await;
+    controls.finish.cancel();
+    let _ = live.await;
+    let mut records = crate::join::within(tasks, FINISH_GRACE).await;
+    records.sort_by_key(|r| r.index);
+    let processes = before
+        .into_iter()
+        .map(|b| ProcDelta { pid: b.pid, before: b, after: proc_stats::sample(b.pid) })
+        .collect();
+    let mut summary = summary(args, plan, &target.bases, &records, processes);
+    summary.settled = settled;
+    summary.expected_deliveries = controls.progress.expected();
+    if storm {
+        let killed = match kill {
+            Some(kill) => kill.await.ok(),
+            None => None,
+        };
+        summary.storm = Some(StormFigures::new(killed, &merged(&records).recovery));
+    }
+    Ok(summary)
+}
+
+/// One task per socket, each sender on its own slot of the schedule.
+fn spawn_sockets(
+    args: &Args,
+    plan: &Plan,
+    sockets: Vec<(Member, ChatSocket)>,
+    redial: Option<Redial>,
+    controls: &Controls,
+    (epoch, start, end): (Instant, Instant, Instant),
+) -> JoinSet<SocketRecord> {
     let mut tasks = JoinSet::new();
     let senders = plan.senders();
     let mut rank = 0;
@@ -145,40 +217,9 @@ async fn drive(
             Schedule::for_sender(start, end, args.rate, senders, rank - 1)
         });
         let send = SendPlan { schedule, window: args.window, message_bytes: args.message_bytes, epoch };
-        let task = client::run(member, socket, send, progress.clone(), stop.clone(), finish.clone());
-        tasks.spawn(task);
+        tasks.spawn(client::run(member, socket, send, redial.clone(), controls.clone()));
     }
-    let live = tokio::spawn(crate::live::show(progress.clone(), end - epoch, finish.clone()));
-    tokio::select! {
-        _ = tokio::time::sleep_until(end) => {}
-        _ = stop.cancelled() => {}
-    }
-    let settled = settle(&progress, Duration::from_secs(args.settle), &stop).await;
-    finish.cancel();
-    let _ = live.await;
-    let mut records = crate::join::within(tasks, FINISH_GRACE).await;
-    records.sort_by_key(|r| r.index);
-    let processes = before
-        .into_iter()
-        .map(|b| ProcDelta { pid: b.pid, before: b, after: proc_stats::sample(b.pid) })
-        .collect();
-    let mut summary = summary(args, plan, bases, &records, processes);
-    summary.settled = settled;
-    summary.expected_deliveries = progress.expected();
-    Ok(summary)
-}
-
-/// Waits until nothing is in flight and every acked message reached every member, at most
-/// `limit` (half of it after a Ctrl-C). True when settled.
-async fn settle(progress: &Progress, limit: Duration, stop: &CancellationToken) -> bool {
-    let deadline = Instant::now() + limit;
-    while !progress.settled() && Instant::now() < deadline {
-        if stop.is_cancelled() && Instant::now() + limit / 2 > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    progress.settled()
+    tasks
 }
 
 fn summary(
@@ -188,10 +229,7 @@ fn summary(
     records: &[SocketRecord],
     processes: Vec<ProcDelta>,
 ) -> Summary {
-    let mut tally = Tally::default();
-    for record in records {
-        tally.merge(&record.tally);
-    }
+    let tally = merged(records);
     let mut summary = Summary {
         scenario: Some(args.scenario),
         targets: bases.to_vec(),
@@ -207,8 +245,17 @@ fn summary(
     summary
 }
 
+/// The tallies of every record, merged.
+pub fn merged(records: &[SocketRecord]) -> Tally {
+    let mut tally = Tally::default();
+    for record in records {
+        tally.merge(&record.tally);
+    }
+    tally
+}
+
 /// Eight hex digits unique enough to keep this run's usernames apart from earlier runs'.
-fn run_id() -> String {
+pub fn run_id() -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     format!("{:08x}", (nanos.as_nanos() as u64 ^ u64::from(std::process::id())) as u32)
 }

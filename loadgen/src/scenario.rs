@@ -1,5 +1,6 @@
-//! What a scenario builds: how many users, which channel each is in, who sends; then the users
-//! registered and the channels created on the cell.
+//! What a scenario builds: how many users, which channel each is in, who sends (or, for
+//! dm-storm, which dms each user opens); then the users registered and the channels created
+//! on the cell.
 
 use crate::cli::{Args, MAX_SOCKETS, ScenarioKind};
 use crate::error::LoadgenError;
@@ -31,22 +32,58 @@ impl Plan {
     }
 }
 
-/// The plan of the scenario the arguments name.
-pub fn plan(args: &Args) -> Result<Plan, LoadgenError> {
+/// dm-storm's shape: users with one socket each, and the dms they open (none exists before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmPlan {
+    pub users: usize,
+    /// Per user, the users it opens a dm with, in order.
+    pub peers: Vec<Vec<usize>>,
+    /// Messages the opener sends into each dm.
+    pub messages: usize,
+}
+
+impl DmPlan {
+    /// `users` users, each opening a dm with each of the next `dms` (modulo `users`): with
+    /// `2 * dms < users` no pair is opened twice.
+    pub fn new(users: usize, dms: usize, messages: usize) -> Self {
+        let peers = (0..users).map(|u| (1..=dms).map(|d| (u + d) % users).collect()).collect();
+        Self { users, peers, messages }
+    }
+
+    pub fn dms(&self) -> usize {
+        self.peers.iter().map(Vec::len).sum()
+    }
+}
+
+/// What a scenario runs: users in channels made beforehand, or users opening dms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shape {
+    Groups(Plan),
+    Dms(DmPlan),
+}
+
+/// The shape of the scenario the arguments name.
+pub fn plan(args: &Args) -> Result<Shape, LoadgenError> {
     let plan = match args.scenario {
         ScenarioKind::Pairs => groups(args.clients.max(2) / 2, 2, 2),
-        ScenarioKind::Rooms => groups(args.rooms.max(1), args.members.max(2), args.members.max(2)),
+        ScenarioKind::Rooms | ScenarioKind::ReconnectStorm => {
+            groups(args.rooms.max(1), args.members.max(2), args.members.max(2))
+        }
         ScenarioKind::Broadcast => {
             let members = args.members.max(2);
             groups(1, members, args.senders.clamp(1, members))
         }
-        ScenarioKind::DmStorm => return Err(LoadgenError::Unimplemented("dm-storm")),
-        ScenarioKind::ReconnectStorm => return Err(LoadgenError::Unimplemented("reconnect-storm")),
+        ScenarioKind::DmStorm => {
+            if args.clients > MAX_SOCKETS {
+                return Err(LoadgenError::Args(format!("{} sockets, more than {MAX_SOCKETS}", args.clients)));
+            }
+            return Ok(Shape::Dms(DmPlan::new(args.clients, args.dms, args.dm_messages)));
+        }
     };
     if plan.users() > MAX_SOCKETS {
         return Err(LoadgenError::Args(format!("{} sockets, more than {MAX_SOCKETS}", plan.users())));
     }
-    Ok(plan)
+    Ok(Shape::Groups(plan))
 }
 
 /// `count` channels of `size` members each, the first `senders` of each sending.
@@ -59,11 +96,21 @@ fn groups(count: usize, size: usize, senders: usize) -> Plan {
     }
 }
 
+/// What a scenario runs against: the gateways' REST base URLs, the processes to measure, and
+/// (a local cell) its gateways' PIDs in the order of `bases`.
+pub struct Target {
+    pub bases: Vec<String>,
+    pub pids: Vec<u32>,
+    pub gateway_pids: Vec<u32>,
+}
+
 /// One user of the scenario on the cell.
 pub struct Member {
     pub index: usize,
     pub client: ChatClient,
     pub ws_url: String,
+    /// Index of the gateway `ws_url` is on, among the run's targets.
+    pub gateway: usize,
     pub channel: ChannelId,
     /// Members of the channel, this one included: each acked send is due to all of them.
     pub channel_size: usize,
@@ -86,14 +133,7 @@ pub fn ws_url(base: &str) -> String {
 /// Registers the users (round robin over `bases`, names unique to this run) and creates the
 /// channels, each by its first member.
 pub async fn build(plan: &Plan, bases: &[String], run_id: &str) -> Result<Vec<Member>, LoadgenError> {
-    let clients: Vec<ChatClient> = futures::stream::iter(0..plan.users())
-        .map(|u| {
-            let base = bases[u % bases.len()].clone();
-            async move { ChatClient::register(&base, &format!("lg{run_id}-{u}")).await }
-        })
-        .buffered(SETUP_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let clients = register(plan.users(), bases, run_id).await?;
     let channels: Vec<ChannelId> = futures::stream::iter(plan.channels.iter().enumerate())
         .map(|(c, members)| {
             let owner = &clients[members[0]];
@@ -108,6 +148,7 @@ pub async fn build(plan: &Plan, bases: &[String], run_id: &str) -> Result<Vec<Me
         Member {
             index: u,
             ws_url: ws_url(&bases[u % bases.len()]),
+            gateway: u % bases.len(),
             client,
             channel: channels[channel],
             channel_size: plan.channels[channel].len(),
@@ -115,6 +156,19 @@ pub async fn build(plan: &Plan, bases: &[String], run_id: &str) -> Result<Vec<Me
         }
     });
     Ok(members.collect())
+}
+
+/// Registers `users` users, round robin over `bases`, with names unique to this run.
+pub async fn register(users: usize, bases: &[String], run_id: &str) -> Result<Vec<ChatClient>, LoadgenError> {
+    let clients = futures::stream::iter(0..users)
+        .map(|u| {
+            let base = bases[u % bases.len()].clone();
+            async move { ChatClient::register(&base, &format!("lg{run_id}-{u}")).await }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(clients)
 }
 
 #[cfg(test)]
@@ -128,6 +182,17 @@ mod tests {
         assert_eq!(plan.senders(), 3);
         assert_eq!(plan.channels[2], vec![8, 9, 10, 11]);
         assert_eq!(plan.channel_of[9], 2);
+    }
+
+    #[test]
+    fn each_dm_is_opened_once() {
+        let plan = DmPlan::new(5, 2, 1);
+        assert_eq!(plan.dms(), 10);
+        let mut pairs: Vec<(usize, usize)> =
+            (0..5).flat_map(|u| plan.peers[u].iter().map(move |p| (u.min(*p), u.max(*p)))).collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        assert_eq!(pairs.len(), 10);
     }
 
     #[test]

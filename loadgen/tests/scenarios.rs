@@ -92,9 +92,82 @@ async fn broadcast_to_six_loses_nothing() {
 }
 
 #[tokio::test]
-async fn later_scenarios_say_they_are_not_implemented() {
-    let result = run(&["--gateway", "http://127.0.0.1:9", "--scenario", "dm-storm"]).await;
-    assert!(matches!(result, Err(LoadgenError::Unimplemented("dm-storm"))));
+async fn storms_refuse_what_they_cannot_do() {
+    let one_gateway = run(&["--local", "--scenario", "reconnect-storm"]).await;
+    assert!(
+        matches!(one_gateway, Err(LoadgenError::Args(ref e)) if e.contains("2 gateways")),
+        "{one_gateway:?}"
+    );
+    let no_kill = run(&[
+        "--gateway",
+        "http://127.0.0.1:9",
+        "--gateway",
+        "http://127.0.0.1:10",
+        "--scenario",
+        "reconnect-storm",
+    ])
+    .await;
+    assert!(matches!(no_kill, Err(LoadgenError::Args(ref e)) if e.contains("--kill-pid")), "{no_kill:?}");
+    let dm_twice = run(&["--local", "--scenario", "dm-storm", "--clients", "4", "--dms", "2"]).await;
+    assert!(matches!(dm_twice, Err(LoadgenError::Args(_))), "{dm_twice:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateways_clients_reconnect_and_miss_nothing() {
+    let flags = [
+        "--local",
+        "--local-gateways",
+        "2",
+        "--scenario",
+        "reconnect-storm",
+        "--rooms",
+        "3",
+        "--members",
+        "4",
+        "--rate",
+        "60",
+        "--duration",
+        "4",
+    ];
+    let summary = run(&flags).await.expect("the run completes");
+    assert_eq!((summary.sockets, summary.senders), (12, 12));
+    let storm = summary.storm.as_ref().expect("reconnect-storm figures");
+    let killed = storm.killed.as_ref().expect("a gateway was killed");
+    assert!(killed.error.is_none(), "{summary}");
+    assert!(killed.sockets.is_some_and(|n| n > 0), "the killed gateway held sockets: {summary}");
+    assert!(storm.sockets_dropped >= killed.sockets.unwrap_or(0) as u64, "{summary}");
+    assert!(storm.reconnects >= storm.sockets_dropped && summary.reconnects > 0, "{summary}");
+    assert_eq!(storm.gave_up, 0, "{summary}");
+    assert_eq!(storm.caught_up, storm.sockets_dropped, "every client caught up: {summary}");
+    assert_eq!(storm.catch_up_ms.count, storm.caught_up, "{summary}");
+    assert_eq!(summary.expected_deliveries, summary.acked * 4);
+    assert_all_acked_and_clean(&summary);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_storm_opens_every_dm_and_delivers_its_first_messages() {
+    let flags = [
+        "--local",
+        "--local-gateways",
+        "2",
+        "--scenario",
+        "dm-storm",
+        "--clients",
+        "8",
+        "--dms",
+        "3",
+        "--dm-messages",
+        "2",
+    ];
+    let summary = run(&flags).await.expect("the run completes");
+    assert_eq!(summary.sockets, 8);
+    let dm = summary.dm.as_ref().expect("dm-storm figures");
+    assert_eq!((dm.planned, dm.opened, dm.failed), (24, 24, 0), "{summary}");
+    assert_eq!(dm.created + dm.existed, 24, "{summary}");
+    assert_eq!(dm.create_ms.count, 24, "{summary}");
+    assert_eq!(summary.scheduled, 48, "{summary}");
+    assert_eq!(summary.expected_deliveries, summary.acked * 2);
+    assert_all_acked_and_clean(&summary);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
