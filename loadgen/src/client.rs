@@ -42,6 +42,13 @@ pub struct Controls {
     pub finish: CancellationToken,
 }
 
+impl Controls {
+    /// Fresh progress counters and a fresh finish signal, stopped by `stop` (Ctrl-C).
+    pub fn new(stop: &CancellationToken) -> Self {
+        Self { progress: Arc::new(Progress::default()), stop: stop.clone(), finish: CancellationToken::new() }
+    }
+}
+
 /// Opens the member's socket with a `sync` of its channel and waits for `sync.done`, so live
 /// deliveries are flowing before the load starts.
 pub async fn connect(member: &Member) -> Result<ChatSocket, LoadgenError> {

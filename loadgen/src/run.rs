@@ -6,7 +6,7 @@ use crate::check;
 use crate::cli::{Args, ScenarioKind};
 use crate::client::{self, Controls, SendPlan};
 use crate::error::LoadgenError;
-use crate::measure::{Progress, Tally};
+use crate::measure::Tally;
 use crate::proc_stats::{self, ProcDelta};
 use crate::rate::Schedule;
 use crate::reconnect::Redial;
@@ -156,11 +156,7 @@ async fn drive(
         storm::victim(args, &target.gateway_pids, &on)
     });
     let before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let controls = Controls {
-        progress: Arc::new(Progress::default()),
-        stop: stop.clone(),
-        finish: CancellationToken::new(),
-    };
+    let controls = Controls::new(&stop);
     let epoch = Instant::now();
     let start = epoch + LEAD_IN;
     let end = start + Duration::from_secs(args.duration);

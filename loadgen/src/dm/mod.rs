@@ -12,7 +12,7 @@ use crate::cli::Args;
 use crate::client::Controls;
 use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
-use crate::measure::{Progress, Tally};
+use crate::measure::Tally;
 use crate::proc_stats::{self, ProcDelta};
 use crate::record::SocketRecord;
 use crate::report::Summary;
@@ -83,11 +83,7 @@ pub async fn drive(
         .try_collect()
         .await?;
     let before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let controls = Controls {
-        progress: Arc::new(Progress::default()),
-        stop: stop.clone(),
-        finish: CancellationToken::new(),
-    };
+    let controls = Controls::new(&stop);
     let epoch = Instant::now();
     let timing = Timing {
         epoch,
