@@ -171,7 +171,9 @@ async fn hardened_cell(gateways: usize, keys: &tempfile::TempDir, gateway: &str)
     let options = CellOptions {
         gateways,
         gateway_config: format!("jwt_keys_dir = {:?}\nheader_read_timeout = 2000\n{gateway}", keys.path()),
-        extra_config: "[limits]\nauth_per_ip_burst = 100\n\
+        // Redis answers late when the suite loads the machine; these tests judge limits, not
+        // failing open (`limits.rs` does), so a slow answer must not let a send through.
+        extra_config: "[limits]\nauth_per_ip_burst = 100\nredis_timeout = 10000\n\
                        sends_per_user = { count = 200, window_ms = 60000 }\nstrikes_before_close = 3\n"
             .into(),
         ..Default::default()

@@ -87,8 +87,14 @@ return ended
 /// Whether an event may go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Every window had room, and the event now counts in each.
     Allowed,
-    Limited { limit: &'static str, retry_after_ms: u64 },
+    Limited {
+        limit: &'static str,
+        retry_after_ms: u64,
+    },
+    /// Redis failed or was slow: let through unchecked (failing open), and counted nowhere.
+    Unchecked,
 }
 
 /// Cheap to clone: the connection and metrics are shared.
@@ -203,7 +209,7 @@ impl RateLimiter {
         let mut conn = self.redis.clone();
         let Some((full, retry_after_ms)) = self.bounded(call.query_async::<(usize, u64)>(&mut conn)).await
         else {
-            return Verdict::Allowed;
+            return Verdict::Unchecked;
         };
         match full.checked_sub(1).and_then(|i| windows.get(i)) {
             Some((limit, _, _)) => {

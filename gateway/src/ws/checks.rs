@@ -7,10 +7,12 @@
 //! a round trip per frame, and still publishes its sends in its own order: [`Checks`] is a
 //! bounded `FuturesOrdered`, whose outcomes the read loop takes one by one, in frame order,
 //! to publish or refuse. A frame's windows are checked before its database checks run, so a
-//! client past its limits costs no database work. The windows are counted in read order too:
-//! a check's script goes out on the limiter's one Redis connection when its future is first
-//! polled, which `FuturesOrdered` does in push order, and Redis runs scripts in the order they
-//! arrive (`ratelimit::SLIDING_WINDOWS` says why it is sent as `EVAL`). A frame refused as it is read (malformed,
+//! client past its limits costs no database work. The windows are counted in read order as a
+//! rule: a check's script goes out on the limiter's one Redis connection when its future is
+//! first polled, which `FuturesOrdered` does in push order, and Redis runs scripts in the order
+//! they arrive (`ratelimit::SLIDING_WINDOWS` says why it is sent as `EVAL`). Not always (a call
+//! that times out fails open, a reconnect resends), so the strikes do not rely on it
+//! (`SendLimits::passed`). A frame refused as it is read (malformed,
 //! or of a non-member) waits its turn here too when checks are out ahead of it, so a socket's
 //! answers keep its read order but for acks, which come as the stream confirms each send.
 
@@ -31,11 +33,13 @@ pub enum Checked {
     Refused(ServerFrame),
     /// A window is full: the frame is refused with `rate_limited`.
     Limited { id: ClientMsgId, send: bool, limit: &'static str, retry_after_ms: u64 },
-    /// A send within limits, and what its database checks found.
-    Send { id: ClientMsgId, payload: SendPayload, checked: Result<SendChecked, ChangeRefused> },
-    /// A change within limits, and what its checks found: the change to publish.
+    /// A send within limits (`counted` in its windows, or let through unchecked while Redis
+    /// fails), and what its database checks found.
+    Send { id: ClientMsgId, counted: bool, payload: SendPayload, checked: Result<SendChecked, ChangeRefused> },
+    /// A change within limits (as a send's), and what its checks found: the change to publish.
     Change {
         id: ClientMsgId,
+        counted: bool,
         channel: ChannelId,
         message: MessageId,
         prepared: Result<Change, ChangeRefused>,
@@ -78,9 +82,9 @@ impl<'a> Checks<'a> {
                 Verdict::Limited { limit, retry_after_ms } => {
                     Checked::Limited { id, send: true, limit, retry_after_ms }
                 }
-                Verdict::Allowed => {
+                verdict => {
                     let checked = check_send(state, user, &payload).await;
-                    Checked::Send { id, payload, checked }
+                    Checked::Send { id, counted: verdict == Verdict::Allowed, payload, checked }
                 }
             }
         }));
@@ -94,9 +98,9 @@ impl<'a> Checks<'a> {
                 Verdict::Limited { limit, retry_after_ms } => {
                     Checked::Limited { id, send: false, limit, retry_after_ms }
                 }
-                Verdict::Allowed => {
+                verdict => {
                     let prepared = changes::prepare(state, user, channel, message, change).await;
-                    Checked::Change { id, channel, message, prepared }
+                    Checked::Change { id, counted: verdict == Verdict::Allowed, channel, message, prepared }
                 }
             }
         }));

@@ -195,8 +195,8 @@ impl<'a> Frames<'a> {
                     return Flow::Close(CLOSE_RATE_LIMITED);
                 }
             }
-            Checked::Send { id, payload, checked } => {
-                self.limits.passed();
+            Checked::Send { id, counted, payload, checked } => {
+                self.limits.passed(counted);
                 match checked {
                     Ok(checked) => {
                         let answer = start_send(state, conn, self.sender, id, payload, checked).await;
@@ -208,8 +208,8 @@ impl<'a> Frames<'a> {
                     }
                 }
             }
-            Checked::Change { id, channel, message, prepared } => {
-                self.limits.passed();
+            Checked::Change { id, counted, channel, message, prepared } => {
+                self.limits.passed(counted);
                 match prepared {
                     Ok(change) => {
                         let published =

@@ -12,10 +12,11 @@ use shared::ids::{ChannelId, UserId};
 use shared::protocol::{
     AckPayload, AckStatus, AttachmentView, ContentType, ErrorCode, SendPayload, SenderView, ServerFrame,
 };
+use std::time::{Duration, Instant};
 
 /// How long after its first `rate_limited` answer a client may still have sends in flight
 /// that do not count as strikes.
-const STRIKE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+const STRIKE_GRACE: Duration = Duration::from_secs(1);
 
 /// What the checks of a send found: the members its content mentions (and whether it says
 /// `@channel`), and its attachments described.
@@ -118,7 +119,7 @@ fn publish_failure_code(failure: &PublishFailure) -> ErrorCode {
 #[derive(Default)]
 pub struct SendLimits {
     strikes: u32,
-    told_at: Option<std::time::Instant>,
+    told_at: Option<Instant>,
 }
 
 pub enum LimitCheck {
@@ -129,10 +130,13 @@ pub enum LimitCheck {
 }
 
 impl SendLimits {
-    /// A frame within its windows: the strikes start over.
-    pub fn passed(&mut self) {
-        self.strikes = 0;
-        self.told_at = None;
+    /// A frame let through, `counted` in its windows or not (Redis failing): the strikes
+    /// start over once a counted frame passes after the grace. Not before: a socket's window
+    /// checks can reach Redis out of its read order (a timed-out call, a reconnect), so a
+    /// frame of the burst that was just refused may pass next, and says nothing about whether
+    /// the client heeded its first `rate_limited`; nor does a frame Redis never counted.
+    pub fn passed(&mut self, counted: bool) {
+        self.passed_at(counted, Instant::now());
     }
 
     /// A frame (a send or a change) refused because window `limit` is full: told with
@@ -147,13 +151,24 @@ impl SendLimits {
     ) -> LimitCheck {
         let frame = ServerFrame::rate_limited(Some(id.0.clone()), limit, retry_after_ms);
         conn.deliver_frame(&frame);
-        // A strike is a send past the sender's own limit arriving after the first refusal
-        // could have been read (not a burst in flight, not other users filling the channel's
-        // window).
-        let told = *self.told_at.get_or_insert_with(std::time::Instant::now);
-        if limit == "sends_per_user" && told.elapsed() >= STRIKE_GRACE {
+        self.refused_at(limit, state.limiter.config().strikes_before_close, Instant::now())
+    }
+
+    fn passed_at(&mut self, counted: bool, now: Instant) {
+        let heeded = self.told_at.is_none_or(|told| now.duration_since(told) >= STRIKE_GRACE);
+        if counted && heeded {
+            self.strikes = 0;
+            self.told_at = None;
+        }
+    }
+
+    /// A strike is a send past the sender's own limit arriving after the first refusal could
+    /// have been read (not a burst in flight, not other users filling the channel's window).
+    fn refused_at(&mut self, limit: &str, strikes_before_close: u32, now: Instant) -> LimitCheck {
+        let told = *self.told_at.get_or_insert(now);
+        if limit == "sends_per_user" && now.duration_since(told) >= STRIKE_GRACE {
             self.strikes += 1;
-            if self.strikes >= state.limiter.config().strikes_before_close {
+            if self.strikes >= strikes_before_close {
                 return LimitCheck::Close;
             }
         }
@@ -169,4 +184,62 @@ async fn original_message_id(
 ) -> Option<shared::ids::MessageId> {
     let stored = stream.direct_get(sequence).await.ok()?;
     serde_json::from_slice::<StreamMessage>(&stored.payload).ok().map(|m| m.message_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const USER: &str = "sends_per_user";
+
+    fn closes(check: LimitCheck) -> bool {
+        matches!(check, LimitCheck::Close)
+    }
+
+    #[test]
+    fn refusals_after_the_grace_are_strikes_and_the_third_closes() {
+        let (mut limits, t0) = (SendLimits::default(), Instant::now());
+        let later = t0 + STRIKE_GRACE;
+        assert!(!closes(limits.refused_at(USER, 3, t0)));
+        assert!(!closes(limits.refused_at(USER, 3, t0 + Duration::from_millis(500))));
+        assert!(!closes(limits.refused_at(USER, 3, later)));
+        assert!(!closes(limits.refused_at(USER, 3, later)));
+        assert!(closes(limits.refused_at(USER, 3, later)));
+    }
+
+    #[test]
+    fn a_pass_within_the_grace_or_uncounted_does_not_start_the_strikes_over() {
+        let (mut limits, t0) = (SendLimits::default(), Instant::now());
+        let later = t0 + STRIKE_GRACE;
+        limits.refused_at(USER, 3, t0);
+        // A frame of the same burst whose window check Redis ran first.
+        limits.passed_at(true, t0 + Duration::from_millis(10));
+        limits.refused_at(USER, 3, later);
+        // Let through while Redis failed: nothing says the client slowed down.
+        limits.passed_at(false, later);
+        limits.refused_at(USER, 3, later);
+        assert!(closes(limits.refused_at(USER, 3, later)));
+    }
+
+    #[test]
+    fn a_counted_pass_after_the_grace_starts_the_strikes_over() {
+        let (mut limits, t0) = (SendLimits::default(), Instant::now());
+        let later = t0 + STRIKE_GRACE;
+        limits.refused_at(USER, 3, t0);
+        limits.refused_at(USER, 3, later);
+        limits.refused_at(USER, 3, later);
+        limits.passed_at(true, later);
+        // Told anew: the next refusals fall within a fresh grace.
+        for _ in 0..5 {
+            assert!(!closes(limits.refused_at(USER, 3, later)));
+        }
+    }
+
+    #[test]
+    fn a_busy_channel_is_never_a_strike() {
+        let (mut limits, t0) = (SendLimits::default(), Instant::now());
+        for _ in 0..5 {
+            assert!(!closes(limits.refused_at("messages_per_channel", 3, t0 + STRIKE_GRACE)));
+        }
+    }
 }
