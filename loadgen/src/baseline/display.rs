@@ -61,6 +61,15 @@ fn spread(p: &Percentiles) -> String {
     format!("p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2} ms", p.p50, p.p90, p.p99, p.max)
 }
 
+/// ` (why n, why n)` when anything failed.
+fn why(errors: &std::collections::BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let each: Vec<String> = errors.iter().map(|(why, n)| format!("{why} {n}")).collect();
+    format!(" ({})", each.join(", "))
+}
+
 fn gone(deleted: bool, what: &str) -> String {
     format!("{what} {}", if deleted { "removed" } else { "LEFT BEHIND" })
 }
@@ -69,10 +78,11 @@ fn publish(f: &mut Formatter<'_>, a: &PublishFigures) -> fmt::Result {
     writeln!(f, "    (a) publish   {:.1} msg/s  PubAck {}", a.msg_per_s, spread(&a.puback_ms))?;
     writeln!(
         f,
-        "                  acked {} of {}, failed {}, duplicates {}; {}",
+        "                  acked {} of {}, failed {}{}, duplicates {}; {}",
         a.acked,
         a.messages,
         a.failed,
+        why(&a.errors),
         a.duplicates,
         gone(a.stream_deleted, "stream")
     )

@@ -15,6 +15,10 @@ pub enum BaselineError {
     Stream(#[from] StreamSetupError),
     #[error("creating the scratch stream: {0}")]
     CreateStream(String),
+    #[error("no stream answered on {0} within the creation patience")]
+    NoInterest(String),
+    #[error("the stream stored a probe on {0} that expected a last sequence it cannot have")]
+    ProbeStored(String),
     #[error("creating the scratch consumer {name}: {reason}")]
     Consumer { name: String, reason: String },
     #[error("pulling from {consumer}: {reason}")]

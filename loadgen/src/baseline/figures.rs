@@ -66,6 +66,8 @@ pub struct PublishFigures {
     pub acked: u64,
     /// Publishes refused, PubAcks that failed or timed out, or never came by the deadline.
     pub failed: u64,
+    /// Why they failed, by the client's error kind.
+    pub errors: std::collections::BTreeMap<String, u64>,
     /// PubAcks that said "duplicate" (the `Nats-Msg-Id` was seen before).
     pub duplicates: u64,
     /// First publish to last PubAck.

@@ -44,6 +44,11 @@ impl Traffic {
         Ok(Self { channels, sender, content: content(CONTENT_OFFSET, content_bytes) })
     }
 
+    /// The publish subjects, one per partition.
+    pub fn subjects(&self) -> impl Iterator<Item = &str> {
+        self.channels.iter().map(|(_, subject)| subject.as_str())
+    }
+
     pub fn partitions(&self) -> usize {
         self.channels.len()
     }

@@ -11,6 +11,7 @@ use crate::baseline::scratch;
 use crate::baseline::sent::SentTimes;
 use crate::measure::Latency;
 use async_nats::jetstream::{self, context::PublishError, publish::PublishAck};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -29,6 +30,8 @@ pub struct PublishRun {
     pub published: u64,
     pub acked: u64,
     pub failed: u64,
+    /// Why they failed, by the client's error kind.
+    pub errors: BTreeMap<String, u64>,
     pub duplicates: u64,
     pub puback: Latency,
     /// The stream sequence of each acked publish.
@@ -45,8 +48,14 @@ impl PublishRun {
                 self.puback.record(latency);
                 self.last_ack = self.last_ack.max(Some(at));
             }
-            Ok((Err(_), _, _)) | Err(_) => self.failed += 1,
+            Ok((Err(error), _, _)) => self.fail(error.kind().to_string()),
+            Err(_) => self.fail("task lost".to_owned()),
         }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.failed += 1;
+        *self.errors.entry(why).or_default() += 1;
     }
 
     /// Seconds from the first publish to the last PubAck.
@@ -65,6 +74,7 @@ impl PublishRun {
             published: self.published,
             acked: self.acked,
             failed: self.failed,
+            errors: self.errors.clone(),
             duplicates: self.duplicates,
             elapsed_s,
             msg_per_s: if elapsed_s > 0.0 { self.acked as f64 / elapsed_s } else { 0.0 },
@@ -75,7 +85,8 @@ impl PublishRun {
 }
 
 /// Publishes messages `0..n` of `traffic`, `inflight` at most awaiting their PubAck, until
-/// done, `deadline` or `stop`; notes each publish's instant in `sent`.
+/// done, `deadline` or `stop`; notes each publish's instant in `sent`. Starts once the stream
+/// answers on every subject (not timed).
 pub async fn publish_all(
     js: &jetstream::Context,
     traffic: &Traffic,
@@ -87,6 +98,7 @@ pub async fn publish_all(
 ) -> Result<PublishRun, BaselineError> {
     // The context allows as many in flight as this; its own permit is given back before this
     // one, so a publish never waits inside the client call and the latency starts at the wire.
+    scratch::await_interest(js, traffic.subjects(), deadline).await?;
     let slots = Arc::new(Semaphore::new(inflight));
     let mut acks: JoinSet<Answer> = JoinSet::new();
     let mut run = PublishRun::default();
@@ -112,13 +124,15 @@ pub async fn publish_all(
                     (answer, at.elapsed(), Instant::now())
                 });
             }
-            Err(_) => run.failed += 1,
+            Err(error) => run.fail(error.kind().to_string()),
         }
     }
     while let Ok(Some(joined)) = tokio::time::timeout_at(deadline, acks.join_next()).await {
         run.record(joined);
     }
-    run.failed += acks.len() as u64;
+    for _ in 0..acks.len() {
+        run.fail("no PubAck by the deadline".to_owned());
+    }
     acks.abort_all();
     Ok(run)
 }

@@ -75,6 +75,41 @@ pub async fn create(
     }
 }
 
+/// Waits until the server this client is on routes every one of `subjects` to the stream:
+/// a fresh stream's interest reaches the cluster's other servers a moment after its creation
+/// returns, and a publish before that finds no responder (`StreamNotFound`). Each probe
+/// expects a last sequence the stream cannot have, so the stream answers and stores nothing.
+pub async fn await_interest<'a>(
+    js: &jetstream::Context,
+    subjects: impl Iterator<Item = &'a str>,
+    deadline: tokio::time::Instant,
+) -> Result<(), BaselineError> {
+    use async_nats::jetstream::context::PublishErrorKind;
+    use async_nats::jetstream::message::PublishMessage;
+    let patience = deadline.min(tokio::time::Instant::now() + CREATE_PATIENCE);
+    for subject in subjects {
+        loop {
+            let probe = PublishMessage::build().payload("probe".into()).expected_last_sequence(u64::MAX);
+            let answer = match js.send_publish(subject.to_owned(), probe).await {
+                Ok(ack) => ack.await.map(|_| ()),
+                Err(error) => Err(error),
+            };
+            match answer {
+                Err(error) if error.kind() == PublishErrorKind::StreamNotFound => {
+                    if tokio::time::Instant::now() >= patience {
+                        return Err(BaselineError::NoInterest(subject.to_owned()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                // Stored after all (it should not be): the counts would be off by one.
+                Ok(()) => return Err(BaselineError::ProbeStored(subject.to_owned())),
+                Err(_) => break,
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Deletes the scratch stream (its consumers with it); true when the server then says it
 /// does not exist.
 pub async fn remove(js: &jetstream::Context, name: &str) -> bool {
