@@ -152,6 +152,72 @@ async fn public_channels_are_listed_joined_and_left_and_a_removed_member_stops_r
     read_until(&mut bob_ws, &cell, refused).await;
 }
 
+/// Sends `content` into `channel` (as ids `<id>0`, `<id>1`, …) until the socket's gateway,
+/// which learns of the membership over NATS, takes it (`not_a_member` before); returns the
+/// `message.new`s read meanwhile.
+async fn send_once_a_member(
+    socket: &mut ChatSocket,
+    channel: ChannelId,
+    (id, content): (&str, &str),
+    cell: &TestCell,
+) -> Vec<(ChannelId, String)> {
+    let mut seen = Vec::new();
+    for attempt in 0..100 {
+        let id = format!("{id}{attempt}");
+        socket.send_message(channel, &id, content).await.unwrap();
+        let mut was_refused = false;
+        seen.extend(
+            read_until(socket, cell, |f| match f {
+                ServerFrame::MessageAck { id: of, .. } => of.0 == id,
+                ServerFrame::Error { id: Some(of), payload } if *of == id => {
+                    assert_eq!(payload.code, ErrorCode::NotAMember, "{f:?}");
+                    was_refused = true;
+                    true
+                }
+                _ => false,
+            })
+            .await,
+        );
+        if !was_refused {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never a member of {channel}\n{}", cell.logs_tail());
+}
+
+/// A member added while connected, whose gateway learns of it only after the channel's first
+/// message was stored and announced (its gateway frozen meanwhile, so it had no route to hear
+/// it), still gets that message live, before the next one, without a `sync`: the gateway
+/// reads what the channel stored after the join before it forwards the live messages.
+#[tokio::test]
+async fn a_member_whose_gateway_hears_of_the_join_late_gets_what_was_sent_meanwhile_first() {
+    use nix::sys::signal::Signal;
+    let cell =
+        TestCell::start(CellOptions { gateways: 2, ..Default::default() }).await.expect("the cell starts");
+    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
+    let bob = ChatClient::register(&cell.gateway_url(1), "bob").await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(1)).await.unwrap();
+
+    let frozen = cell.gateways[1].process.as_ref().expect("gateway 1 runs");
+    frozen.signal(Signal::SIGSTOP);
+    let late = alice.create_channel("group", "late", &[bob.user_id]).await.unwrap();
+    let first = "sent before bob's gateway knew";
+    let mut seen_by_alice = send_once_a_member(&mut alice_ws, late, ("a", first), &cell).await;
+    if !seen_by_alice.iter().any(|(_, content)| content == first) {
+        seen_by_alice.extend(read_until(&mut alice_ws, &cell, is_new(first)).await);
+    }
+    frozen.signal(Signal::SIGCONT);
+
+    let mut seen = send_once_a_member(&mut bob_ws, late, ("b", "bob's first"), &cell).await;
+    if !seen.iter().any(|(_, content)| content == "bob's first") {
+        seen.extend(read_until(&mut bob_ws, &cell, is_new("bob's first")).await);
+    }
+    let in_late: Vec<&str> = seen.iter().filter(|(c, _)| *c == late).map(|(_, m)| m.as_str()).collect();
+    assert_eq!(in_late, [first, "bob's first"], "{}", cell.logs_tail());
+}
+
 /// Sends `content`s over `socket` and waits until each came back as `message.new`; returns
 /// their ids in order.
 async fn send_all(

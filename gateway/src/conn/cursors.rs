@@ -80,11 +80,14 @@ impl Cursors {
     /// Ends a hold: under the cursor lock, `backlog` sends what it has and returns the last
     /// `seq` it covers (`None` if it sent nothing); then the held messages after that go out.
     /// Backlog messages this socket was already sent live are skipped: they are on their way,
-    /// in order, and sending them again would double them.
+    /// in order, and sending them again would double them. The client then has every message
+    /// from `covers_from` (1 after a sync, whose client has what it said plus the backlog; the
+    /// `seq` after the join when a late join's messages were sent) up to the backlog's last.
     pub fn release_channel(
         &self,
         queue: &Queue,
         channel: ChannelId,
+        covers_from: ChannelSeq,
         backlog: impl FnOnce(ChannelSeq, BacklogSend<'_>) -> Option<ChannelSeq>,
     ) {
         let mut cursors = self.lock();
@@ -101,10 +104,10 @@ impl Cursors {
                 queue.deliver_backlog(frame);
             }
         };
-        // The client now has everything up to `top` (what it said it had, then the backlog).
+        // The client now has everything from `covers_from` up to `top`.
         if let Some(top) = backlog(already, &mut send) {
             if has_from.is_none_or(|from| from.0 <= top.0 + 1) {
-                cursor.has_from = Some(ChannelSeq(1));
+                cursor.has_from = Some(has_from.map_or(covers_from, |from| from.min(covers_from)));
             }
             cursor.last_seq = top.max(already);
         }
@@ -113,8 +116,9 @@ impl Cursors {
         }
     }
 
-    /// Releases every held channel but those in `keep`, whose holds a sync will release (they
-    /// stop being first-frame holds: no early release before their backlog).
+    /// Releases every channel held for the first frame but those in `keep`, whose holds a sync
+    /// will release (they stop being first-frame holds: no early release before their
+    /// backlog). A late join's hold stays until its own backlog is sent.
     pub fn release_all_but(&self, queue: &Queue, keep: &HashSet<ChannelId>) {
         let held: Vec<ChannelId> = {
             let mut cursors = self.lock();
@@ -125,12 +129,14 @@ impl Cursors {
             }
             cursors
                 .iter()
-                .filter(|(c, cursor)| cursor.held.is_some() && !keep.contains(c))
+                .filter(|(c, cursor)| {
+                    cursor.held.is_some() && cursor.held_for_first_frame && !keep.contains(c)
+                })
                 .map(|(c, _)| *c)
                 .collect()
         };
         for channel in held {
-            self.release_channel(queue, channel, |_, _| None);
+            self.release_channel(queue, channel, ChannelSeq(1), |_, _| None);
         }
     }
 

@@ -110,14 +110,25 @@ impl Conn {
         self.cursors.hold_until_first_frame(channel);
     }
 
-    /// Ends a hold: `backlog` sends what it has, then the held messages after it go out (see
-    /// [`Cursors::release_channel`]).
+    /// Ends a sync's hold: `backlog` sends what it has, then the held messages after it go out
+    /// (see [`Cursors::release_channel`]).
     pub fn release_channel(
         &self,
         channel: ChannelId,
         backlog: impl FnOnce(ChannelSeq, BacklogSend<'_>) -> Option<ChannelSeq>,
     ) {
-        self.cursors.release_channel(&self.queue, channel, backlog);
+        self.cursors.release_channel(&self.queue, channel, ChannelSeq(1), backlog);
+    }
+
+    /// Ends a late join's hold: `backlog`, the messages stored after the join at `joined_at`,
+    /// then the held messages after it.
+    pub fn release_joined(
+        &self,
+        channel: ChannelId,
+        joined_at: ChannelSeq,
+        backlog: impl FnOnce(ChannelSeq, BacklogSend<'_>) -> Option<ChannelSeq>,
+    ) {
+        self.cursors.release_channel(&self.queue, channel, ChannelSeq(joined_at.0 + 1), backlog);
     }
 
     /// Releases every held channel but those in `keep`, whose holds a sync will release.

@@ -120,3 +120,35 @@ fn waiting_for_the_first_frame_ends_at_half_the_budget_instead_of_closing() {
     conn.deliver_message(channel, ChannelSeq(3), frame(300));
     assert_eq!(drain(&mut queue), [(300, true)], "no longer held");
 }
+
+#[test]
+fn a_late_join_sends_what_came_after_the_join_then_the_held_and_a_sync_still_gets_the_history() {
+    let channel = ChannelId(uuid::Uuid::new_v4());
+    let (conn, mut queue) =
+        ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 10_000, metrics());
+    // Joined at seq 20; 21 and 22 were stored before the route was live, 22 and 23 came live.
+    conn.hold_channel(channel);
+    conn.deliver_message(channel, ChannelSeq(22), frame(22));
+    conn.deliver_message(channel, ChannelSeq(23), frame(23));
+    // The socket's first frame does not end a late join's hold.
+    conn.release_all_but(&HashSet::new());
+    assert!(drain(&mut queue).is_empty());
+    conn.release_joined(channel, ChannelSeq(20), |_, send| {
+        for seq in 21..=22 {
+            send(Some(ChannelSeq(seq)), frame(seq as usize));
+        }
+        Some(ChannelSeq(22))
+    });
+    let sent: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();
+    assert_eq!(sent, [21, 22, 23], "in order, 22 once");
+    // The history before the join was never sent: a sync from 0 sends it, and only it.
+    conn.hold_channel(channel);
+    conn.release_channel(channel, |_, send| {
+        for seq in 1..=23 {
+            send(Some(ChannelSeq(seq)), frame(seq as usize));
+        }
+        Some(ChannelSeq(23))
+    });
+    let history: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();
+    assert_eq!(history, (1..=20).collect::<Vec<usize>>());
+}

@@ -6,6 +6,7 @@
 //! positions) come on a subject every gateway follows.
 
 use super::forward::forward;
+use super::joined;
 use super::route::ChannelRoute;
 use crate::conn::ConnHandle;
 use crate::metrics::GatewayMetrics;
@@ -117,7 +118,7 @@ impl Fanout {
     async fn apply(self: &Arc<Self>, event: &MembershipEvent) {
         for conn in self.sockets_of(event.user_id) {
             match event.change {
-                MembershipChange::Joined => self.join(&conn, [event.channel_id]).await,
+                MembershipChange::Joined => self.join_late(&conn, event.channel_id, event.last_seq).await,
                 MembershipChange::Left => {
                     conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&event.channel_id);
                     self.unroute(conn.id, event.channel_id);
@@ -149,6 +150,19 @@ impl Fanout {
             }
         }
         let _ = self.nats.flush().await;
+    }
+
+    /// Lets an open socket use and receive `channel`, which its user joined when its last
+    /// `seq` was `joined_at`; what the channel stored since comes first (`super::joined`).
+    async fn join_late(self: &Arc<Self>, conn: &ConnHandle, channel: ChannelId, joined_at: ChannelSeq) {
+        let added = conn.channels.write().unwrap_or_else(|e| e.into_inner()).insert(channel);
+        if !added {
+            return;
+        }
+        joined::hold(conn, channel);
+        self.route(conn, channel).await;
+        let _ = self.nats.flush().await;
+        tokio::spawn(joined::catch_up(conn.clone(), self.db.clone(), channel, joined_at));
     }
 
     /// Removes a socket from every route.
