@@ -1,6 +1,7 @@
 //! Finding things, through real servers: public channels listed, joined and left; a removed
-//! member's sockets stop getting the channel at once and their `sync` of it is refused;
-//! full-text search within a channel and across the caller's channels, never beyond them.
+//! member's sockets stop getting the channel at once and their `sync` of it is refused; a
+//! member whose gateway hears of the join late misses nothing, and a send that comes before
+//! the membership change is taken; full-text search within a channel and across the caller's channels, never beyond them.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -216,6 +217,41 @@ async fn a_member_whose_gateway_hears_of_the_join_late_gets_what_was_sent_meanwh
     }
     let in_late: Vec<&str> = seen.iter().filter(|(c, _)| *c == late).map(|(_, m)| m.as_str()).collect();
     assert_eq!(in_late, [first, "bob's first"], "{}", cell.logs_tail());
+}
+
+/// A channel whose membership change never reaches the sender's gateway (its rows written
+/// straight into Postgres, as if the announcement were lost): a send into it is taken all the
+/// same — the socket asks the database, joins the channel and gets its own message live —
+/// while a send into a channel the user is not in is still refused.
+#[tokio::test]
+async fn a_send_before_the_membership_change_arrives_is_taken_and_its_socket_joins_the_channel() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let alice = ChatClient::register(&cell.gateway_url(0), "alice").await.unwrap();
+    let bob = ChatClient::register(&cell.gateway_url(0), "bob").await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let db = sqlx::PgPool::connect(&cell.database_url()).await.unwrap();
+    let unannounced = ChannelId(uuid::Uuid::new_v4());
+    sqlx::query("INSERT INTO channels (id, kind, name, creator_id) VALUES ($1, 'group', 'unannounced', $2)")
+        .bind(unannounced)
+        .bind(alice.user_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, 'owner')")
+        .bind(unannounced)
+        .bind(alice.user_id)
+        .execute(&db)
+        .await
+        .unwrap();
+
+    alice_ws.send_message(unannounced, "u1", "before any announcement").await.unwrap();
+    read_until(&mut alice_ws, &cell, is_new("before any announcement")).await;
+
+    let bobs = bob.create_channel("group", "bob alone", &[]).await.unwrap();
+    alice_ws.send_message(bobs, "u2", "not mine").await.unwrap();
+    let refused = |f: &ServerFrame| matches!(f, ServerFrame::Error { id: Some(id), payload } if id == "u2" && payload.code == ErrorCode::NotAMember);
+    let seen = read_until(&mut alice_ws, &cell, refused).await;
+    assert!(!seen.iter().any(|(channel, _)| *channel == bobs), "{seen:?}");
 }
 
 /// Sends `content`s over `socket` and waits until each came back as `message.new`; returns

@@ -25,6 +25,8 @@ pub enum ChangeRefused {
     Deleted(MessageId),
     #[error("{0}")]
     Forbidden(&'static str),
+    #[error("you are not a member of that channel")]
+    NotAMember,
     /// An attachment that is not an upload of the sender's (or was deleted).
     #[error("no upload {0} of yours")]
     NoSuchUpload(UploadId),
@@ -52,6 +54,7 @@ impl ChangeRefused {
                 ErrorCode::NotFound
             }
             ChangeRefused::Forbidden(_) => ErrorCode::Forbidden,
+            ChangeRefused::NotAMember => ErrorCode::NotAMember,
             ChangeRefused::Db(_) => ErrorCode::Internal,
             ChangeRefused::Busy => ErrorCode::Unavailable,
         };

@@ -234,8 +234,8 @@ async fn add(
     if !allowed {
         return Err(AppError::Forbidden("your role cannot add that member"));
     }
-    store::add_member(&state.db, channel, target, new_role).await?;
-    state.fanout.announce_membership(channel, target, MembershipChange::Joined, row.last_seq).await;
+    let joined_seq = store::add_member(&state.db, channel, target, new_role).await?;
+    state.fanout.announce_membership(channel, target, MembershipChange::Joined, joined_seq).await;
     Ok(())
 }
 

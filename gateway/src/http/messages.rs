@@ -240,6 +240,8 @@ impl From<ChangeRefused> for AppError {
             ChangeRefused::NotFound(_) | ChangeRefused::Deleted(_) => AppError::NotFound("message"),
             ChangeRefused::NoSuchUpload(_) => AppError::NotFound("upload"),
             ChangeRefused::Forbidden(why) => AppError::Forbidden(why),
+            // REST checks membership itself; the socket's database fallback is what says this.
+            ChangeRefused::NotAMember => AppError::Forbidden("you are not a member of this channel"),
             ChangeRefused::Db(error) => error.into(),
             ChangeRefused::Busy => AppError::Unavailable,
         }

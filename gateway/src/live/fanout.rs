@@ -119,11 +119,7 @@ impl Fanout {
         for conn in self.sockets_of(event.user_id) {
             match event.change {
                 MembershipChange::Joined => self.join_late(&conn, event.channel_id, event.last_seq).await,
-                MembershipChange::Left => {
-                    conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&event.channel_id);
-                    self.unroute(conn.id, event.channel_id);
-                    conn.forget_channel(event.channel_id);
-                }
+                MembershipChange::Left => self.leave(&conn, event.channel_id),
             }
         }
     }
@@ -152,9 +148,17 @@ impl Fanout {
         let _ = self.nats.flush().await;
     }
 
+    /// Stops a socket using and receiving `channel`, which its user left.
+    pub fn leave(&self, conn: &ConnHandle, channel: ChannelId) {
+        conn.channels.write().unwrap_or_else(|e| e.into_inner()).remove(&channel);
+        self.unroute(conn.id, channel);
+        conn.forget_channel(channel);
+    }
+
     /// Lets an open socket use and receive `channel`, which its user joined when its last
     /// `seq` was `joined_at`; what the channel stored since comes first (`super::joined`).
-    async fn join_late(self: &Arc<Self>, conn: &ConnHandle, channel: ChannelId, joined_at: ChannelSeq) {
+    /// From the membership change, or from a socket whose send came first.
+    pub async fn join_late(self: &Arc<Self>, conn: &ConnHandle, channel: ChannelId, joined_at: ChannelSeq) {
         let added = conn.channels.write().unwrap_or_else(|e| e.into_inner()).insert(channel);
         if !added {
             return;

@@ -363,19 +363,39 @@ pub async fn role_of(db: &PgPool, channel: ChannelId, user: UserId) -> Result<Op
     Ok(row.map(|(r,)| Role::parse(&r)))
 }
 
+/// Adds a member; returns the channel's last `seq` as they joined.
 pub async fn add_member(
     db: &PgPool,
     channel: ChannelId,
     user: UserId,
     role: Role,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO channel_members (channel_id, user_id, role) VALUES ($1, $2, $3)")
-        .bind(channel)
-        .bind(user)
-        .bind(role.as_str())
-        .execute(db)
-        .await?;
-    Ok(())
+) -> Result<ChannelSeq, sqlx::Error> {
+    let (joined_seq,): (i64,) = sqlx::query_as(
+        "INSERT INTO channel_members (channel_id, user_id, role, joined_seq)
+         SELECT $1, $2, $3, last_seq FROM channels WHERE id = $1
+         RETURNING joined_seq",
+    )
+    .bind(channel)
+    .bind(user)
+    .bind(role.as_str())
+    .fetch_one(db)
+    .await?;
+    Ok(ChannelSeq(joined_seq))
+}
+
+/// The channel's last `seq` when `user` joined it, if they are a member.
+pub async fn joined_seq(
+    db: &PgPool,
+    channel: ChannelId,
+    user: UserId,
+) -> Result<Option<ChannelSeq>, sqlx::Error> {
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT joined_seq FROM channel_members WHERE channel_id = $1 AND user_id = $2")
+            .bind(channel)
+            .bind(user)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(|(seq,)| ChannelSeq(seq)))
 }
 
 pub async fn remove_member(db: &PgPool, channel: ChannelId, user: UserId) -> Result<bool, sqlx::Error> {

@@ -18,8 +18,10 @@
 
 use super::send::SendChecked;
 use crate::changes::{self, ChangeRefused};
+use crate::conn::ConnHandle;
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
+use crate::store;
 use futures::stream::{FuturesOrdered, StreamExt};
 use shared::events::Change;
 use shared::ids::{ChannelId, ClientMsgId, MessageId, UserId};
@@ -51,13 +53,13 @@ type Checking<'a> = Pin<Box<dyn Future<Output = Checked> + Send + 'a>>;
 /// The frames of one socket whose checks are out, taken in the order they were read.
 pub struct Checks<'a> {
     state: &'a AppState,
-    user: UserId,
+    conn: &'a ConnHandle,
     running: FuturesOrdered<Checking<'a>>,
 }
 
 impl<'a> Checks<'a> {
-    pub fn new(state: &'a AppState, user: UserId) -> Self {
-        Self { state, user, running: FuturesOrdered::new() }
+    pub fn new(state: &'a AppState, conn: &'a ConnHandle) -> Self {
+        Self { state, conn, running: FuturesOrdered::new() }
     }
 
     /// Frames whose checks are out.
@@ -74,32 +76,53 @@ impl<'a> Checks<'a> {
         self.running.push_back(Box::pin(std::future::ready(Checked::Refused(answer))));
     }
 
-    /// Starts the checks of a member's send.
-    pub fn send(&mut self, id: ClientMsgId, payload: SendPayload) {
-        let (state, user) = (self.state, self.user);
+    /// Starts the checks of a send; `member` when the socket knows its sender is a member of
+    /// the channel (if not, the database is asked: see [`confirm_member`]).
+    pub fn send(&mut self, id: ClientMsgId, payload: SendPayload, member: bool) {
+        let (state, conn) = (self.state, self.conn);
         self.running.push_back(Box::pin(async move {
-            match state.limiter.send(user, payload.channel_id).await {
+            match state.limiter.send(conn.user, payload.channel_id).await {
                 Verdict::Limited { limit, retry_after_ms } => {
                     Checked::Limited { id, send: true, limit, retry_after_ms }
                 }
                 verdict => {
-                    let checked = check_send(state, user, &payload).await;
+                    let checked = match member {
+                        true => Ok(()),
+                        false => confirm_member(state, conn, payload.channel_id).await,
+                    };
+                    let checked = match checked {
+                        Ok(()) => check_send(state, conn.user, &payload).await,
+                        Err(refused) => Err(refused),
+                    };
                     Checked::Send { id, counted: verdict == Verdict::Allowed, payload, checked }
                 }
             }
         }));
     }
 
-    /// Starts the checks of a member's change to `message` of `channel`.
-    pub fn change(&mut self, id: ClientMsgId, channel: ChannelId, message: MessageId, change: Change) {
-        let (state, user) = (self.state, self.user);
+    /// Starts the checks of a change to `message` of `channel` (`member` as for a send).
+    pub fn change(
+        &mut self,
+        id: ClientMsgId,
+        (channel, message): (ChannelId, MessageId),
+        change: Change,
+        member: bool,
+    ) {
+        let (state, conn) = (self.state, self.conn);
         self.running.push_back(Box::pin(async move {
-            match state.limiter.send(user, channel).await {
+            match state.limiter.send(conn.user, channel).await {
                 Verdict::Limited { limit, retry_after_ms } => {
                     Checked::Limited { id, send: false, limit, retry_after_ms }
                 }
                 verdict => {
-                    let prepared = changes::prepare(state, user, channel, message, change).await;
+                    let prepared = match member {
+                        true => Ok(()),
+                        false => confirm_member(state, conn, channel).await,
+                    };
+                    let prepared = match prepared {
+                        Ok(()) => changes::prepare(state, conn.user, channel, message, change).await,
+                        Err(refused) => Err(refused),
+                    };
                     Checked::Change { id, counted: verdict == Verdict::Allowed, channel, message, prepared }
                 }
             }
@@ -111,6 +134,30 @@ impl<'a> Checks<'a> {
     pub async fn next(&mut self) -> Option<Checked> {
         self.running.next().await
     }
+}
+
+/// Whether the sender of a frame into a channel its socket does not know is a member after
+/// all: one whose membership change has not reached this gateway yet (a dm's creator sending
+/// at once). If so the socket joins the channel as the change would have made it, catching up
+/// from the join. Asked again once joined: a member removed between the first answer and the
+/// join is taken out again, so a stale answer never lets a socket keep a channel it left.
+async fn confirm_member(
+    state: &AppState,
+    conn: &ConnHandle,
+    channel: ChannelId,
+) -> Result<(), ChangeRefused> {
+    let joined_seq =
+        || changes::bounded(async { Ok(store::channels::joined_seq(&state.db, channel, conn.user).await?) });
+    let Some(joined_at) = joined_seq().await? else {
+        return Err(ChangeRefused::NotAMember);
+    };
+    // Not bounded: a join stopped halfway would leave a route without its subscription.
+    state.fanout.join_late(conn, channel, joined_at).await;
+    if joined_seq().await?.is_none() {
+        state.fanout.leave(conn, channel);
+        return Err(ChangeRefused::NotAMember);
+    }
+    Ok(())
 }
 
 /// The checks of a send that read the database, within `changes::CHECK_TIMEOUT`.

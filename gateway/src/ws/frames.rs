@@ -67,7 +67,7 @@ impl<'a> Frames<'a> {
             sender,
             pending: FuturesUnordered::new(),
             awaiting_first_frame: true,
-            checks: Checks::new(state, conn.user),
+            checks: Checks::new(state, conn),
             limits: SendLimits::default(),
             reads: PendingReads::default(),
             presence: PendingPresence::default(),
@@ -149,26 +149,20 @@ impl<'a> Frames<'a> {
         }
     }
 
-    /// `message.send`: a member's send goes through its checks (see [`Checks`]); refused
-    /// or published in its turn, by [`Frames::checked`].
+    /// `message.send`: the send goes through its checks (see [`Checks`]; the database says
+    /// whether a sender the socket does not know as a member is one); refused or published in
+    /// its turn, by [`Frames::checked`].
     fn send(&mut self, id: ClientMsgId, payload: SendPayload) -> Flow {
-        if self.conn.is_member(payload.channel_id) {
-            self.checks.send(id, payload);
-        } else {
-            self.state.metrics.send(SendOutcome::Rejected);
-            self.refuse(ServerFrame::error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER));
-        }
+        let member = self.conn.is_member(payload.channel_id);
+        self.checks.send(id, payload, member);
         Flow::Continue
     }
 
-    /// An edit, delete or reaction of a member goes through its checks, like a send.
+    /// An edit, delete or reaction goes through its checks, like a send.
     fn change(&mut self, frame: ChangeFrame) -> Flow {
         let ChangeFrame { id, channel_id: channel, message_id: message, change } = frame;
-        if self.conn.is_member(channel) {
-            self.checks.change(id, channel, message, change);
-        } else {
-            self.refuse(ServerFrame::error(Some(id.0), ErrorCode::NotAMember, NOT_A_MEMBER));
-        }
+        let member = self.conn.is_member(channel);
+        self.checks.change(id, (channel, message), change, member);
         Flow::Continue
     }
 
