@@ -12,9 +12,11 @@
 //! first polled, which `FuturesOrdered` does in push order, and Redis runs scripts in the order
 //! they arrive (`ratelimit::SLIDING_WINDOWS` says why it is sent as `EVAL`). Not always (a call
 //! that times out fails open, a reconnect resends), so the strikes do not rely on it
-//! (`SendLimits::passed`). A frame refused as it is read (malformed,
-//! or of a non-member) waits its turn here too when checks are out ahead of it, so a socket's
-//! answers keep its read order but for acks, which come as the stream confirms each send.
+//! (`SendLimits::passed`). A frame into a channel the socket does not know is checked
+//! here too, after its windows: its sender may be a member whose membership change has not
+//! reached this gateway yet ([`confirm_member`]). A frame refused as it is read (malformed,
+//! or a non-member's read position or typing signal) waits its turn here when checks are out ahead of it, so a socket's answers keep its read
+//! order but for acks, which come as the stream confirms each send.
 
 use super::send::SendChecked;
 use crate::changes::{self, ChangeRefused};
@@ -30,8 +32,8 @@ use std::pin::Pin;
 
 /// What the checks of one frame found, in the order the frames were read.
 pub enum Checked {
-    /// Refused as it was read (malformed, or its sender not a member of the channel): the
-    /// answer, waiting its turn behind the frames read before it.
+    /// Refused as it was read (malformed, or a read position or typing signal of a non-member):
+    /// the answer, waiting its turn behind the frames read before it.
     Refused(ServerFrame),
     /// A window is full: the frame is refused with `rate_limited`.
     Limited { id: ClientMsgId, send: bool, limit: &'static str, retry_after_ms: u64 },
@@ -86,14 +88,13 @@ impl<'a> Checks<'a> {
                     Checked::Limited { id, send: true, limit, retry_after_ms }
                 }
                 verdict => {
-                    let checked = match member {
-                        true => Ok(()),
-                        false => confirm_member(state, conn, payload.channel_id).await,
-                    };
-                    let checked = match checked {
-                        Ok(()) => check_send(state, conn.user, &payload).await,
-                        Err(refused) => Err(refused),
-                    };
+                    let checked = async {
+                        if !member {
+                            confirm_member(state, conn, payload.channel_id).await?;
+                        }
+                        check_send(state, conn.user, &payload).await
+                    }
+                    .await;
                     Checked::Send { id, counted: verdict == Verdict::Allowed, payload, checked }
                 }
             }
@@ -115,14 +116,13 @@ impl<'a> Checks<'a> {
                     Checked::Limited { id, send: false, limit, retry_after_ms }
                 }
                 verdict => {
-                    let prepared = match member {
-                        true => Ok(()),
-                        false => confirm_member(state, conn, channel).await,
-                    };
-                    let prepared = match prepared {
-                        Ok(()) => changes::prepare(state, conn.user, channel, message, change).await,
-                        Err(refused) => Err(refused),
-                    };
+                    let prepared = async {
+                        if !member {
+                            confirm_member(state, conn, channel).await?;
+                        }
+                        changes::prepare(state, conn.user, channel, message, change).await
+                    }
+                    .await;
                     Checked::Change { id, counted: verdict == Verdict::Allowed, channel, message, prepared }
                 }
             }

@@ -166,8 +166,9 @@ impl<'a> Frames<'a> {
         Flow::Continue
     }
 
-    /// Answers a send or change refused as it was read, or a frame that could not be read: at
-    /// once, or after the sends and changes read before it whose checks are still out.
+    /// Answers a frame refused as it was read (a non-member's read position or typing signal),
+    /// or one that could not be read: at once, or after the sends and changes read before it
+    /// whose checks are still out.
     fn refuse(&mut self, answer: ServerFrame) {
         match self.checks.is_empty() {
             true => self.conn.deliver_frame(&answer),
