@@ -16,7 +16,19 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let open_files = shared::rlimit::raise_open_files();
     tracing::info!(open_files, "open-files limit");
     let shutdown = shared::shutdown::on_signal();
-    let listener = tokio::net::TcpListener::bind(config.gateway.listen).await?;
+    let listener = bind(config.gateway.listen, config.gateway.listen_backlog)?;
     gateway::run(config, listener, shutdown).await?;
     Ok(())
+}
+
+/// The client listener, with room for `backlog` connections not accepted yet (tokio's own
+/// `bind` queues 1,024: a reconnect storm of a few thousand sockets overflowed it).
+fn bind(address: std::net::SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(backlog)
 }

@@ -130,6 +130,10 @@ pub struct RedisConfig {
 #[serde(default)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// Connections the kernel queues for `listen` before they are accepted (the kernel caps it
+    /// at `net.core.somaxconn`). Thousands of clients reconnect at once when a gateway dies;
+    /// past the queue their SYNs are dropped and each waits a retransmission (1 s, then 3 s).
+    pub listen_backlog: u32,
     /// `/metrics`, `/health` and `/ready`, apart from client traffic.
     pub admin_listen: SocketAddr,
     /// Snowflake node id, unique per gateway of a cell (0–1023).
@@ -321,6 +325,7 @@ impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen_backlog: 8192,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
             node_id: 0,
             jwt_keys_dir: None,
