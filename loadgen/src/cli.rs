@@ -19,6 +19,10 @@ pub const MAX_INSERT_CONCURRENCY: usize = 16;
 pub const MAX_PARTITIONS: u16 = 1_024;
 pub const MAX_REPLICAS: usize = 5;
 pub const MAX_ACK_BATCHES: usize = 64;
+pub const MAX_FANOUT_MESSAGES: usize = 100_000;
+pub const MAX_FANOUT_WINDOW: usize = 1_024;
+/// Sockets × messages of the fan-out baseline (its ledger keeps a bit for each: 25 MB).
+pub const MAX_FANOUT_DELIVERIES: usize = 200_000_000;
 
 #[derive(Debug, Clone, Parser, Serialize)]
 #[command(
@@ -92,8 +96,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Baselines measured after the scenario on the same servers, a comma list: publish (raw
-    /// JetStream publish), consume (the same plus a pull consumer per partition), insert
-    /// (plain UNNEST inserts of 1,000-row batches).
+    /// JetStream publish), consume (the same plus a pull consumer per partition), fanout (a
+    /// bare WebSocket broadcast server of its own), insert (plain UNNEST inserts of 1,000-row
+    /// batches).
     #[arg(long = "baseline", value_enum, value_delimiter = ',', value_name = "LIST")]
     pub baselines: Vec<BaselineKind>,
     /// Only the baselines, no scenario (with --local: on a local cell's servers).
@@ -128,6 +133,20 @@ pub struct Args {
     /// Replicas of the scratch streams (3 in a real cell; needs as many NATS nodes).
     #[arg(long, default_value_t = 3, value_name = "R")]
     pub baseline_replicas: usize,
+    /// Sockets of the fanout baseline; by default --members (the broadcast scenario's).
+    #[arg(long, value_name = "N")]
+    pub baseline_sockets: Option<usize>,
+    /// Messages the fanout baseline's senders (--senders of its sockets) send, each to every
+    /// socket.
+    #[arg(long, default_value_t = 1_000, value_name = "N")]
+    pub baseline_fanout_messages: usize,
+    /// Messages the fanout baseline sends ahead of what has reached every socket, at most.
+    #[arg(long, default_value_t = 16, value_name = "W")]
+    pub baseline_fanout_window: usize,
+    /// Messages per second the fanout baseline sends, over all its senders; by default as fast
+    /// as its window allows.
+    #[arg(long, value_name = "N")]
+    pub baseline_fanout_rate: Option<f64>,
     /// NATS URL for the publish and consume baselines; repeatable. Not with --local.
     #[arg(long = "nats", value_name = "URL", conflicts_with = "local")]
     pub nats: Vec<String>,
@@ -250,6 +269,7 @@ impl Args {
         if !(1..=MAX_REPLICAS).contains(&self.baseline_replicas) {
             return bad("--baseline-replicas must be in 1..=5");
         }
+        self.validate_fanout()?;
         if self.local {
             return Ok(());
         }
@@ -265,7 +285,34 @@ impl Args {
         }
     }
 
-    /// The baselines asked for, each once, in the order they run: publish, consume, insert.
+    /// The fanout baseline's bounds: sockets, messages, window, rate, and their product.
+    fn validate_fanout(&self) -> Result<(), LoadgenError> {
+        let bad = |what: &str| Err(LoadgenError::Args(what.to_owned()));
+        if !(1..=MAX_SOCKETS).contains(&self.fanout_sockets()) {
+            return bad("--baseline-sockets must be in 1..=20000");
+        }
+        if !(1..=MAX_FANOUT_MESSAGES).contains(&self.baseline_fanout_messages) {
+            return bad("--baseline-fanout-messages must be in 1..=100000");
+        }
+        if !(1..=MAX_FANOUT_WINDOW).contains(&self.baseline_fanout_window) {
+            return bad("--baseline-fanout-window must be in 1..=1024");
+        }
+        if self.baseline_fanout_rate.is_some_and(|r| !(r > 0.0 && r <= MAX_RATE)) {
+            return bad("--baseline-fanout-rate must be in (0, 1000000]");
+        }
+        if self.fanout_sockets() * self.baseline_fanout_messages > MAX_FANOUT_DELIVERIES {
+            return bad("--baseline-sockets × --baseline-fanout-messages must be at most 200000000");
+        }
+        Ok(())
+    }
+
+    /// Sockets of the fanout baseline: `--baseline-sockets`, else the broadcast's members.
+    pub fn fanout_sockets(&self) -> usize {
+        self.baseline_sockets.unwrap_or(self.members.max(2))
+    }
+
+    /// The baselines asked for, each once, in the order they run: publish, consume, fanout,
+    /// insert.
     pub fn baseline_kinds(&self) -> Vec<BaselineKind> {
         let mut kinds = self.baselines.clone();
         kinds.sort_unstable();
@@ -351,6 +398,21 @@ mod tests {
         assert!(!valid(&["--local", "--baseline", "publish", "--baseline-partitions", "0"]));
         assert!(!valid(&["--local", "--baseline", "publish", "--baseline-replicas", "6"]));
         assert!(valid(&["--local", "--baseline", "publish", "--baseline-inflight", "10000"]));
+        assert!(!valid(&["--local", "--baseline", "fanout", "--baseline-sockets", "20001"]));
+        assert!(!valid(&["--local", "--baseline", "fanout", "--baseline-fanout-window", "0"]));
+        assert!(!valid(&["--local", "--baseline", "fanout", "--baseline-fanout-rate", "0"]));
+        let many = ["--baseline-sockets", "20000", "--baseline-fanout-messages", "20000"];
+        assert!(!valid(&[&["--local", "--baseline", "fanout"][..], &many].concat()));
+    }
+
+    #[test]
+    fn fanout_needs_no_server_and_has_the_broadcasts_sockets() {
+        let a = args(&["--baseline-only", "--baseline", "fanout", "--members", "1000"]).expect("parses");
+        assert!(a.validate().is_ok());
+        assert_eq!(a.fanout_sockets(), 1000);
+        let kinds =
+            args(&["--local", "--baseline", "insert,fanout,publish"]).expect("parses").baseline_kinds();
+        assert_eq!(kinds, [BaselineKind::Publish, BaselineKind::Fanout, BaselineKind::Insert]);
     }
 
     #[test]

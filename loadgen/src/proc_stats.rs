@@ -28,6 +28,20 @@ impl ProcDelta {
     }
 }
 
+/// Bytes of RSS the processes of `bare` grew by in `later` (matched by pid), per one of
+/// `count` (sockets, say); none when a reading is missing or `count` is 0.
+pub fn growth_per(bare: &[ProcSample], later: &[ProcSample], count: usize) -> Option<f64> {
+    if bare.is_empty() || count == 0 {
+        return None;
+    }
+    let mut grown = 0.0;
+    for b in bare {
+        let l = later.iter().find(|l| l.pid == b.pid)?;
+        grown += l.rss_kib?.saturating_sub(b.rss_kib?) as f64 * 1024.0;
+    }
+    Some(grown / count as f64)
+}
+
 pub fn sample(pid: u32) -> ProcSample {
     let read = |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok();
     ProcSample {
@@ -62,6 +76,15 @@ mod tests {
         assert_eq!(rss_kib("Name:\tgateway\nVmRSS:\t   5120 kB\n"), Some(5120));
         let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0 1 1 1";
         assert_eq!(cpu_seconds(stat), Some(3.0));
+    }
+
+    #[test]
+    fn growth_per_socket_over_every_process_read() {
+        let at = |pid, kib| ProcSample { pid, rss_kib: Some(kib), cpu_seconds: None };
+        let bare = [at(1, 1_000), at(2, 2_000)];
+        assert_eq!(growth_per(&bare, &[at(2, 2_500), at(1, 1_500), at(3, 9)], 128), Some(8_000.0));
+        assert_eq!(growth_per(&bare, &[at(1, 1_500)], 128), None, "a process not read again");
+        assert_eq!(growth_per(&[], &[at(1, 1)], 1), None);
     }
 
     #[test]

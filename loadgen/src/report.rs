@@ -48,6 +48,9 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dm: Option<DmFigures>,
     pub processes: Vec<ProcDelta>,
+    /// The measured gateways' RSS growth from before their sockets connected to the "before"
+    /// reading (sockets open, idle), per socket (a local cell only).
+    pub gateway_bytes_per_socket: Option<f64>,
     pub verdict: Verdict,
     /// The same-run baselines (`--baseline`), and the scenario as ratios of them.
     pub baselines: Baselines,
@@ -99,6 +102,7 @@ impl Summary {
             storm: None,
             dm: None,
             processes: Vec::new(),
+            gateway_bytes_per_socket: None,
             verdict: Verdict::default(),
             baselines: Baselines::default(),
         }
@@ -111,6 +115,9 @@ impl Summary {
             acked_per_s: self.acked_per_s,
             ack_p50_ms: self.ack_ms.p50,
             ack_mean_ms: self.ack_ms.mean,
+            delivered_per_s: self.delivered_per_s,
+            broadcast: self.scenario == Some(crate::cli::ScenarioKind::Broadcast),
+            gateway_bytes_per_socket: self.gateway_bytes_per_socket,
         })
     }
 
@@ -233,6 +240,9 @@ impl fmt::Display for Summary {
             let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());
             let cpu = p.cpu_seconds().map_or("?".into(), |c| format!("{c:.2}"));
             writeln!(f, "  pid {}: rss {} → {} KiB, cpu {cpu} s", p.pid, rss(&p.before), rss(&p.after))?;
+        }
+        if let Some(bytes) = self.gateway_bytes_per_socket {
+            writeln!(f, "  gateway rss per socket {bytes:.0} B (growth over the sockets' connection)")?;
         }
         let v = &self.verdict;
         let word = if v.clean() { "OK" } else { "FAIL" };

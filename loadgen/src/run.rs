@@ -126,6 +126,11 @@ async fn measure_baselines(
         partitions: args.baseline_partitions.unwrap_or(partitions),
         replicas: args.baseline_replicas,
         insert_concurrency: args.baseline_insert_concurrency,
+        sockets: args.fanout_sockets(),
+        senders: args.senders,
+        fanout_messages: args.baseline_fanout_messages,
+        fanout_window: args.baseline_fanout_window,
+        fanout_rate: args.baseline_fanout_rate,
         run_id: run_id.to_owned(),
     };
     baseline::runner::run(&params, servers, stop).await
@@ -145,6 +150,7 @@ async fn drive(
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
     let members = scenario::build(plan, &target.bases, run_id).await?;
+    let bare: Vec<_> = target.gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect();
     let sockets: Vec<_> = futures::stream::iter(members)
         .map(|m| async move { client::connect(&m).await.map(|s| (m, s)) })
         .buffered(CONNECT_CONCURRENCY)
@@ -156,6 +162,7 @@ async fn drive(
         storm::victim(args, &target.gateway_pids, &on)
     });
     let before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
+    let gateway_bytes_per_socket = proc_stats::growth_per(&bare, &before, sockets.len());
     let controls = Controls::new(&stop);
     let epoch = Instant::now();
     let start = epoch + LEAD_IN;
@@ -185,6 +192,7 @@ async fn drive(
     let mut summary = summary(args, plan, &target.bases, &records, processes);
     summary.settled = settled;
     summary.expected_deliveries = controls.progress.expected();
+    summary.gateway_bytes_per_socket = gateway_bytes_per_socket;
     if storm {
         let killed = match kill {
             Some(kill) => kill.await.ok(),

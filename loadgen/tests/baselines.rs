@@ -2,13 +2,15 @@
 //! itself (after a tiny scenario; and alone, with plain acks), and a cell started here and
 //! given by URL (baselines only, request acks of 8 batches at once, two insert loops), whose
 //! servers are then searched for anything left behind.
+//! The fan-out baseline (c) alone and after a small broadcast: every message delivered to
+//! every socket exactly once, its server process gone afterwards.
 //! Counts only: every publish acked, every message consumed exactly once, every row inserted,
 //! the scratch stream and table gone; no timing is asserted. Needs the `gateway` and
 //! `messages` binaries (`cargo build -p gateway -p messages --bins`).
 
 use clap::Parser;
 use futures::TryStreamExt;
-use loadgen::baseline::figures::{ConsumeFigures, InsertFigures, Outcome, PublishFigures};
+use loadgen::baseline::figures::{ConsumeFigures, FanoutFigures, InsertFigures, Outcome, PublishFigures};
 use loadgen::{Args, Summary};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -161,4 +163,41 @@ async fn a_baseline_whose_server_is_down_fails_alone() {
     assert!(summary.baselines.failed(), "{summary}");
     assert!(summary.baselines.consume.is_none() && summary.baselines.insert.is_none());
     assert!(summary.to_string().contains("(a) publish   FAILED"), "{summary}");
+}
+
+fn assert_fanned_out_once(c: &FanoutFigures, sockets: u64, messages: u64, summary: &Summary) {
+    assert_eq!((c.sockets, c.connected, c.sockets_closed), (sockets, sockets, 0), "{summary}");
+    assert_eq!((c.messages, c.sent), (messages, messages), "{summary}");
+    let l = &c.ledger;
+    assert_eq!((l.expected, l.delivered), (messages * sockets, messages * sockets), "{summary}");
+    assert_eq!((l.missing, l.duplicated, l.unexpected), (0, 0, 0), "{summary}");
+    assert_eq!(c.latency_ms.count, messages * sockets, "{summary}");
+    assert!(c.server.exited, "{summary}");
+    assert!(!std::path::Path::new(&format!("/proc/{}", c.server.pid)).exists(), "{summary}");
+    assert!(c.server.rss_idle_kib.is_some() && c.server.bytes_per_idle_socket.is_some(), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_alone_delivers_every_message_to_every_socket_once() {
+    let flags = ["--baseline-only", "--baseline", "fanout", "--baseline-sockets", "50"];
+    let more = ["--baseline-fanout-messages", "200", "--senders", "2", "--message-bytes", "200"];
+    let summary = run(&[&flags[..], &more].concat()).await;
+    let fanout = measured(&summary.baselines.fanout, &summary);
+    assert_fanned_out_once(fanout, 50, 200, &summary);
+    assert_eq!(fanout.senders, 2, "{summary}");
+    assert!(summary.baselines.clean() && !summary.baselines.failed(), "{summary}");
+    assert!(summary.to_string().contains("(c) fanout"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_after_a_broadcast_has_its_ratios() {
+    let flags = ["--local", "--scenario", "broadcast", "--members", "8", "--rate", "20", "--duration", "1"];
+    let more = ["--baseline", "fanout", "--baseline-fanout-messages", "100", "--baseline-fanout-rate", "500"];
+    let summary = run(&[&flags[..], &more].concat()).await;
+    assert!(summary.verdict.clean() && summary.acked == summary.scheduled, "{summary}");
+    let fanout = measured(&summary.baselines.fanout, &summary);
+    assert_fanned_out_once(fanout, 8, 100, &summary);
+    let r = &summary.baselines.ratios;
+    assert!(r.delivered_vs_fanout.is_some() && r.delivered_per_s.is_some(), "{summary}");
+    assert!(summary.gateway_bytes_per_socket.is_some(), "{summary}");
 }

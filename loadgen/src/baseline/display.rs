@@ -3,8 +3,10 @@
 //! ratios say anything about capacity.
 
 use crate::baseline::figures::{
-    self, BaselineSetup, Baselines, ConsumeFigures, InsertFigures, Outcome, PublishFigures, WorkerPersist,
+    self, BaselineSetup, Baselines, ConsumeFigures, FanoutFigures, InsertFigures, Outcome, PublishFigures,
+    WorkerPersist,
 };
+use crate::baseline::params::BaselineKind;
 use crate::measure::Percentiles;
 use std::fmt::{self, Formatter};
 
@@ -19,11 +21,15 @@ pub struct ScenarioLoad {
 pub fn write(f: &mut Formatter<'_>, baselines: &Baselines, scenario: Option<ScenarioLoad>) -> fmt::Result {
     let Some(setup) = &baselines.setup else { return Ok(()) };
     let when = if scenario.is_some() { "after the scenario, on its servers" } else { "alone" };
-    writeln!(
-        f,
-        "\n  baselines, {when}: {} messages of {} B (JSON), {} in flight, {} partitions, R{}",
-        setup.messages, setup.payload_bytes, setup.inflight, setup.partitions, setup.replicas
-    )?;
+    write!(f, "\n  baselines, {when}")?;
+    if setup.kinds.iter().any(|k| *k != BaselineKind::Fanout) {
+        write!(
+            f,
+            ": {} messages of {} B (JSON), {} in flight, {} partitions, R{}",
+            setup.messages, setup.payload_bytes, setup.inflight, setup.partitions, setup.replicas
+        )?;
+    }
+    writeln!(f)?;
     match &baselines.publish {
         None => writeln!(f, "    (a) publish   not run")?,
         Some(outcome) => failed_or(f, "(a) publish", outcome, publish)?,
@@ -31,6 +37,10 @@ pub fn write(f: &mut Formatter<'_>, baselines: &Baselines, scenario: Option<Scen
     match &baselines.consume {
         None => writeln!(f, "    (b) consume   not run")?,
         Some(outcome) => failed_or(f, "(b) consume", outcome, |f, b| consume(f, b, setup))?,
+    }
+    match &baselines.fanout {
+        None => writeln!(f, "    (c) fanout    not run")?,
+        Some(outcome) => failed_or(f, "(c) fanout", outcome, fanout)?,
     }
     match &baselines.insert {
         None => writeln!(f, "    (d) insert    not run")?,
@@ -116,6 +126,56 @@ fn consume(f: &mut Formatter<'_>, b: &ConsumeFigures, setup: &BaselineSetup) -> 
     )
 }
 
+fn kib(value: Option<u64>) -> String {
+    value.map_or("?".to_owned(), |k| k.to_string())
+}
+
+fn fanout(f: &mut Formatter<'_>, c: &FanoutFigures) -> fmt::Result {
+    writeln!(
+        f,
+        "    (c) fanout    {:.1} deliveries/s to {} sockets  send→deliver {}",
+        c.deliveries_per_s,
+        c.connected,
+        spread(&c.latency_ms)
+    )?;
+    let rate = c.rate.map_or("as fast as the window allows".to_owned(), |r| format!("at {r} msg/s"));
+    let l = &c.ledger;
+    writeln!(
+        f,
+        "                  {} of {} messages of {} B sent by {} sender(s), window {}, {rate}{}",
+        c.sent,
+        c.messages,
+        c.content_bytes,
+        c.senders,
+        c.window,
+        if c.stalled { ", STALLED" } else { "" }
+    )?;
+    writeln!(
+        f,
+        "                  delivered {} of {} (missing {}, duplicated {}, unexpected {}), sockets {} of {} connected, {} closed early",
+        l.delivered,
+        l.expected,
+        l.missing,
+        l.duplicated,
+        l.unexpected,
+        c.connected,
+        c.sockets,
+        c.sockets_closed
+    )?;
+    let s = &c.server;
+    let per_socket = s.bytes_per_idle_socket.map_or("?".to_owned(), |b| format!("{b:.0}"));
+    let cpu = s.cpu_s.map_or("?".to_owned(), |c| format!("{c:.2}"));
+    writeln!(
+        f,
+        "                  server pid {}: rss {} KiB bare → {} KiB idle ({per_socket} B per socket) → {} KiB loaded; cpu {cpu} s under the load; {}",
+        s.pid,
+        kib(s.rss_bare_kib),
+        kib(s.rss_idle_kib),
+        kib(s.rss_loaded_kib),
+        if s.exited { "gone" } else { "STILL RUNNING" }
+    )
+}
+
 fn insert(f: &mut Formatter<'_>, d: &InsertFigures) -> fmt::Result {
     writeln!(f, "    (d) insert    {:.1} rows/s  batch {}", d.rows_per_s, spread(&d.batch_ms))?;
     writeln!(
@@ -173,10 +233,36 @@ fn ratios(f: &mut Formatter<'_>, b: &Baselines, inflight: usize, load: ScenarioL
         ratio(r.worker_vs_insert),
         figures::INSERT_TARGET
     )?;
+    fanout_ratios(f, b)?;
     let in_flight = r.scenario_in_flight.map_or("?".to_owned(), |n| format!("{n:.1}"));
     write!(f, "      the scenario had ≈{in_flight} sends in flight (acked/s × mean send→ack)")?;
     if load.kept_up {
         write!(f, "; it kept up with its offered rate, so acked/s is that rate, not the cell's capacity")?;
     }
     Ok(())
+}
+
+/// Target 4 (fan-out) and target 5 (memory per socket) against (c).
+fn fanout_ratios(f: &mut Formatter<'_>, b: &Baselines) -> fmt::Result {
+    let r = &b.ratios;
+    let absolute = figures::FANOUT_DELIVERIES_TARGET;
+    match r.delivered_per_s {
+        Some(per_s) => writeln!(
+            f,
+            "      delivered/s ÷ (c) {:<8} target ≥ {:.2}, or ≥ {absolute:.0} deliveries/s (the broadcast: {per_s:.1}/s; at 10,000 members)",
+            ratio(r.delivered_vs_fanout),
+            figures::FANOUT_TARGET
+        )?,
+        None => writeln!(f, "      delivered/s ÷ (c) —        (the broadcast scenario only)")?,
+    }
+    let fanout = b.fanout.as_ref().and_then(Outcome::measured).and_then(|c| c.server.bytes_per_idle_socket);
+    let bytes = |v: Option<f64>| v.map_or("?".to_owned(), |b| format!("{b:.0} B"));
+    writeln!(
+        f,
+        "      rss/socket ÷ (c) {:<8} gateway {} vs (c) {} per socket; target ≤ {:.0} B per idle socket at 10k",
+        ratio(r.socket_memory_vs_fanout),
+        bytes(r.gateway_bytes_per_socket),
+        bytes(fanout),
+        figures::SOCKET_MEMORY_TARGET
+    )
 }

@@ -31,6 +31,10 @@ pub enum BaselineError {
     Db(#[from] sqlx::Error),
     #[error("still running {0} s past its deadline; its scratch {1} may be left behind")]
     Overran(u64, &'static str),
+    #[error("starting the fan-out server {path}: {reason}")]
+    ServerStart { path: String, reason: String },
+    #[error("opening socket {index} to the fan-out server: {reason}")]
+    FanoutConnect { index: usize, reason: String },
     #[error("bad scratch name {0:?}")]
     Name(String),
 }

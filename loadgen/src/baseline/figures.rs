@@ -1,9 +1,11 @@
 //! What the baselines measured, and the scenario's figures as ratios of them (issue 14's
 //! targets beside each); serialised into `--out` as the summary's `baselines`.
 
+use crate::baseline::fanout::ledger::FanoutLedger;
 use crate::baseline::ledger::Ledger;
 use crate::baseline::params::{AckMode, BaselineKind};
 use crate::measure::Percentiles;
+use crate::proc_stats::ProcSample;
 use serde::Serialize;
 
 /// Cell send→ack throughput ÷ (a) raw publish, at ≈1,000 sends in flight: at least this.
@@ -12,6 +14,12 @@ pub const PUBLISH_TARGET: f64 = 0.40;
 pub const CONSUME_TARGET: f64 = 0.60;
 /// Worker persist rows/s ÷ (d) plain insert rows/s: at least this.
 pub const INSERT_TARGET: f64 = 0.60;
+/// Broadcast deliveries/s ÷ (c) bare fan-out deliveries/s (10,000 members): at least this…
+pub const FANOUT_TARGET: f64 = 0.35;
+/// …or at least this many deliveries per second.
+pub const FANOUT_DELIVERIES_TARGET: f64 = 1_000_000.0;
+/// Gateway RSS per idle socket at 10,000 sockets, in bytes: at most this (target 5).
+pub const SOCKET_MEMORY_TARGET: f64 = 8.0 * 1024.0;
 
 /// Cell send→ack p50 at ≈80 in flight: at most `2 × p50(a) + 1 ms`.
 pub fn ack_p50_bound_ms(puback_p50_ms: f64) -> f64 {
@@ -135,6 +143,78 @@ impl InsertFigures {
     }
 }
 
+/// (c): the bare broadcast server and loadgen's sockets to it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FanoutFigures {
+    /// Sockets asked for.
+    pub sockets: u64,
+    pub connected: u64,
+    pub senders: u64,
+    /// Messages asked for.
+    pub messages: u64,
+    pub sent: u64,
+    /// A sender gave up: no message's worth of deliveries came for 10 s, or its socket failed.
+    pub stalled: bool,
+    /// Bytes of each text frame.
+    pub content_bytes: usize,
+    /// Messages ahead of what reached every socket, at most.
+    pub window: u64,
+    /// Messages per second asked for; none: as fast as the window allows.
+    pub rate: Option<f64>,
+    pub ledger: FanoutLedger,
+    /// Sockets that ended before the run did.
+    pub sockets_closed: u64,
+    /// First send to last delivery.
+    pub elapsed_s: f64,
+    pub deliveries_per_s: f64,
+    /// From a message's send to its arrival at each socket.
+    pub latency_ms: Percentiles,
+    pub server: FanoutServer,
+}
+
+impl FanoutFigures {
+    pub fn clean(&self) -> bool {
+        self.connected == self.sockets
+            && self.sent == self.messages
+            && self.ledger.clean()
+            && self.sockets_closed == 0
+            && self.server.exited
+    }
+}
+
+/// The server process, read from `/proc`.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct FanoutServer {
+    pub pid: u32,
+    /// Before any socket.
+    pub rss_bare_kib: Option<u64>,
+    /// With every socket open and idle.
+    pub rss_idle_kib: Option<u64>,
+    /// At the end of the load, the sockets still open.
+    pub rss_loaded_kib: Option<u64>,
+    /// `(idle − bare) ÷ sockets`.
+    pub bytes_per_idle_socket: Option<f64>,
+    /// CPU seconds (user + system) from the idle reading to the end of the load.
+    pub cpu_s: Option<f64>,
+    /// Gone after the run: ended (or killed) and reaped.
+    pub exited: bool,
+}
+
+impl FanoutServer {
+    pub fn new(bare: ProcSample, idle: ProcSample, loaded: ProcSample, sockets: u64) -> Self {
+        let grown = idle.rss_kib.zip(bare.rss_kib).map(|(i, b)| i.saturating_sub(b) as f64 * 1024.0);
+        Self {
+            pid: bare.pid,
+            rss_bare_kib: bare.rss_kib,
+            rss_idle_kib: idle.rss_kib,
+            rss_loaded_kib: loaded.rss_kib,
+            bytes_per_idle_socket: grown.filter(|_| sockets > 0).map(|g| g / sockets as f64),
+            cpu_s: loaded.cpu_seconds.zip(idle.cpu_seconds).map(|(l, i)| l - i),
+            exited: false,
+        }
+    }
+}
+
 /// What the local cell's workers did during the scenario, from their `/metrics`.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct WorkerPersist {
@@ -155,6 +235,11 @@ pub struct ScenarioFigures {
     pub acked_per_s: f64,
     pub ack_p50_ms: f64,
     pub ack_mean_ms: f64,
+    pub delivered_per_s: f64,
+    /// The scenario was `broadcast`: its deliveries/s compare with (c).
+    pub broadcast: bool,
+    /// The gateways' RSS growth over their sockets' connection, per socket (local cell).
+    pub gateway_bytes_per_socket: Option<f64>,
 }
 
 /// The scenario as ratios of the baselines (none where either side is missing).
@@ -171,6 +256,12 @@ pub struct Ratios {
     pub worker_vs_insert: Option<f64>,
     /// Sends in flight during the scenario (Little's law: acked/s × mean send→ack).
     pub scenario_in_flight: Option<f64>,
+    /// Broadcast deliveries/s ÷ (c) deliveries/s.
+    pub delivered_vs_fanout: Option<f64>,
+    pub delivered_per_s: Option<f64>,
+    /// Gateway RSS per socket (the scenario's, at connection) ÷ (c)'s per idle socket.
+    pub socket_memory_vs_fanout: Option<f64>,
+    pub gateway_bytes_per_socket: Option<f64>,
 }
 
 /// Every baseline asked for, each measured or failed.
@@ -180,6 +271,7 @@ pub struct Baselines {
     pub setup: Option<BaselineSetup>,
     pub publish: Option<Outcome<PublishFigures>>,
     pub consume: Option<Outcome<ConsumeFigures>>,
+    pub fanout: Option<Outcome<FanoutFigures>>,
     pub insert: Option<Outcome<InsertFigures>>,
     /// With `--local` only.
     pub worker: Option<WorkerPersist>,
@@ -191,6 +283,7 @@ impl Baselines {
     pub fn failed(&self) -> bool {
         matches!(self.publish, Some(Outcome::Failed { .. }))
             || matches!(self.consume, Some(Outcome::Failed { .. }))
+            || matches!(self.fanout, Some(Outcome::Failed { .. }))
             || matches!(self.insert, Some(Outcome::Failed { .. }))
     }
 
@@ -199,8 +292,9 @@ impl Baselines {
     pub fn clean(&self) -> bool {
         let publish = self.publish.as_ref().and_then(Outcome::measured).is_none_or(PublishFigures::clean);
         let consume = self.consume.as_ref().and_then(Outcome::measured).is_none_or(ConsumeFigures::clean);
+        let fanout = self.fanout.as_ref().and_then(Outcome::measured).is_none_or(FanoutFigures::clean);
         let insert = self.insert.as_ref().and_then(Outcome::measured).is_none_or(InsertFigures::clean);
-        publish && consume && insert
+        publish && consume && fanout && insert
     }
 
     /// Sets the ratios of `scenario` (none when no scenario ran) to what was measured.
@@ -222,6 +316,17 @@ impl Baselines {
         self.ratios.ack_p50_ms = Some(s.ack_p50_ms);
         self.ratios.ack_p50_bound_ms = publish.map(|a| ack_p50_bound_ms(a.puback_ms.p50));
         self.ratios.scenario_in_flight = Some(s.acked_per_s * s.ack_mean_ms / 1000.0);
+        let fanout = self.fanout.as_ref().and_then(Outcome::measured);
+        if s.broadcast {
+            self.ratios.delivered_per_s = Some(s.delivered_per_s);
+            self.ratios.delivered_vs_fanout =
+                fanout.and_then(|c| ratio(s.delivered_per_s, c.deliveries_per_s));
+        }
+        self.ratios.gateway_bytes_per_socket = s.gateway_bytes_per_socket;
+        self.ratios.socket_memory_vs_fanout = s
+            .gateway_bytes_per_socket
+            .zip(fanout.and_then(|c| c.server.bytes_per_idle_socket))
+            .and_then(|(g, c)| ratio(g, c));
     }
 }
 
@@ -237,7 +342,14 @@ mod tests {
     #[test]
     fn ratios_of_what_ran_only() {
         let mut baselines = Baselines { publish: Some(publish(10_000.0, 2.0)), ..Default::default() };
-        let scenario = ScenarioFigures { acked_per_s: 4_000.0, ack_p50_ms: 4.5, ack_mean_ms: 250.0 };
+        let scenario = ScenarioFigures {
+            acked_per_s: 4_000.0,
+            ack_p50_ms: 4.5,
+            ack_mean_ms: 250.0,
+            delivered_per_s: 8_000.0,
+            broadcast: false,
+            gateway_bytes_per_socket: None,
+        };
         baselines.relate(Some(scenario));
         let r = baselines.ratios;
         assert_eq!(r.acked_vs_publish, Some(0.4));
@@ -245,6 +357,36 @@ mod tests {
         assert_eq!(r.ack_p50_bound_ms, Some(5.0));
         assert_eq!(r.scenario_in_flight, Some(1_000.0));
         assert_eq!(r.worker_vs_insert, None);
+        assert_eq!(r.delivered_vs_fanout, None);
+    }
+
+    #[test]
+    fn broadcast_deliveries_and_socket_memory_against_the_bare_fanout() {
+        let server = FanoutServer { bytes_per_idle_socket: Some(8_000.0), ..Default::default() };
+        let fanout = FanoutFigures { deliveries_per_s: 400_000.0, server, ..Default::default() };
+        let mut baselines = Baselines { fanout: Some(Outcome::Measured(fanout)), ..Default::default() };
+        let scenario = ScenarioFigures {
+            acked_per_s: 10.0,
+            ack_p50_ms: 1.0,
+            ack_mean_ms: 1.0,
+            delivered_per_s: 100_000.0,
+            broadcast: true,
+            gateway_bytes_per_socket: Some(16_000.0),
+        };
+        baselines.relate(Some(scenario));
+        assert_eq!(baselines.ratios.delivered_vs_fanout, Some(0.25));
+        assert_eq!(baselines.ratios.socket_memory_vs_fanout, Some(2.0));
+        baselines.relate(Some(ScenarioFigures { broadcast: false, ..scenario }));
+        assert_eq!(baselines.ratios.delivered_vs_fanout, None, "only broadcast compares with (c)");
+    }
+
+    #[test]
+    fn the_server_per_socket_is_its_growth_over_the_sockets() {
+        let at = |rss_kib, cpu| ProcSample { pid: 7, rss_kib: Some(rss_kib), cpu_seconds: Some(cpu) };
+        let server = FanoutServer::new(at(2_000, 0.1), at(3_000, 0.2), at(5_000, 1.7), 128);
+        assert_eq!(server.bytes_per_idle_socket, Some(8_000.0));
+        assert_eq!(server.cpu_s, Some(1.5));
+        assert!(!server.exited && !FanoutFigures { server, ..Default::default() }.clean());
     }
 
     #[test]

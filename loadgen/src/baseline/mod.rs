@@ -3,12 +3,14 @@
 //! can be read as ratios of them. (a) `publish`: raw JetStream publishes of a chat message's
 //! bytes into a scratch stream configured like the message stream, a fixed number in flight;
 //! (b) `consume`: the same with a plain pull consumer per partition acking the way the worker
-//! does; (d) `insert`: plain `UNNEST` inserts of 1,000-row batches into a scratch copy of the
+//! does; (c) `fanout`: a bare tokio-tungstenite broadcast server of its own, with the
+//! gateway's buffer settings, and sockets to it, for the fan-out and memory figures; (d) `insert`: plain `UNNEST` inserts of 1,000-row batches into a scratch copy of the
 //! `messages` table. Every scratch object is removed afterwards.
 
 pub mod consume;
 pub mod display;
 pub mod error;
+pub mod fanout;
 pub mod figures;
 pub mod insert;
 pub mod ledger;

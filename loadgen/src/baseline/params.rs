@@ -1,5 +1,5 @@
 //! What the baselines are asked to do and where: which ones, how many messages, how many in
-//! flight, how the consumers ack, and the servers.
+//! flight, how the consumers ack, how many sockets the fan-out has, and the servers.
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -12,6 +12,8 @@ pub enum BaselineKind {
     Publish,
     /// (b) The same, plus a plain pull consumer per partition acking like the worker.
     Consume,
+    /// (c) A bare tokio-tungstenite broadcast server with the gateway's buffer settings.
+    Fanout,
     /// (d) Plain UNNEST inserts of 1,000-row batches into a copy of the messages table.
     Insert,
 }
@@ -41,7 +43,7 @@ pub enum AckMode {
 /// How to run the baselines.
 #[derive(Debug, Clone)]
 pub struct BaselineParams {
-    /// Each at most once, in the order publish, consume, insert.
+    /// Each at most once, in the order publish, consume, fanout, insert.
     pub kinds: Vec<BaselineKind>,
     /// Messages published (a, b) and rows inserted (d).
     pub messages: usize,
@@ -58,6 +60,16 @@ pub struct BaselineParams {
     pub replicas: usize,
     /// Insert loops at once (d).
     pub insert_concurrency: usize,
+    /// Sockets of the fan-out server (c).
+    pub sockets: usize,
+    /// Of those, how many send (c).
+    pub senders: usize,
+    /// Messages sent to the fan-out server (c).
+    pub fanout_messages: usize,
+    /// Messages ahead of what reached every socket, at most (c).
+    pub fanout_window: usize,
+    /// Messages per second over all senders; none: as fast as the window allows (c).
+    pub fanout_rate: Option<f64>,
     /// Names the scratch stream and table.
     pub run_id: String,
 }

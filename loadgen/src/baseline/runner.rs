@@ -5,7 +5,7 @@ use crate::baseline::error::BaselineError;
 use crate::baseline::figures::{BaselineSetup, Baselines, Outcome};
 use crate::baseline::params::{BaselineKind, BaselineParams, BaselineServers};
 use crate::baseline::payload::Traffic;
-use crate::baseline::{consume, insert, publish};
+use crate::baseline::{consume, fanout, insert, publish};
 use shared::config::WorkerConfig;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -32,6 +32,10 @@ pub async fn run(params: &BaselineParams, servers: &BaselineServers, stop: &Canc
                 let measured =
                     async { consume::measure(nats_urls(servers, "consume")?, params, deadline, stop).await };
                 baselines.consume = Some(outcome(bounded(measured, deadline, stop, "stream").await));
+            }
+            BaselineKind::Fanout => {
+                let measured = fanout::measure::measure(params, deadline, stop);
+                baselines.fanout = Some(outcome(bounded(measured, deadline, stop, "server").await));
             }
             BaselineKind::Insert => {
                 let measured =
