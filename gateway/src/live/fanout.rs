@@ -163,7 +163,8 @@ impl Fanout {
         if !added {
             return;
         }
-        joined::hold(conn, channel);
+        // Live messages wait from here until the catch-up has sent what came before them.
+        conn.hold_channel(channel);
         self.route(conn, channel).await;
         let _ = self.nats.flush().await;
         tokio::spawn(joined::catch_up(conn.clone(), self.db.clone(), channel, joined_at));

@@ -16,12 +16,8 @@ const CATCH_UP_MAX: i64 = 1_000;
 /// How long the read may take. Live messages are held meanwhile, in the socket's budget.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Call before the socket joins the channel's route: live messages are held from here on.
-pub fn hold(conn: &ConnHandle, channel: ChannelId) {
-    conn.hold_channel(channel);
-}
-
-/// Reads what `channel` stored after `joined_at` and sends it, then what was held. Call once
+/// Reads what `channel` stored after `joined_at` and sends it, then what was held (the
+/// channel is held, `ConnHandle::hold_channel`, before the socket joins its route). Call once
 /// the route's subscription is made (whatever commits after the read is announced after it,
 /// so it is held, not lost). One after another with the socket's syncs, so a sync's backlog
 /// and this one never interleave. Nothing is sent if the socket left the channel meanwhile;
