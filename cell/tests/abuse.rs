@@ -31,8 +31,8 @@ MC4CAQAwBQYDK2VwBCIEIHmHtGsCi/IWLnlPxMK52zmRj2xtrAh/GhNSQ3Qx5Yr4
 ";
 
 /// A pair of clients that send and receive all along: alice sends a message every 200 ms and
-/// waits for its ack, bob waits for each delivery. Any error, missing ack or missing delivery
-/// stops it, and `progressed` reports it.
+/// waits for its ack and its delivery to her, bob waits for each delivery, both reading
+/// at once. Any error, missing ack or missing delivery stops it, and `progressed` reports it.
 struct Bystanders {
     delivered: tokio::sync::watch::Receiver<usize>,
     stop: tokio_util::sync::CancellationToken,
@@ -52,17 +52,30 @@ impl Bystanders {
                 }
                 let id = format!("tick-{n}");
                 alice.send_message(channel, &id, "tick").await.map_err(|e| format!("alice: {e}"))?;
-                loop {
-                    match alice.next_frame(WAIT).await {
-                        Ok(Some(ServerFrame::MessageAck { id: acked, .. })) if acked.0 == id => break,
-                        Ok(Some(ServerFrame::MessageNew { .. })) => continue,
-                        other => return Err(format!("alice waiting for the ack of {id}: {other:?}")),
+                // Both read until the message is theirs: a client that stops reading answers
+                // no pings, and this gateway closes a silent peer after 3 s (a fresh cell's
+                // first delivery can take longer than that on a loaded machine).
+                let (sent, delivered) = tokio::join!(
+                    async {
+                        let (mut acked, mut delivered) = (false, false);
+                        while !(acked && delivered) {
+                            match alice.next_frame(WAIT).await {
+                                Ok(Some(ServerFrame::MessageAck { id: of, .. })) if of.0 == id => acked = true,
+                                Ok(Some(ServerFrame::MessageNew { payload })) => delivered |= payload.client_id.0 == id,
+                                other => return Err(format!("alice waiting for {id}: {other:?}")),
+                            }
+                        }
+                        Ok(())
+                    },
+                    async {
+                        match bob.next_frame(WAIT).await {
+                            Ok(Some(ServerFrame::MessageNew { payload })) => Ok(payload.seq.0),
+                            other => Err(format!("bob waiting for {id}: {other:?}")),
+                        }
                     }
-                }
-                match bob.next_frame(WAIT).await {
-                    Ok(Some(ServerFrame::MessageNew { payload })) => seqs.push(payload.seq.0),
-                    other => return Err(format!("bob waiting for {id}: {other:?}")),
-                }
+                );
+                sent?;
+                seqs.push(delivered?);
                 progress.send_replace(seqs.len());
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }

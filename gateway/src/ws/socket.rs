@@ -5,6 +5,7 @@
 use super::read::read_loop;
 use super::write::write_loop;
 use crate::conn::ConnHandle;
+use crate::conn::close::{self, CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_NO_STATUS, CLOSE_RESTART};
 use crate::conn::queue::Outbound;
 use crate::state::AppState;
 use axum::extract::ws::WebSocket;
@@ -83,5 +84,13 @@ pub async fn serve(
     }
     drop(registration);
     state.metrics.connections.dec();
-    state.metrics.closed(conn.queue.close_code());
+    let code = conn.queue.close_code();
+    state.metrics.closed(code);
+    // The gateway's own verdicts (idle, slow, rate limited, revoked, a hole) say why a client
+    // went away; ordinary ends and restarts would only fill the log.
+    if matches!(code, CLOSE_NORMAL | CLOSE_NO_STATUS | CLOSE_ABNORMAL | CLOSE_RESTART) {
+        tracing::debug!(conn = conn.id, user = %conn.user, code, "socket closed");
+    } else {
+        tracing::info!(conn = conn.id, user = %conn.user, code, reason = close::reason(code), "socket closed");
+    }
 }

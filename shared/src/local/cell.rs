@@ -450,6 +450,16 @@ impl TestCell {
     }
 }
 
+impl Drop for TestCell {
+    /// A test that panics with a cell up says what its processes said last: their logs live in
+    /// a temporary directory that goes with the cell.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("the cell's processes, last lines:\n{}", self.logs_tail());
+        }
+    }
+}
+
 /// The value of one series of a `/metrics` text (`name{labels}` exactly as exported).
 pub fn metric_value(metrics: &str, series: &str) -> Option<f64> {
     metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
