@@ -13,6 +13,8 @@ pub const MAX_SETTLE_SECS: u64 = 600;
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 pub const MAX_WINDOW: usize = 10_000;
 pub const MAX_RATE: f64 = 1_000_000.0;
+/// The most members a channel's creation names besides its creator (the gateway's cap).
+pub const MAX_CREATE_WITH: usize = 1_000;
 pub const MAX_BASELINE_MESSAGES: usize = 1_000_000;
 pub const MAX_BASELINE_INFLIGHT: usize = 10_000;
 pub const MAX_INSERT_CONCURRENCY: usize = 16;
@@ -57,6 +59,11 @@ pub struct Args {
     /// broadcast: how many of the members send.
     #[arg(long, default_value_t = 1, value_name = "S")]
     pub senders: usize,
+    /// Members named in a channel's creation besides its creator; the others are added one by
+    /// one with `POST /channels/{id}/members`. The gateway takes at most 1000 at creation, so
+    /// a broadcast of 10,000 is 1,000 + 8,999 adds.
+    #[arg(long, default_value_t = MAX_CREATE_WITH, value_name = "N")]
+    pub create_with: usize,
     /// Total target sends per second over all senders, open loop.
     #[arg(long, default_value_t = 100.0, value_name = "N")]
     pub rate: f64,
@@ -192,6 +199,9 @@ impl Args {
         }
         if self.message_bytes > MAX_MESSAGE_BYTES {
             return bad("--message-bytes must be at most 16384");
+        }
+        if self.create_with > MAX_CREATE_WITH {
+            return bad("--create-with must be at most 1000");
         }
         if self.local && !(1..=8).contains(&self.local_gateways) {
             return bad("--local-gateways must be in 1..=8");

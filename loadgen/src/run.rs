@@ -149,7 +149,7 @@ async fn drive(
     stop: CancellationToken,
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
-    let members = scenario::build(plan, &target.bases, run_id).await?;
+    let members = scenario::build(plan, &target.bases, run_id, args.create_with).await?;
     let bare: Vec<_> = target.gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect();
     let sockets: Vec<_> = futures::stream::iter(members)
         .map(|m| async move { client::connect(&m).await.map(|s| (m, s)) })

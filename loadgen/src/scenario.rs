@@ -131,17 +131,34 @@ pub fn ws_url(base: &str) -> String {
 }
 
 /// Registers the users (round robin over `bases`, names unique to this run) and creates the
-/// channels, each by its first member.
-pub async fn build(plan: &Plan, bases: &[String], run_id: &str) -> Result<Vec<Member>, LoadgenError> {
+/// channels, each by its first member with the next `create_with` members named; the others
+/// are added one by one after.
+pub async fn build(
+    plan: &Plan,
+    bases: &[String],
+    run_id: &str,
+    create_with: usize,
+) -> Result<Vec<Member>, LoadgenError> {
     let clients = register(plan.users(), bases, run_id).await?;
     let channels: Vec<ChannelId> = futures::stream::iter(plan.channels.iter().enumerate())
         .map(|(c, members)| {
             let owner = &clients[members[0]];
-            let others: Vec<_> = members[1..].iter().map(|m| clients[*m].user_id).collect();
+            let named = &members[1..members.len().min(create_with + 1)];
+            let others: Vec<_> = named.iter().map(|m| clients[*m].user_id).collect();
             async move { owner.create_channel("group", &format!("lg-{run_id}-{c}"), &others).await }
         })
         .buffered(SETUP_CONCURRENCY)
         .try_collect()
+        .await?;
+    let registered = &clients;
+    let added = plan.channels.iter().zip(&channels).flat_map(|(members, channel)| {
+        let owner = &registered[members[0]];
+        members.iter().skip(create_with + 1).map(move |m| (owner, *channel, registered[*m].user_id))
+    });
+    futures::stream::iter(added)
+        .map(|(owner, channel, user)| owner.add_member(channel, user))
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .try_collect::<()>()
         .await?;
     let members = clients.into_iter().enumerate().map(|(u, client)| {
         let channel = plan.channel_of[u];

@@ -61,7 +61,7 @@ async fn three_rooms_of_three_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn broadcast_to_six_loses_nothing() {
+async fn broadcast_to_six_loses_nothing_with_members_added_after_creation() {
     let out = std::env::temp_dir().join(format!("loadgen-broadcast-{}.json", std::process::id()));
     let out_flag = out.display().to_string();
     let flags = [
@@ -72,6 +72,9 @@ async fn broadcast_to_six_loses_nothing() {
         "6",
         "--senders",
         "1",
+        // Two named at the channel's creation, three added one by one after it.
+        "--create-with",
+        "2",
         "--rate",
         "50",
         "--duration",

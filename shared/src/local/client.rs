@@ -88,6 +88,13 @@ impl ChatClient {
         Ok(serde_json::from_value(channel["id"].clone())?)
     }
 
+    /// Adds `user` to `channel` as a member (`POST /channels/{id}/members`).
+    pub async fn add_member(&self, channel: ChannelId, user: UserId) -> Result<(), ClientError> {
+        let path = format!("/channels/{channel}/members");
+        let body = json!({ "user_id": user });
+        expect(self.request(reqwest::Method::POST, &path).json(&body).send().await?, 201).await.map(drop)
+    }
+
     /// Every message of `channel` after `after_seq`, paging through the history API.
     pub async fn history_after(
         &self,
