@@ -60,8 +60,12 @@ impl Bystanders {
                         let (mut acked, mut delivered) = (false, false);
                         while !(acked && delivered) {
                             match alice.next_frame(WAIT).await {
-                                Ok(Some(ServerFrame::MessageAck { id: of, .. })) if of.0 == id => acked = true,
-                                Ok(Some(ServerFrame::MessageNew { payload })) => delivered |= payload.client_id.0 == id,
+                                Ok(Some(ServerFrame::MessageAck { id: of, .. })) if of.0 == id => {
+                                    acked = true
+                                }
+                                Ok(Some(ServerFrame::MessageNew { payload })) => {
+                                    delivered |= payload.client_id.0 == id
+                                }
                                 other => return Err(format!("alice waiting for {id}: {other:?}")),
                             }
                         }

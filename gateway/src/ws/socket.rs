@@ -5,7 +5,7 @@
 use super::read::read_loop;
 use super::write::write_loop;
 use crate::conn::ConnHandle;
-use crate::conn::close::{self, CLOSE_ABNORMAL, CLOSE_NORMAL, CLOSE_NO_STATUS, CLOSE_RESTART};
+use crate::conn::close::{self, CLOSE_ABNORMAL, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_RESTART};
 use crate::conn::queue::Outbound;
 use crate::state::AppState;
 use axum::extract::ws::WebSocket;
