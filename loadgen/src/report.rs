@@ -121,9 +121,11 @@ impl Summary {
         })
     }
 
-    /// A clean verdict, and every baseline that ran lost, duplicated and left nothing.
+    /// A clean verdict over a run that settled, and every baseline that ran lost, duplicated
+    /// and left nothing. A run that did not settle judged only what came before its deadline:
+    /// a cell that acked nothing would look clean.
     pub fn clean(&self) -> bool {
-        self.verdict.clean() && self.baselines.clean()
+        self.settled && self.verdict.clean() && self.baselines.clean()
     }
 
     /// Writes the summary as pretty JSON to `path`.
@@ -245,7 +247,11 @@ impl fmt::Display for Summary {
             writeln!(f, "  gateway rss per socket {bytes:.0} B (growth over the sockets' connection)")?;
         }
         let v = &self.verdict;
-        let word = if v.clean() { "OK" } else { "FAIL" };
+        let word = match (v.clean(), self.settled) {
+            (false, _) => "FAIL",
+            (true, false) => "UNSETTLED (only what came before the deadline was judged)",
+            (true, true) => "OK",
+        };
         write!(
             f,
             "  verdict {word}: lost {} / duplicated {} / reordered {} (gaps {})",
@@ -253,5 +259,22 @@ impl fmt::Display for Summary {
         )?;
         let kept_up = self.acked == self.scheduled && self.scheduled > 0;
         display::write(f, &self.baselines, Some(ScenarioLoad { kept_up }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn a_clean_verdict_of_a_run_that_did_not_settle_is_not_clean() {
+        let args = crate::cli::Args::try_parse_from(["loadgen", "--local"]).expect("parses");
+        let mut summary = Summary { scenario: Some(args.scenario), ..Summary::without_scenario(&args) };
+        assert!(summary.clean(), "{summary}");
+        assert!(summary.to_string().contains("verdict OK"), "{summary}");
+        summary.settled = false;
+        assert!(!summary.clean());
+        assert!(summary.to_string().contains("verdict UNSETTLED"), "{summary}");
     }
 }
