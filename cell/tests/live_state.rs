@@ -283,3 +283,38 @@ async fn the_users_of_a_crashed_gateway_are_announced_offline() {
     // Alice, on the live gateway, renews her lease: well past a lease, she is still online.
     assert_eq!(status_over_rest(&bob.via(&cell.gateway_url(0)), alice.user_id).await["status"], "online");
 }
+
+/// Presence goes out only over channels of at most `gateway.presence_max_members` members (3
+/// here): a channel's members come and go, each transition told to all of them, so a large
+/// channel would cost the square of its members. The counts follow members as they are
+/// added at creation and removed.
+#[tokio::test]
+async fn presence_is_told_over_small_channels_only() {
+    let options = CellOptions { gateway_config: "presence_max_members = 3".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("cell starts");
+    let url = cell.gateway_url(0);
+    let alice = ChatClient::register(&url, "alice").await.unwrap();
+    let [bob, carol, dave, erin] =
+        ["bob", "carol", "dave", "erin"].map(|name| ChatClient::register(&url, name));
+    let (bob, carol, dave, erin) = tokio::try_join!(bob, carol, dave, erin).unwrap();
+    alice.create_channel("group", "small", &[bob.user_id]).await.unwrap();
+    let big =
+        alice.create_channel("group", "big", &[carol.user_id, dave.user_id, erin.user_id]).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap().with_presence();
+
+    // Carol shares only the channel of 4 with alice, bob the channel of 2: alice hears bob.
+    let _carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    let _bob_ws = bob.connect(&cell.ws_url(0)).await.unwrap();
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!((update.user_id, update.status), (bob.user_id, PresenceStatus::Online), "carol's was told");
+    while let Some(frame) = alice_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
+        assert!(!matches!(frame, ServerFrame::PresenceUpdate { .. }), "alice was told {frame:?}");
+    }
+
+    // Erin leaves the channel of 4: at 3 it is small enough, and dave is heard.
+    let path = format!("/channels/{big}/members/{}", erin.user_id);
+    expect(alice.request(reqwest::Method::DELETE, &path).send().await.unwrap(), 204).await.unwrap();
+    let _dave_ws = dave.connect(&cell.ws_url(0)).await.unwrap();
+    let update = presence_update(&mut alice_ws).await;
+    assert_eq!((update.user_id, update.status), (dave.user_id, PresenceStatus::Online));
+}

@@ -228,6 +228,7 @@ async fn build(
         subjects.clone(),
         c.db.clone(),
         sockets.clone(),
+        config.gateway.presence_max_members,
     );
     let followers = vec![
         tokio::spawn(log_end("membership", fanout.clone().follow_membership())),

@@ -163,6 +163,10 @@ pub struct GatewayConfig {
     pub socket_queue_bytes: usize,
     /// Messages a `sync` sends per channel, at most; above that `sync.done` says `truncated`.
     pub sync_backlog_max: usize,
+    /// `presence.update` goes out over channels of at most this many members. Every
+    /// transition of a member reaches every member, so a channel of N members costs N² frames
+    /// as they come and go; members of larger channels read presence from `GET /users/{id}`.
+    pub presence_max_members: u32,
     /// Largest WebSocket message accepted, in bytes.
     pub max_ws_message_bytes: usize,
     /// Largest WebSocket frame accepted, in bytes (a message may span frames).
@@ -339,6 +343,7 @@ impl Default for GatewayConfig {
             publish_ack_timeout: Duration::from_millis(5000),
             socket_queue_bytes: 1024 * 1024,
             sync_backlog_max: 1000,
+            presence_max_members: 250,
             max_ws_message_bytes: 64 * 1024,
             max_ws_frame_bytes: 16 * 1024,
             allowed_origins: Vec::new(),

@@ -5,8 +5,11 @@
 //! minute. `presence.set {status}` chooses between online and away while connected.
 //!
 //! Changes travel as `presence.update {user_id, status, last_seen_at}` over the delivery
-//! subject of each of the user's channels, so exactly the people who share a channel hear of
-//! it. Only transitions are published (Redis keeps the status last told, per user: a second
+//! subject of each of the user's channels of at most `gateway.presence_max_members` members,
+//! so exactly the people who share such a channel hear of it. Each transition reaches every
+//! member, so a channel's presence costs the square of its members: 10,000 members coming
+//! online would be 10⁸ frames. Members of larger channels read presence from
+//! `GET /users/{id}` (the column `channels.member_count` says which are larger). Only transitions are published (Redis keeps the status last told, per user: a second
 //! device or a reconnect publishes nothing), and a socket drops an update that says what it
 //! was told last about that user (it may share several channels with them). A socket's
 //! `presence.set` frames are coalesced and applied at most every half second. Going offline
@@ -67,6 +70,8 @@ pub struct Presence {
     /// The gateway's socket tasks: an offline announcement is tracked with them, so a
     /// draining gateway still says its users went offline.
     sockets: TaskTracker,
+    /// Channels of more members hear no presence.
+    max_members: u32,
 }
 
 impl Presence {
@@ -77,8 +82,9 @@ impl Presence {
         subjects: Subjects,
         db: sqlx::PgPool,
         sockets: TaskTracker,
+        max_members: u32,
     ) -> Arc<Self> {
-        Arc::new(Self { redis, limiter, nats, subjects, db, sockets })
+        Arc::new(Self { redis, limiter, nats, subjects, db, sockets, max_members })
     }
 
     fn presence_key(&self, what: &str, user: UserId) -> String {
@@ -145,15 +151,23 @@ impl Presence {
         }
     }
 
-    /// Tells everyone who shares one of `channels` with `user` their presence now, if it
-    /// changed since it was last told.
+    /// Tells everyone who shares one of `channels` (those small enough) with `user` their
+    /// presence now, if it changed since it was last told.
     pub async fn announce(&self, user: UserId, channels: &[ChannelId]) {
         let (presence, changed) = self.presence(user, true).await;
-        if !changed {
+        if !changed || channels.is_empty() {
             return;
         }
+        let small = crate::store::channels::with_members_at_most(&self.db, channels, self.max_members);
+        let channels = match small.await {
+            Ok(channels) => channels,
+            Err(error) => {
+                tracing::debug!(%user, %error, "presence not announced: channel sizes unknown");
+                return;
+            }
+        };
         let frame: bytes::Bytes = ServerFrame::PresenceUpdate { payload: presence }.to_json().into();
-        for channel in channels {
+        for channel in &channels {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert(PRESENCE_HEADER, user.to_string().as_str());
             let subject = self.subjects.deliver(*channel);

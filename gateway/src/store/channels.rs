@@ -113,6 +113,22 @@ pub async fn member_channel_ids(db: &PgPool, user: UserId) -> Result<HashSet<Cha
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Those of `channels` with at most `max_members` members.
+pub async fn with_members_at_most(
+    db: &PgPool,
+    channels: &[ChannelId],
+    max_members: u32,
+) -> Result<Vec<ChannelId>, sqlx::Error> {
+    let ids: Vec<uuid::Uuid> = channels.iter().map(|c| c.0).collect();
+    let rows: Vec<(ChannelId,)> =
+        sqlx::query_as("SELECT id FROM channels WHERE id = ANY($1) AND member_count <= $2")
+            .bind(ids)
+            .bind(i64::from(max_members))
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 /// The caller's channels, ordered by id, after the `after` cursor.
 pub async fn list_for_user(
     db: &PgPool,
