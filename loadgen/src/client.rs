@@ -4,6 +4,7 @@
 //! seen, and its unacked sends are written again with the same client ids.
 
 use crate::content::{content, scheduled_offset};
+use crate::delivery;
 use crate::error::LoadgenError;
 use crate::measure::Progress;
 use crate::rate::Schedule;
@@ -11,7 +12,8 @@ use crate::reconnect::Redial;
 use crate::record::{Seen, SocketRecord, client_id, send_key};
 use crate::scenario::Member;
 use shared::local::client::{ChatClient, ChatSocket, ClientError};
-use shared::protocol::{MessageView, ServerFrame};
+use shared::ids::ChannelSeq;
+use shared::protocol::ServerFrame;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,10 +136,11 @@ pub async fn run(
                 due = plan.schedule.and_then(|s| s.at(k));
                 sent.is_ok()
             }
-            frame = socket.next_frame(READ_SLICE) => match frame {
-                Ok(Some(frame)) => match state.on_frame(frame) {
-                    Some(from) => socket.sync(&[(state.record.channel, from)]).await.is_ok(),
-                    None => true,
+            text = socket.next_text(READ_SLICE) => match text {
+                Ok(Some(text)) => match state.on_text(&mut socket, &text) {
+                    Ok(Some(from)) => socket.sync(&[(state.record.channel, from)]).await.is_ok(),
+                    Ok(None) => true,
+                    Err(_) => false,
                 },
                 Ok(None) => true,
                 Err(_) => false,
@@ -172,6 +175,19 @@ impl SocketLoop {
         socket.send_message(self.record.channel, &id, &content).await
     }
 
+    /// A text frame: a `message.new` read for what the checker needs ([`delivery`]), any
+    /// other frame decoded in full.
+    fn on_text(&mut self, socket: &mut ChatSocket, text: &str) -> Result<SyncAgain, ClientError> {
+        if let Some(message) = delivery::parse(text) {
+            socket.saw(message.channel_id, ChannelSeq(message.seq));
+            if message.channel_id == self.record.channel {
+                self.on_delivery(message.seq, message.message_id, &message.client_id, &message.content);
+            }
+            return Ok(None);
+        }
+        Ok(socket.decode(text)?.and_then(|frame| self.on_frame(frame)))
+    }
+
     fn on_frame(&mut self, frame: ServerFrame) -> SyncAgain {
         match frame {
             ServerFrame::MessageAck { id, .. } => {
@@ -184,7 +200,7 @@ impl SocketLoop {
                 }
             }
             ServerFrame::MessageNew { payload } if payload.channel_id == self.record.channel => {
-                self.on_delivery(&payload);
+                self.on_delivery(payload.seq.0, payload.message_id.0, &payload.client_id.0, &payload.content);
             }
             ServerFrame::SyncDone { payload } if payload.channel_id == self.record.channel => {
                 if payload.truncated {
@@ -212,13 +228,13 @@ impl SocketLoop {
         None
     }
 
-    fn on_delivery(&mut self, message: &MessageView) {
-        let key = send_key(&message.client_id.0).unwrap_or(-message.message_id.0);
-        self.record.seen.push(Seen { seq: message.seq.0, key, backlog: false });
-        self.last_seq = self.last_seq.max(message.seq.0);
+    fn on_delivery(&mut self, seq: i64, message_id: i64, client_id: &str, content: &str) {
+        let key = send_key(client_id).unwrap_or(-message_id);
+        self.record.seen.push(Seen { seq, key, backlog: false });
+        self.last_seq = self.last_seq.max(seq);
         self.record.tally.delivered += 1;
         self.progress.delivered();
-        if let Some(scheduled) = scheduled_offset(&message.content) {
+        if let Some(scheduled) = scheduled_offset(content) {
             let now = self.plan.epoch.elapsed();
             self.record.tally.deliver.record(now.saturating_sub(scheduled));
         }

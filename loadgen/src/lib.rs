@@ -7,6 +7,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod content;
+pub mod delivery;
 pub mod dm;
 pub mod dm_figures;
 pub mod error;

@@ -241,23 +241,33 @@ impl ChatSocket {
         // One deadline for the whole call: pings and skipped frames do not extend it.
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            let Some(text) = self.next_text_by(deadline).await? else { return Ok(None) };
+            if let Some(frame) = self.decode(&text)? {
+                return Ok(Some(frame));
+            }
+        }
+    }
+
+    /// The next text frame from the server within `timeout`, undecoded (`Ok(None)` on timeout,
+    /// an error on close): for a reader that decodes the frames it cares about its own way.
+    /// Hand the others to [`ChatSocket::decode`] and name each `seq` it reads to
+    /// [`ChatSocket::saw`], or `last_seq` falls behind.
+    pub async fn next_text(&mut self, timeout: Duration) -> Result<Option<tungstenite::Utf8Bytes>, ClientError> {
+        self.next_text_by(tokio::time::Instant::now() + timeout).await
+    }
+
+    async fn next_text_by(
+        &mut self,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<tungstenite::Utf8Bytes>, ClientError> {
+        loop {
             let message = match tokio::time::timeout_at(deadline, self.ws.next()).await {
                 Err(_) => return Ok(None),
                 Ok(None) => return Err(ClientError::Ws(tungstenite::Error::ConnectionClosed)),
                 Ok(Some(message)) => message?,
             };
             match message {
-                Message::Text(text) => {
-                    let frame: ServerFrame = serde_json::from_str(&text)?;
-                    if matches!(frame, ServerFrame::PresenceUpdate { .. }) && !self.presence {
-                        continue;
-                    }
-                    if let Some((channel, seq)) = frame.channel_seq() {
-                        let seen = self.last_seq.entry(channel).or_insert(ChannelSeq(0));
-                        *seen = (*seen).max(seq);
-                    }
-                    return Ok(Some(frame));
-                }
+                Message::Text(text) => return Ok(Some(text)),
                 Message::Close(frame) => {
                     let reason =
                         frame.map(|f| format!("{} {}", u16::from(f.code), f.reason)).unwrap_or_default();
@@ -266,6 +276,25 @@ impl ChatSocket {
                 _ => continue,
             }
         }
+    }
+
+    /// Decodes a text frame as `next_frame` does: `None` for a `presence.update` this socket
+    /// skips; tracks `last_seq`.
+    pub fn decode(&mut self, text: &str) -> Result<Option<ServerFrame>, ClientError> {
+        let frame: ServerFrame = serde_json::from_str(text)?;
+        if matches!(frame, ServerFrame::PresenceUpdate { .. }) && !self.presence {
+            return Ok(None);
+        }
+        if let Some((channel, seq)) = frame.channel_seq() {
+            self.saw(channel, seq);
+        }
+        Ok(Some(frame))
+    }
+
+    /// Notes that message `seq` of `channel` was read.
+    pub fn saw(&mut self, channel: ChannelId, seq: ChannelSeq) {
+        let seen = self.last_seq.entry(channel).or_insert(ChannelSeq(0));
+        *seen = (*seen).max(seq);
     }
 
     /// Closes the socket as a client normally does (1000).
