@@ -16,6 +16,8 @@ pub struct GatewayMetrics {
     connections_closed: Family<CodeLabels, Counter>,
     frames_in: Family<TypeLabels, Counter>,
     frames_out: Family<TypeLabels, Counter>,
+    /// The counters of `frames_out`, in the order of [`FRAME_TYPES_OUT`].
+    frames_out_by_type: [Counter; FRAME_TYPES_OUT.len()],
     sends: Family<OutcomeLabels, Counter>,
     pub send_ack_seconds: Histogram,
     pub send_deliver_seconds: Histogram,
@@ -33,6 +35,23 @@ pub struct GatewayMetrics {
     uploads_swept: Family<ReasonLabels, Counter>,
     pub downloads_cut_off: Counter,
 }
+
+/// The `type` labels of written frames; the last, `other`, takes any type not named.
+const FRAME_TYPES_OUT: [&str; 13] = [
+    "message.new",
+    "message.ack",
+    "message.updated",
+    "message.deleted",
+    "reaction.updated",
+    "change.rejected",
+    "sync.done",
+    "auth.refreshed",
+    "read.updated",
+    "typing.update",
+    "presence.update",
+    "error",
+    "other",
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
@@ -93,12 +112,16 @@ impl GatewayMetrics {
     }
 
     fn unregistered() -> Self {
+        let frames_out = Family::<TypeLabels, Counter>::default();
+        let frames_out_by_type =
+            FRAME_TYPES_OUT.map(|r#type| frames_out.get_or_create(&TypeLabels { r#type }).clone());
         Self {
             connections: Gauge::default(),
             connections_opened: Counter::default(),
             connections_closed: Family::default(),
             frames_in: Family::default(),
-            frames_out: Family::default(),
+            frames_out,
+            frames_out_by_type,
             sends: Family::default(),
             send_ack_seconds: Histogram::new(latency_buckets()),
             send_deliver_seconds: Histogram::new(latency_buckets()),
@@ -251,24 +274,12 @@ impl GatewayMetrics {
     }
 
     /// Counts a written frame by the type at its start (`{"type":"…"`, as every server frame
-    /// is encoded).
+    /// is encoded). One per frame written, so the counter is found by index, not looked up in
+    /// the family (a lock and a hash per frame: 3 % of the gateway's CPU in a broadcast).
     pub fn frame_out(&self, frame: &str) {
-        let kind = match frame.strip_prefix(r#"{"type":""#).and_then(|rest| rest.split('"').next()) {
-            Some("message.new") => "message.new",
-            Some("message.ack") => "message.ack",
-            Some("message.updated") => "message.updated",
-            Some("message.deleted") => "message.deleted",
-            Some("reaction.updated") => "reaction.updated",
-            Some("change.rejected") => "change.rejected",
-            Some("sync.done") => "sync.done",
-            Some("auth.refreshed") => "auth.refreshed",
-            Some("read.updated") => "read.updated",
-            Some("typing.update") => "typing.update",
-            Some("presence.update") => "presence.update",
-            Some("error") => "error",
-            _ => "other",
-        };
-        self.frames_out.get_or_create(&TypeLabels { r#type: kind }).inc();
+        let kind = frame.strip_prefix(r#"{"type":""#).and_then(|rest| rest.split('"').next());
+        let index = FRAME_TYPES_OUT.iter().position(|t| Some(*t) == kind).unwrap_or(FRAME_TYPES_OUT.len() - 1);
+        self.frames_out_by_type[index].inc();
     }
 
     pub fn send(&self, outcome: SendOutcome) {
@@ -296,5 +307,31 @@ impl GatewayMetrics {
 
     pub fn http_request(&self, status: u16) {
         self.http_requests.get_or_create(&StatusLabels { status }).inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_frames_are_counted_by_their_type_and_unknown_ones_as_other() {
+        let mut registry = Registry::default();
+        let metrics = GatewayMetrics::register(&mut registry);
+        metrics.frame_out(r#"{"type":"message.new","payload":{}}"#);
+        metrics.frame_out(r#"{"type":"message.new","payload":{}}"#);
+        metrics.frame_out(r#"{"type":"error","id":"x","payload":{}}"#);
+        metrics.frame_out(r#"{"type":"made.up"}"#);
+        metrics.frame_out("not json");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        for line in [
+            r#"chat_gateway_frames_out_total{type="message.new"} 2"#,
+            r#"chat_gateway_frames_out_total{type="error"} 1"#,
+            r#"chat_gateway_frames_out_total{type="other"} 2"#,
+            r#"chat_gateway_frames_out_total{type="message.ack"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
     }
 }
