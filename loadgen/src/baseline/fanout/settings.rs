@@ -16,9 +16,6 @@ pub const FRAMES_PER_FLUSH: usize = 64;
 /// Frames a socket's queue holds at most. The gateway bounds its queue in bytes (1 MiB of
 /// live frames by default); at the baselines' 200 B frames this many is about that.
 pub const QUEUE_FRAMES: usize = 4_096;
-/// Bytes a loadgen client socket reads into at a time: large, so a receiver takes a burst in
-/// few reads (the client is not what is measured).
-const CLIENT_READ_BUFFER_BYTES: usize = 32 * 1024;
 
 /// The server side of a socket, as the gateway's upgrade sets it.
 pub fn server_config() -> WebSocketConfig {
@@ -31,7 +28,7 @@ pub fn server_config() -> WebSocketConfig {
         .max_frame_size(Some(gateway.max_ws_frame_bytes))
 }
 
-/// A loadgen client socket.
+/// A loadgen client socket: read as the scenarios' sockets read (`shared::local::client`).
 pub fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES)
+    shared::local::client::socket_config()
 }
