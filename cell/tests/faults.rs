@@ -302,3 +302,28 @@ async fn a_client_that_stops_reading_is_cut_off_while_others_keep_receiving() {
     }
     assert_eq!(rest, (last + 1..=TOTAL as i64).collect::<Vec<_>>(), "the resume fills exactly the rest");
 }
+
+/// The whole NATS cluster gone (an outage, or a cell torn down in the wrong order): a
+/// gateway and a worker told to stop still stop by themselves, within their grace, instead of
+/// waiting forever for a NATS that would take their last flush.
+#[tokio::test]
+async fn a_gateway_and_a_worker_stop_on_sigterm_with_every_nats_node_gone() {
+    let options = CellOptions {
+        backend: Backend::Local,
+        gateway_config: "shutdown_grace = 3\ndrain_window = 200\n".into(),
+        worker_config: "shutdown_grace = 3\n".into(),
+        ..Default::default()
+    };
+    let mut cell = TestCell::start(options).await.expect("the cell starts");
+    let Servers::Local { nats, .. } = &mut cell.servers else { unreachable!("local backend") };
+    for node in &mut nats.nodes {
+        node.kill9();
+    }
+    // Past the clients' first reconnect attempts: they are retrying when the signal comes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Each grace is 3 s; 30 s before the SIGKILL is ten times that.
+    let status = cell.gateways[0].terminate(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "the gateway exited by itself: {status:?}");
+    let status = cell.workers[0].terminate(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "the worker exited by itself: {status:?}");
+}

@@ -284,6 +284,9 @@ async fn drain(state: &AppState, background: Background) {
     for follower in background.followers {
         follower.abort();
     }
-    let _ = state.nats.flush().await;
+    // Bounded: with NATS gone, a flush waits for a reconnect that never comes.
+    if tokio::time::timeout(config.shutdown_grace, state.nats.flush()).await.is_err() {
+        tracing::warn!("NATS did not take the last flush within the grace period");
+    }
     state.db.close().await;
 }

@@ -8,6 +8,13 @@ use std::path::PathBuf;
 
 /// Upper bounds of the flags, so a typo cannot open a million sockets or run for a day.
 pub const MAX_SOCKETS: usize = 20_000;
+/// hold: sockets in all, and per holder process (under the 20,000 fds a process may have).
+pub const MAX_HOLD_SOCKETS: usize = 200_000;
+pub const MAX_SOCKETS_PER_PROCESS: usize = 19_000;
+pub const MAX_SOCKETS_PER_USER: usize = 1_000;
+pub const MAX_PROCESSES: usize = 64;
+/// hold: the access tokens the holders open with live 15 minutes; a hold ends well before.
+pub const MAX_HOLD_SECS: u64 = 600;
 pub const MAX_DURATION_SECS: u64 = 3_600;
 pub const MAX_SETTLE_SECS: u64 = 600;
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
@@ -36,7 +43,11 @@ pub const MAX_FANOUT_DELIVERIES: usize = 200_000_000;
 pub struct Args {
     /// REST base URL of a gateway (e.g. http://10.0.0.5:8080); repeat for several, clients are
     /// spread round robin; the WebSocket URL is derived (ws://host:port/ws).
-    #[arg(long = "gateway", value_name = "URL", required_unless_present_any = ["local", "baseline_only"])]
+    #[arg(
+        long = "gateway",
+        value_name = "URL",
+        required_unless_present_any = ["local", "baseline_only", "hold_child"]
+    )]
     pub gateways: Vec<String>,
     /// Start a local cell (needs the gateway and messages binaries next to this one, or in
     /// CHAT_BIN_DIR) and target it.
@@ -157,6 +168,20 @@ pub struct Args {
     /// NATS URL for the publish and consume baselines; repeatable. Not with --local.
     #[arg(long = "nats", value_name = "URL", conflicts_with = "local")]
     pub nats: Vec<String>,
+    /// hold: sockets each user opens (rooms × members users); they are dealt round robin over
+    /// the gateways.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub sockets_per_user: usize,
+    /// hold: holder processes the sockets are spread over (each opens at most 19,000, under
+    /// the fd limit); loadgen starts them and sums their figures.
+    #[arg(long, default_value_t = 1, value_name = "P")]
+    pub processes: usize,
+    /// hold: the loadgen binary the holder processes run (this one by default).
+    #[arg(long, value_name = "PATH")]
+    pub child_bin: Option<PathBuf>,
+    /// Internal: run as a holder process of a hold run, on the spec in FILE.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub hold_child: Option<PathBuf>,
     /// Postgres URL for the insert baseline; its database needs the cell's `messages` table
     /// (migrated). Not with --local. Written to --out without its password.
     #[arg(long, value_name = "URL", conflicts_with = "local")]
@@ -179,6 +204,9 @@ pub enum ScenarioKind {
     /// rooms over at least two gateways; one gateway is killed -9 mid-run and its clients
     /// reconnect to the others with jittered backoff, sync and resend.
     ReconnectStorm,
+    /// --rooms × --members users with --sockets-per-user idle sockets each, over --processes
+    /// holder processes, held --duration seconds: memory per socket, and none dropped.
+    Hold,
 }
 
 impl Args {
@@ -207,7 +235,46 @@ impl Args {
             return bad("--local-gateways must be in 1..=8");
         }
         self.validate_storms()?;
+        self.validate_hold()?;
         self.validate_baselines()
+    }
+
+    /// hold's bounds: sockets in all, per process, per local gateway; a hold shorter than the
+    /// holders' tokens live.
+    fn validate_hold(&self) -> Result<(), LoadgenError> {
+        let bad = |what: String| Err(LoadgenError::Args(what));
+        if self.scenario != ScenarioKind::Hold || self.baseline_only {
+            if self.sockets_per_user != 1 || self.processes != 1 {
+                return bad("--sockets-per-user and --processes are for hold".into());
+            }
+            return Ok(());
+        }
+        if !(1..=MAX_SOCKETS_PER_USER).contains(&self.sockets_per_user) {
+            return bad(format!("--sockets-per-user must be in 1..={MAX_SOCKETS_PER_USER}"));
+        }
+        if !(1..=MAX_PROCESSES).contains(&self.processes) {
+            return bad(format!("--processes must be in 1..={MAX_PROCESSES}"));
+        }
+        if self.duration > MAX_HOLD_SECS {
+            return bad(format!("hold: --duration must be at most {MAX_HOLD_SECS} (the tokens live 15 min)"));
+        }
+        let sockets = self.rooms.max(1) * self.members.max(2) * self.sockets_per_user;
+        if sockets > MAX_HOLD_SOCKETS {
+            return bad(format!("hold: {sockets} sockets, more than {MAX_HOLD_SOCKETS}"));
+        }
+        if sockets.div_ceil(self.processes) > MAX_SOCKETS_PER_PROCESS {
+            return bad(format!(
+                "hold: {sockets} sockets need at least {} processes ({MAX_SOCKETS_PER_PROCESS} each at most)",
+                sockets.div_ceil(MAX_SOCKETS_PER_PROCESS)
+            ));
+        }
+        if self.local && sockets.div_ceil(self.local_gateways) > MAX_SOCKETS_PER_PROCESS {
+            return bad(format!(
+                "hold: {sockets} sockets need at least {} local gateways ({MAX_SOCKETS_PER_PROCESS} each at most)",
+                sockets.div_ceil(MAX_SOCKETS_PER_PROCESS)
+            ));
+        }
+        Ok(())
     }
 
     /// The storms' own needs: gateways to reconnect to and a way to kill one; dms that exist.
@@ -467,6 +534,22 @@ mod tests {
         let late = ["--local", "--local-gateways", "2", "--duration", "4", "--kill-after", "4"];
         assert!(!valid(&[&late[..], &storm].concat()));
         assert!(!valid(&["--local", "--kill-after", "1"]), "only for reconnect-storm");
+    }
+
+    #[test]
+    fn hold_is_bounded_per_process_and_per_gateway() {
+        let hold = ["--local", "--scenario", "hold", "--rooms", "1000", "--members", "10"];
+        assert!(valid(&[&hold[..], &["--sockets-per-user", "1"]].concat()));
+        assert!(!valid(&[&hold[..], &["--sockets-per-user", "2"]].concat()), "20,000 in one process");
+        let six = ["--sockets-per-user", "10", "--processes", "6", "--local-gateways", "6"];
+        assert!(valid(&[&hold[..], &six].concat()), "100,000 over 6 and 6");
+        let five_gateways = ["--sockets-per-user", "10", "--processes", "6", "--local-gateways", "5"];
+        assert!(!valid(&[&hold[..], &five_gateways].concat()), "20,000 on one gateway");
+        assert!(!valid(&[&hold[..], &["--sockets-per-user", "0"]].concat()));
+        assert!(!valid(&[&hold[..], &["--duration", "601"]].concat()));
+        assert!(!valid(&["--local", "--processes", "2"]), "only for hold");
+        let child = Args::try_parse_from(["loadgen", "--hold-child", "/tmp/spec.json"]).expect("parses");
+        assert!(child.hold_child.is_some());
     }
 
     #[test]

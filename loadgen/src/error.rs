@@ -14,6 +14,8 @@ pub enum LoadgenError {
     NotReady { index: usize, secs: u64 },
     #[error("writing {path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error("hold: {0}")]
+    Holder(String),
     #[error("encoding the result: {0}")]
     Json(#[from] serde_json::Error),
 }

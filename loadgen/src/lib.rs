@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod dm;
 pub mod dm_figures;
 pub mod error;
+pub mod hold;
 pub mod join;
 pub mod live;
 pub mod measure;

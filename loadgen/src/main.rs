@@ -9,6 +9,15 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = loadgen::Args::parse();
+    if let Some(spec) = &args.hold_child {
+        return match loadgen::hold::child(spec).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("loadgen holder: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let stop = CancellationToken::new();
     let on_signal = stop.clone();
     tokio::spawn(async move {

@@ -7,6 +7,7 @@ use crate::check::Verdict;
 use crate::cli::Args;
 use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
+use crate::hold::figures::HoldFigures;
 use crate::measure::{Percentiles, Tally};
 use crate::proc_stats::ProcDelta;
 use crate::storm::StormFigures;
@@ -47,6 +48,9 @@ pub struct Summary {
     /// dm-storm: the dm creations.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dm: Option<DmFigures>,
+    /// hold: the sockets held and what they cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<HoldFigures>,
     pub processes: Vec<ProcDelta>,
     /// The measured gateways' RSS growth from before their sockets connected to the "before"
     /// reading (sockets open, idle), per socket (a local cell only).
@@ -101,6 +105,7 @@ impl Summary {
             reconnects: 0,
             storm: None,
             dm: None,
+            hold: None,
             processes: Vec::new(),
             gateway_bytes_per_socket: None,
             verdict: Verdict::default(),
@@ -125,7 +130,10 @@ impl Summary {
     /// and left nothing. A run that did not settle judged only what came before its deadline:
     /// a cell that acked nothing would look clean.
     pub fn clean(&self) -> bool {
-        self.settled && self.verdict.clean() && self.baselines.clean()
+        self.settled
+            && self.verdict.clean()
+            && self.baselines.clean()
+            && self.hold.as_ref().is_none_or(HoldFigures::clean)
     }
 
     /// Writes the summary as pretty JSON to `path`.
@@ -193,6 +201,12 @@ impl fmt::Display for Summary {
         }
         let kind = serde_json::to_value(self.scenario).ok().and_then(|v| v.as_str().map(str::to_owned));
         writeln!(f, "loadgen: {} on {}", kind.unwrap_or_default(), self.targets.join(", "))?;
+        if let Some(hold) = &self.hold {
+            write!(f, "{hold}")?;
+            let word = if hold.clean() { "OK" } else { "FAIL" };
+            write!(f, "  verdict {word}: {} of {} sockets held to the end", hold.held, hold.sockets)?;
+            return display::write(f, &self.baselines, None);
+        }
         match &self.dm {
             Some(_) => writeln!(
                 f,

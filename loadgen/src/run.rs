@@ -69,6 +69,9 @@ async fn scenario_run(
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
     match shape {
+        Shape::Groups(plan) if args.scenario == ScenarioKind::Hold => {
+            crate::hold::drive(args, plan, target, stop, run_id).await
+        }
         Shape::Groups(plan) => drive(args, plan, target, stop, run_id).await,
         Shape::Dms(plan) => crate::dm::drive(args, plan, target, stop, run_id).await,
     }

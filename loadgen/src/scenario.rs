@@ -66,8 +66,9 @@ pub enum Shape {
 pub fn plan(args: &Args) -> Result<Shape, LoadgenError> {
     let plan = match args.scenario {
         ScenarioKind::Pairs => groups(args.clients.max(2) / 2, 2, 2),
-        ScenarioKind::Rooms | ScenarioKind::ReconnectStorm => {
-            groups(args.rooms.max(1), args.members.max(2), args.members.max(2))
+        ScenarioKind::Rooms | ScenarioKind::ReconnectStorm | ScenarioKind::Hold => {
+            let senders = if args.scenario == ScenarioKind::Hold { 0 } else { args.members.max(2) };
+            groups(args.rooms.max(1), args.members.max(2), senders)
         }
         ScenarioKind::Broadcast => {
             let members = args.members.max(2);

@@ -203,3 +203,38 @@ async fn pairs_over_two_gateways_given_by_url() {
     assert!(summary.processes[0].after.rss_kib.is_some(), "{summary}");
     assert_all_acked_and_clean(&summary);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_sockets_over_two_gateways_and_two_holders_all_stay_open() {
+    let flags = [
+        "--local",
+        "--local-gateways",
+        "2",
+        "--scenario",
+        "hold",
+        "--rooms",
+        "3",
+        "--members",
+        "2",
+        "--sockets-per-user",
+        "3",
+        "--processes",
+        "2",
+        "--duration",
+        "2",
+        "--child-bin",
+        env!("CARGO_BIN_EXE_loadgen"),
+    ];
+    let summary = run(&flags).await.expect("the run completes");
+    let hold = summary.hold.as_ref().expect("hold figures");
+    assert_eq!((summary.sockets, hold.users), (18, 6), "{summary}");
+    assert_eq!((hold.opened, hold.failed, hold.held), (18, 0, 18), "{summary}");
+    assert!(hold.dropped.is_empty(), "{summary}");
+    let on_gateways: Vec<usize> = hold.gateways.iter().map(|g| g.sockets).collect();
+    assert_eq!(on_gateways, [9, 9], "{summary}");
+    let by_holders: Vec<usize> = hold.holders.iter().map(|h| h.sockets).collect();
+    assert_eq!(by_holders, [9, 9], "{summary}");
+    assert!(hold.gateways.iter().all(|g| g.rss_held_kib.is_some()), "{summary}");
+    assert!(hold.kernel_held.tcp_inuse >= hold.kernel_before.tcp_inuse, "{summary}");
+    assert!(summary.clean(), "{summary}");
+}

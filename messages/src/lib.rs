@@ -64,7 +64,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Work
     if tokio::time::timeout(config.worker.shutdown_grace, tracker.wait()).await.is_err() {
         tracing::warn!("partitions did not finish within the grace period");
     }
-    let _ = deps.nats.flush().await;
+    // Bounded: with NATS gone, a flush waits for a reconnect that never comes.
+    if tokio::time::timeout(config.worker.shutdown_grace, deps.nats.flush()).await.is_err() {
+        tracing::warn!("NATS did not take the last flush within the grace period");
+    }
     deps.db.close().await;
     admin_stop.cancel();
     let _ = admin_task.await;

@@ -4,19 +4,19 @@
 
 pub mod close;
 pub mod cursors;
+pub mod lane;
 pub mod queue;
 
 use crate::metrics::GatewayMetrics;
 use axum::extract::ws::Utf8Bytes;
 use cursors::{BacklogSend, Cursors};
-use queue::{Outbound, Queue};
+use queue::Queue;
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{ErrorCode, PresenceStatus, ServerFrame};
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::mpsc;
 
 /// Users whose last told presence a socket remembers, at most.
 const MAX_PRESENCE_TOLD: usize = 1024;
@@ -59,7 +59,7 @@ impl ConnHandle {
         session: uuid::Uuid,
         queue_max_bytes: usize,
         metrics: Arc<GatewayMetrics>,
-    ) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
+    ) -> (Self, lane::LaneRx) {
         let (queue, rx) = Queue::new(queue_max_bytes, metrics, close::CLOSE_RESTART);
         let conn = Conn {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),

@@ -9,7 +9,7 @@ use crate::metrics::GatewayMetrics;
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use tokio::sync::mpsc;
+use super::lane::{self, LaneRx, LaneTx};
 use tokio_util::sync::CancellationToken;
 
 /// What the writer gets: a frame (and whose budget it is charged to), or the end of the
@@ -22,7 +22,7 @@ pub enum Outbound {
 
 /// The sending side of a socket's queue, and what the writer reports back.
 pub struct Queue {
-    outbound: mpsc::UnboundedSender<Outbound>,
+    outbound: LaneTx,
     metrics: Arc<GatewayMetrics>,
     /// Bytes of live frames queued or held and not yet written; bounded by `max_bytes`.
     live_bytes: AtomicUsize,
@@ -47,10 +47,10 @@ impl Queue {
         max_bytes: usize,
         metrics: Arc<GatewayMetrics>,
         default_close: u16,
-    ) -> (Self, mpsc::UnboundedReceiver<Outbound>) {
-        // Unbounded as a channel, bounded in bytes by `live_bytes` (live frames) and by the
+    ) -> (Self, LaneRx) {
+        // Unbounded as a lane, bounded in bytes by `live_bytes` (live frames) and by the
         // sync backlog cap (backlog frames).
-        let (outbound, rx) = mpsc::unbounded_channel();
+        let (outbound, rx) = lane::lane();
         let queue = Self {
             outbound,
             metrics,
@@ -97,24 +97,24 @@ impl Queue {
     /// with 4008 instead of waiting.
     pub fn deliver(&self, frame: Utf8Bytes) {
         if self.charge(frame.len()) {
-            let _ = self.outbound.send(Outbound::Frame { frame, live: true });
+            self.outbound.send(Outbound::Frame { frame, live: true });
         }
     }
 
     /// Queues a frame of a sync's backlog, outside the live budget (counted apart).
     pub(super) fn deliver_backlog(&self, frame: Utf8Bytes) {
         self.backlog_bytes.fetch_add(frame.len(), Ordering::Relaxed);
-        let _ = self.outbound.send(Outbound::Frame { frame, live: false });
+        self.outbound.send(Outbound::Frame { frame, live: false });
     }
 
     /// Moves a held frame (already charged) to the queue.
     pub(super) fn deliver_held(&self, frame: Utf8Bytes) {
-        let _ = self.outbound.send(Outbound::Frame { frame, live: true });
+        self.outbound.send(Outbound::Frame { frame, live: true });
     }
 
     /// Asks the writer for a ping.
     pub fn ping(&self) {
-        let _ = self.outbound.send(Outbound::Ping);
+        self.outbound.send(Outbound::Ping);
     }
 
     /// Waits until the socket has written every backlog frame queued so far (or closes).
@@ -156,7 +156,7 @@ impl Queue {
         if !self.closing.is_cancelled() {
             self.close_code.store(code, Ordering::Relaxed);
             self.finishing.store(true, Ordering::Relaxed);
-            let _ = self.outbound.send(Outbound::Close);
+            self.outbound.send(Outbound::Close);
         }
     }
 

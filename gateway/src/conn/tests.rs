@@ -2,14 +2,15 @@
 
 use super::*;
 use crate::conn::close::CLOSE_SLOW_CONSUMER;
+use crate::conn::queue::Outbound;
 
 fn metrics() -> Arc<GatewayMetrics> {
     Arc::new(GatewayMetrics::register(&mut prometheus_client::registry::Registry::default()))
 }
 
 /// The queued frames' lengths and budgets.
-fn drain(queue: &mut mpsc::UnboundedReceiver<Outbound>) -> Vec<(usize, bool)> {
-    std::iter::from_fn(|| match queue.try_recv().ok()? {
+fn drain(queue: &mut lane::LaneRx) -> Vec<(usize, bool)> {
+    std::iter::from_fn(|| match queue.try_recv()? {
         Outbound::Frame { frame, live } => Some((frame.len(), live)),
         Outbound::Ping | Outbound::Close => None,
     })
@@ -28,7 +29,7 @@ fn live_frames_past_the_byte_budget_close_the_socket_with_4008() {
     conn.deliver(frame(400));
     assert!(!conn.is_closing());
     // Written frames leave the budget.
-    let Ok(Outbound::Frame { frame: written, .. }) = queue.try_recv() else { panic!("a frame") };
+    let Some(Outbound::Frame { frame: written, .. }) = queue.try_recv() else { panic!("a frame") };
     conn.queue.uncharge(written.len());
     conn.deliver(frame(400));
     assert!(!conn.is_closing(), "800 of 1000 bytes queued");
@@ -112,7 +113,7 @@ fn waiting_for_the_first_frame_ends_at_half_the_budget_instead_of_closing() {
         ConnHandle::new(UserId(uuid::Uuid::new_v4()), uuid::Uuid::new_v4(), 1000, metrics());
     conn.hold_until_first_frame(channel);
     conn.deliver_message(channel, ChannelSeq(1), frame(300));
-    assert!(queue.try_recv().is_err(), "held");
+    assert!(queue.try_recv().is_none(), "held");
     conn.deliver_message(channel, ChannelSeq(2), frame(300));
     assert!(!conn.is_closing());
     let queued: Vec<usize> = drain(&mut queue).into_iter().map(|(len, _)| len).collect();

@@ -144,7 +144,7 @@ impl<'a> Frames<'a> {
             ClientFrame::AuthRefresh { id, payload } => self.refresh(id, payload),
             ClientFrame::MessageRead { id, payload } => self.read(id, payload),
             ClientFrame::PresenceSet { payload, .. } => self.presence_set(payload),
-            ClientFrame::TypingStart { id, payload } => self.typing_start(id, payload).await,
+            ClientFrame::TypingStart { id, payload } => Box::pin(self.typing_start(id, payload)).await,
             ClientFrame::Sync { id, payload } => self.sync(id, payload),
         }
     }
@@ -194,7 +194,10 @@ impl<'a> Frames<'a> {
                 self.limits.passed(counted);
                 match checked {
                     Ok(checked) => {
-                        let answer = start_send(state, conn, self.sender, id, payload, checked).await;
+                        // Boxed, as every await below that holds a large future: inline, it
+                        // would size the read loop's future, which every idle socket keeps.
+                        let answer =
+                            Box::pin(start_send(state, conn, self.sender, id, payload, checked)).await;
                         self.pending.push(Box::pin(answer));
                     }
                     Err(refused) => {
@@ -208,7 +211,8 @@ impl<'a> Frames<'a> {
                 match prepared {
                     Ok(change) => {
                         let published =
-                            changes::publish(state, conn.user, id.clone(), channel, message, change).await;
+                            Box::pin(changes::publish(state, conn.user, id.clone(), channel, message, change))
+                                .await;
                         self.pending.push(Box::pin(change_answer(published, id, channel, message)));
                     }
                     Err(refused) => conn.deliver_frame(&refused.frame(&id)),
@@ -300,7 +304,7 @@ impl<'a> Frames<'a> {
     /// (`&mut`: a `&Frames` held across an await would need `Frames: Sync`, which its
     /// pending answers are not.)
     pub async fn renew_lease(&mut self, lease: &str) -> Flow {
-        self.state.limiter.lease_socket(self.conn.user, lease).await;
+        Box::pin(self.state.limiter.lease_socket(self.conn.user, lease)).await;
         Flow::Continue
     }
 

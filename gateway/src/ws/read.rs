@@ -87,7 +87,8 @@ pub async fn read_loop(
             Flow::Close(code) => break code,
         }
     };
-    frames.finish().await;
+    // Boxed: its future is as large as the rest of the loop's, and runs once.
+    Box::pin(frames.finish()).await;
     code
 }
 

@@ -6,12 +6,11 @@ use super::read::read_loop;
 use super::write::write_loop;
 use crate::conn::ConnHandle;
 use crate::conn::close::{self, CLOSE_ABNORMAL, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_RESTART};
-use crate::conn::queue::Outbound;
+use crate::conn::lane::LaneRx;
 use crate::state::AppState;
-use axum::extract::ws::WebSocket;
-use futures::StreamExt;
+use axum::extract::ws::{Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
 use shared::protocol::SenderView;
-use tokio::sync::mpsc;
 
 /// How long a closing socket may take to write what is queued before its close frame.
 const FLUSH_BEFORE_CLOSE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -51,11 +50,12 @@ impl Drop for Registration {
     }
 }
 
-/// Runs an upgraded socket until it closes.
+/// Runs an upgraded socket, split into its two halves, until it closes. The halves, not the
+/// socket, come in: the socket itself would stay in this future's state for its whole life.
 pub async fn serve(
-    socket: WebSocket,
+    (sink, stream): (SplitSink<WebSocket, Message>, SplitStream<WebSocket>),
     mut registration: Registration,
-    outbound: mpsc::UnboundedReceiver<Outbound>,
+    outbound: LaneRx,
     sender: SenderView,
     expires: i64,
     resume: bool,
@@ -64,7 +64,6 @@ pub async fn serve(
     let state = registration.state.clone();
     state.metrics.connections_opened.inc();
     state.metrics.connections.inc();
-    let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write_loop(sink, outbound, conn.clone()));
     let channels = conn.channel_list();
     let (presence, user) = (state.presence.clone(), conn.user);

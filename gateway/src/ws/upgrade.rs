@@ -14,6 +14,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::response::Response;
+use futures::StreamExt;
 use shared::protocol;
 
 /// Bytes a socket reads into at a time (see the upgrade's buffer settings).
@@ -84,14 +85,11 @@ pub async fn upgrade(
         .write_buffer_size(8 * 1024)
         .max_write_buffer_size(64 * 1024)
         .on_upgrade(move |socket| {
-            sockets.track_future(socket::serve(
-                socket,
-                registration,
-                outbound,
-                sender,
-                expires,
-                options.resume,
-            ))
+            // A task of its own, so the socket's one long-lived task holds its own state only,
+            // not axum's upgrade future around it.
+            let halves = socket.split();
+            sockets.spawn(socket::serve(halves, registration, outbound, sender, expires, options.resume));
+            std::future::ready(())
         }))
 }
 

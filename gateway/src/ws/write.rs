@@ -3,11 +3,11 @@
 
 use crate::conn::ConnHandle;
 use crate::conn::close;
+use crate::conn::lane::LaneRx;
 use crate::conn::queue::Outbound;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::SinkExt;
 use futures::stream::SplitSink;
-use tokio::sync::mpsc;
 
 /// How long the close frame may take to go out.
 const CLOSE_FRAME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -19,7 +19,7 @@ const FRAMES_PER_FLUSH: usize = 64;
 /// What one turn of the writer does after writing what it took.
 enum Turn {
     Continue,
-    /// The queue ended (`Outbound::Close`, or every sender gone): send the close frame.
+    /// The queue ended (`Outbound::Close`): send the close frame.
     End,
 }
 
@@ -28,7 +28,7 @@ enum Turn {
 /// all to the socket and flushes once.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: mpsc::UnboundedReceiver<Outbound>,
+    mut outbound: LaneRx,
     conn: ConnHandle,
 ) {
     let closing = conn.queue.closing.clone();
@@ -62,20 +62,20 @@ pub async fn write_loop(
 /// into `written`. An error means the socket is gone.
 async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
-    first: Option<Outbound>,
-    outbound: &mut mpsc::UnboundedReceiver<Outbound>,
+    first: Outbound,
+    outbound: &mut LaneRx,
     written: &mut Vec<(Utf8Bytes, bool)>,
 ) -> Result<Turn, axum::Error> {
     let mut next = first;
     let mut fed = 0;
     let turn = loop {
-        let message = match next.take() {
-            Some(Outbound::Frame { frame, live }) => {
+        let message = match next {
+            Outbound::Frame { frame, live } => {
                 written.push((frame.clone(), live));
                 Message::Text(frame)
             }
-            Some(Outbound::Ping) => Message::Ping(Default::default()),
-            Some(Outbound::Close) | None => break Turn::End,
+            Outbound::Ping => Message::Ping(Default::default()),
+            Outbound::Close => break Turn::End,
         };
         sink.feed(message).await?;
         fed += 1;
@@ -83,8 +83,8 @@ async fn write_burst(
             break Turn::Continue;
         }
         match outbound.try_recv() {
-            Ok(queued) => next = Some(queued),
-            Err(_) => break Turn::Continue,
+            Some(queued) => next = queued,
+            None => break Turn::Continue,
         }
     };
     sink.flush().await?;

@@ -7,6 +7,7 @@ use crate::protocol::{MessageView, ServerFrame};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -129,13 +130,7 @@ impl ChatClient {
     /// Opens a WebSocket to `ws_url` with the token in the `Authorization` header, Nagle off
     /// (as browsers open theirs), so pipelined frames are not held back for the peer's ack.
     pub async fn connect(&self, ws_url: &str) -> Result<ChatSocket, ClientError> {
-        let mut request = ws_url.into_client_request()?;
-        let bearer = format!("Bearer {}", self.access_token)
-            .parse()
-            .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
-        request.headers_mut().insert("authorization", bearer);
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true).await?;
-        Ok(ChatSocket { ws, last_seq: HashMap::new(), presence: false })
+        open_socket(ws_url, &self.access_token, None).await
     }
 
     /// Reconnects to resume: opens the socket with `?resume=true`, so live messages wait for
@@ -146,6 +141,45 @@ impl ChatClient {
         socket.sync(from).await?;
         Ok(socket)
     }
+}
+
+/// Opens a WebSocket to `ws_url` with `access_token` in the `Authorization` header, Nagle off.
+/// With a `source`, a `ws://` socket is bound to that local address first: every address of
+/// 127.0.0.0/8 has ports of its own, so a load tool opens more sockets to one gateway than one
+/// address's ephemeral ports allow. (`wss://` is not compiled in.)
+pub async fn open_socket(
+    ws_url: &str,
+    access_token: &str,
+    source: Option<IpAddr>,
+) -> Result<ChatSocket, ClientError> {
+    let mut request = ws_url.into_client_request()?;
+    let bearer =
+        format!("Bearer {access_token}").parse().map_err(|_| tungstenite::Error::Utf8(String::new()))?;
+    request.headers_mut().insert("authorization", bearer);
+    let ws = match source {
+        None => tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true).await?.0,
+        Some(source) => {
+            let uri = request.uri();
+            let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+            let port = uri.port_u16().unwrap_or(80);
+            let peer = tokio::net::lookup_host((host, port))
+                .await
+                .map_err(tungstenite::Error::Io)?
+                .find(|a| a.is_ipv4() == source.is_ipv4())
+                .ok_or_else(|| tungstenite::Error::Url(tungstenite::error::UrlError::NoHostName))?;
+            let socket = match source {
+                IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+                IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+            }
+            .map_err(tungstenite::Error::Io)?;
+            socket.bind(SocketAddr::new(source, 0)).map_err(tungstenite::Error::Io)?;
+            let stream = socket.connect(peer).await.map_err(tungstenite::Error::Io)?;
+            stream.set_nodelay(true).map_err(tungstenite::Error::Io)?;
+            let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+            tokio_tungstenite::client_async_with_config(request, stream, Some(socket_config())).await?.0
+        }
+    };
+    Ok(ChatSocket { ws, last_seq: HashMap::new(), presence: false })
 }
 
 /// The body of a response with the `expected` status, or an error with what came instead.
