@@ -278,7 +278,8 @@ impl GatewayMetrics {
     /// the family (a lock and a hash per frame: 3 % of the gateway's CPU in a broadcast).
     pub fn frame_out(&self, frame: &str) {
         let kind = frame.strip_prefix(r#"{"type":""#).and_then(|rest| rest.split('"').next());
-        let index = FRAME_TYPES_OUT.iter().position(|t| Some(*t) == kind).unwrap_or(FRAME_TYPES_OUT.len() - 1);
+        let index =
+            FRAME_TYPES_OUT.iter().position(|t| Some(*t) == kind).unwrap_or(FRAME_TYPES_OUT.len() - 1);
         self.frames_out_by_type[index].inc();
     }
 

@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn other_frames_are_left_to_the_full_decode() {
         let view = message("hi");
-        let ack = format!(r#"{{"type":"message.ack","id":"s3-9","payload":{{"message_id":1,"seq":2,"channel_id":"{}"}}}}"#, view.channel_id.0);
+        let ack = format!(
+            r#"{{"type":"message.ack","id":"s3-9","payload":{{"message_id":1,"seq":2,"channel_id":"{}"}}}}"#,
+            view.channel_id.0
+        );
         assert_eq!(parse(&ack), None);
         assert_eq!(parse(r#"{"type":"sync.done","payload":{"channel_id":"x"}}"#), None);
         assert_eq!(parse(r#"{"type":"message.new","payload":{"seq":1}}"#), None, "fields missing");

@@ -7,7 +7,7 @@ use crate::check::Verdict;
 use crate::cli::Args;
 use crate::dm_figures::DmFigures;
 use crate::error::LoadgenError;
-use crate::hold::figures::HoldFigures;
+use crate::hold_figures::HoldFigures;
 use crate::measure::{Percentiles, Tally};
 use crate::proc_stats::ProcDelta;
 use crate::storm::StormFigures;

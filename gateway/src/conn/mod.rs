@@ -59,7 +59,7 @@ impl ConnHandle {
         session: uuid::Uuid,
         queue_max_bytes: usize,
         metrics: Arc<GatewayMetrics>,
-    ) -> (Self, lane::LaneRx) {
+    ) -> (Self, lane::LaneRx<queue::Outbound>) {
         let (queue, rx) = Queue::new(queue_max_bytes, metrics, close::CLOSE_RESTART);
         let conn = Conn {
             id: NEXT_CONN_ID.fetch_add(1, Ordering::Relaxed),

@@ -5,11 +5,11 @@
 //! instead), so a large resume over a slow link does not get a healthy client cut off.
 
 use super::close::CLOSE_SLOW_CONSUMER;
+use super::lane::{self, LaneRx, LaneTx};
 use crate::metrics::GatewayMetrics;
 use axum::extract::ws::Utf8Bytes;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use super::lane::{self, LaneRx, LaneTx};
 use tokio_util::sync::CancellationToken;
 
 /// What the writer gets: a frame (and whose budget it is charged to), or the end of the
@@ -22,7 +22,7 @@ pub enum Outbound {
 
 /// The sending side of a socket's queue, and what the writer reports back.
 pub struct Queue {
-    outbound: LaneTx,
+    outbound: LaneTx<Outbound>,
     metrics: Arc<GatewayMetrics>,
     /// Bytes of live frames queued or held and not yet written; bounded by `max_bytes`.
     live_bytes: AtomicUsize,
@@ -47,7 +47,7 @@ impl Queue {
         max_bytes: usize,
         metrics: Arc<GatewayMetrics>,
         default_close: u16,
-    ) -> (Self, LaneRx) {
+    ) -> (Self, LaneRx<Outbound>) {
         // Unbounded as a lane, bounded in bytes by `live_bytes` (live frames) and by the
         // sync backlog cap (backlog frames).
         let (outbound, rx) = lane::lane();

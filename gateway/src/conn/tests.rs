@@ -9,7 +9,7 @@ fn metrics() -> Arc<GatewayMetrics> {
 }
 
 /// The queued frames' lengths and budgets.
-fn drain(queue: &mut lane::LaneRx) -> Vec<(usize, bool)> {
+fn drain(queue: &mut lane::LaneRx<Outbound>) -> Vec<(usize, bool)> {
     std::iter::from_fn(|| match queue.try_recv()? {
         Outbound::Frame { frame, live } => Some((frame.len(), live)),
         Outbound::Ping | Outbound::Close => None,

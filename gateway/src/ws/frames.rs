@@ -210,9 +210,15 @@ impl<'a> Frames<'a> {
                 self.limits.passed(counted);
                 match prepared {
                     Ok(change) => {
-                        let published =
-                            Box::pin(changes::publish(state, conn.user, id.clone(), channel, message, change))
-                                .await;
+                        let published = Box::pin(changes::publish(
+                            state,
+                            conn.user,
+                            id.clone(),
+                            channel,
+                            message,
+                            change,
+                        ))
+                        .await;
                         self.pending.push(Box::pin(change_answer(published, id, channel, message)));
                     }
                     Err(refused) => conn.deliver_frame(&refused.frame(&id)),

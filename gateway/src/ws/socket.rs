@@ -7,6 +7,7 @@ use super::write::write_loop;
 use crate::conn::ConnHandle;
 use crate::conn::close::{self, CLOSE_ABNORMAL, CLOSE_NO_STATUS, CLOSE_NORMAL, CLOSE_RESTART};
 use crate::conn::lane::LaneRx;
+use crate::conn::queue::Outbound;
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
@@ -55,7 +56,7 @@ impl Drop for Registration {
 pub async fn serve(
     (sink, stream): (SplitSink<WebSocket, Message>, SplitStream<WebSocket>),
     mut registration: Registration,
-    outbound: LaneRx,
+    outbound: LaneRx<Outbound>,
     sender: SenderView,
     expires: i64,
     resume: bool,

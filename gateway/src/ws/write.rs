@@ -28,7 +28,7 @@ enum Turn {
 /// all to the socket and flushes once.
 pub async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut outbound: LaneRx,
+    mut outbound: LaneRx<Outbound>,
     conn: ConnHandle,
 ) {
     let closing = conn.queue.closing.clone();
@@ -63,7 +63,7 @@ pub async fn write_loop(
 async fn write_burst(
     sink: &mut SplitSink<WebSocket, Message>,
     first: Outbound,
-    outbound: &mut LaneRx,
+    outbound: &mut LaneRx<Outbound>,
     written: &mut Vec<(Utf8Bytes, bool)>,
 ) -> Result<Turn, axum::Error> {
     let mut next = first;

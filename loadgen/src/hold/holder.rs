@@ -134,4 +134,3 @@ async fn report(value: &impl serde::Serialize) -> Result<(), String> {
     stdout.write_all(line.as_bytes()).await.map_err(|e| format!("stdout: {e}"))?;
     stdout.flush().await.map_err(|e| format!("stdout: {e}"))
 }
-

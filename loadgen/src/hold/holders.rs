@@ -56,7 +56,8 @@ impl Holder {
         let gone = || LoadgenError::Holder(format!("holder {} ended without its report", self.pid));
         let line = self.stdout.next_line().await.map_err(|e| LoadgenError::Holder(e.to_string()))?;
         let line = line.ok_or_else(gone)?;
-        serde_json::from_str(&line).map_err(|e| LoadgenError::Holder(format!("holder {}: {e}: {line}", self.pid)))
+        serde_json::from_str(&line)
+            .map_err(|e| LoadgenError::Holder(format!("holder {}: {e}: {line}", self.pid)))
     }
 
     /// Tells the holder to close its sockets.

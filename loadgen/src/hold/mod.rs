@@ -4,20 +4,21 @@
 //! pings come and go; then what they cost each gateway, each holder and the kernel, per
 //! socket, and whether every one of them was still open at the end.
 
-pub mod figures;
 pub mod holder;
 pub mod holders;
-pub mod kernel;
 pub mod plan;
 pub mod spec;
 
 use crate::cli::Args;
 use crate::error::LoadgenError;
-use crate::proc_stats::{self, ProcDelta};
+use crate::hold_figures::{HoldFigures, ProcessCost};
+use crate::kernel;
+use crate::kernel::KernelSockets;
+use crate::proc_stats::{self, ProcDelta, ProcSample};
 use crate::report::Summary;
 use crate::scenario::{self, Plan, Target};
-use figures::{HoldFigures, ProcessCost};
 use holders::Holder;
+use plan::Placement;
 use spec::{HeldUser, HolderSpec, Opened, Released};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -28,6 +29,23 @@ const HOLDER_CONCURRENCY: usize = 16;
 /// From the last socket opened to the reading of what they cost: the gateways' per-socket
 /// work (presence, subscriptions) is done by then.
 const SETTLE: Duration = Duration::from_secs(3);
+
+/// Readings of the gateways, the holders and the kernel at one moment.
+struct Readings {
+    gateways: Vec<ProcSample>,
+    holders: Vec<ProcSample>,
+    kernel: KernelSockets,
+}
+
+impl Readings {
+    fn take(gateway_pids: &[u32], holders: &[Holder]) -> Self {
+        Self {
+            gateways: gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect(),
+            holders: holders.iter().map(|h| proc_stats::sample(h.pid)).collect(),
+            kernel: kernel::sample(),
+        }
+    }
+}
 
 /// Builds the users and channels, opens every socket through the holders, measures, holds,
 /// releases.
@@ -44,36 +62,21 @@ pub async fn drive(
         .iter()
         .map(|m| HeldUser { access_token: m.client.access_token.clone(), channel: m.channel })
         .collect();
-    let user_count = members.len();
     // Their REST clients' kept-alive connections go: the gateways' memory before the sockets
     // is then the memory of their sockets' absence, not of a thousand idle HTTP connections.
     drop(members);
     tokio::time::sleep(SETTLE).await;
-    let ws_urls: Vec<String> = target.bases.iter().map(|b| scenario::ws_url(b)).collect();
-    let binary = match &args.child_bin {
-        Some(path) => path.clone(),
-        None => std::env::current_exe().map_err(|e| LoadgenError::Holder(format!("own executable: {e}")))?,
-    };
     let dir = std::env::temp_dir().join(format!("loadgen-hold-{run_id}"));
     std::fs::create_dir_all(&dir)
         .map_err(|source| LoadgenError::Write { path: dir.display().to_string(), source })?;
-    let gateways_bare: Vec<_> = target.gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let kernel_before = kernel::sample();
+    let bare = Readings::take(&target.gateway_pids, &[]);
     let started = Instant::now();
-    let mut holders = Vec::with_capacity(args.processes);
-    for p in 0..args.processes {
-        let sockets = placed.iter().filter(|s| s.process == p).copied().collect();
-        let spec =
-            HolderSpec { ws_urls: ws_urls.clone(), users: users.clone(), sockets, concurrency: HOLDER_CONCURRENCY };
-        holders.push(Holder::start(&binary, &dir, p, &spec)?);
-    }
+    let mut holders = start_holders(args, target, &dir, &users, &placed)?;
     let opened: Vec<Opened> =
         futures::future::try_join_all(holders.iter_mut().map(|h| h.report::<Opened>())).await?;
     let open_s = started.elapsed().as_secs_f64();
     tokio::time::sleep(SETTLE).await;
-    let gateways_held: Vec<_> = target.gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let holders_held: Vec<_> = holders.iter().map(|h| proc_stats::sample(h.pid)).collect();
-    let kernel_held = kernel::sample();
+    let held = Readings::take(&target.gateway_pids, &holders);
     let others_before: Vec<_> = target.pids.iter().map(|p| proc_stats::sample(*p)).collect();
     let hold_start = Instant::now();
     tokio::select! {
@@ -81,64 +84,27 @@ pub async fn drive(
         _ = stop.cancelled() => {}
     }
     let held_s = hold_start.elapsed().as_secs_f64();
-    let gateways_end: Vec<_> = target.gateway_pids.iter().map(|p| proc_stats::sample(*p)).collect();
-    let holders_end: Vec<_> = holders.iter().map(|h| proc_stats::sample(h.pid)).collect();
+    let end = Readings::take(&target.gateway_pids, &holders);
     for h in &mut holders {
         h.release().await;
     }
     let released: Vec<Released> =
         futures::future::try_join_all(holders.iter_mut().map(|h| h.report::<Released>())).await?;
-    let holder_sockets: Vec<(u32, usize)> = holders.iter().map(|h| (h.pid, h.sockets)).collect();
+    let holder_pids: Vec<u32> = holders.iter().map(|h| h.pid).collect();
     futures::future::join_all(holders.into_iter().map(Holder::finish)).await;
     let _ = std::fs::remove_dir(&dir);
 
     let mut figures = HoldFigures {
         sockets: placed.len(),
-        users: user_count,
+        users: users.len(),
         sockets_per_user: args.sockets_per_user,
         processes: args.processes,
         open_s,
         held_s,
-        kernel_before,
-        kernel_held,
         ..HoldFigures::default()
     };
-    for o in &opened {
-        figures.opened += o.opened;
-        figures.failed += o.failed;
-        for (error, n) in &o.errors {
-            *figures.open_errors.entry(error.clone()).or_default() += n;
-        }
-    }
-    for r in &released {
-        figures.held += r.held;
-        figures.frames += r.frames;
-        for (reason, n) in &r.dropped {
-            *figures.dropped.entry(reason.clone()).or_default() += n;
-        }
-    }
-    figures.opened_per_s = figures.opened as f64 / open_s.max(1e-9);
-    figures.kernel_per_socket = kernel::per_socket(&kernel_before, &kernel_held, figures.opened);
-    figures.gateways = (0..target.gateway_pids.len())
-        .map(|g| ProcessCost {
-            pid: target.gateway_pids[g],
-            sockets: placed.iter().filter(|s| s.gateway == g).count(),
-            rss_before_kib: gateways_bare[g].rss_kib,
-            rss_held_kib: gateways_held[g].rss_kib,
-            rss_end_kib: gateways_end[g].rss_kib,
-        })
-        .collect();
-    figures.holders = holder_sockets
-        .iter()
-        .enumerate()
-        .map(|(i, (pid, _))| ProcessCost {
-            pid: *pid,
-            sockets: opened[i].opened,
-            rss_before_kib: Some(opened[i].rss_before_kib),
-            rss_held_kib: holders_held[i].rss_kib,
-            rss_end_kib: holders_end[i].rss_kib,
-        })
-        .collect();
+    figures.add_reports(&opened, &released);
+    figures.add_costs(target, &placed, &holder_pids, &opened, [&bare, &held, &end]);
     let processes = others_before
         .into_iter()
         .map(|b| ProcDelta { pid: b.pid, before: b, after: proc_stats::sample(b.pid) })
@@ -154,6 +120,89 @@ pub async fn drive(
         hold: Some(figures),
         ..Summary::without_scenario(args)
     })
+}
+
+/// One holder process per `--processes`, each with its share of `placed`.
+fn start_holders(
+    args: &Args,
+    target: &Target,
+    dir: &std::path::Path,
+    users: &[HeldUser],
+    placed: &[Placement],
+) -> Result<Vec<Holder>, LoadgenError> {
+    let binary = match &args.child_bin {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().map_err(|e| LoadgenError::Holder(format!("own executable: {e}")))?,
+    };
+    let ws_urls: Vec<String> = target.bases.iter().map(|b| scenario::ws_url(b)).collect();
+    (0..args.processes)
+        .map(|p| {
+            let sockets = placed.iter().filter(|s| s.process == p).copied().collect();
+            let spec = HolderSpec {
+                ws_urls: ws_urls.clone(),
+                users: users.to_vec(),
+                sockets,
+                concurrency: HOLDER_CONCURRENCY,
+            };
+            Holder::start(&binary, dir, p, &spec)
+        })
+        .collect()
+}
+
+impl HoldFigures {
+    /// The holders' two reports, summed.
+    fn add_reports(&mut self, opened: &[Opened], released: &[Released]) {
+        for o in opened {
+            self.opened += o.opened;
+            self.failed += o.failed;
+            for (error, n) in &o.errors {
+                *self.open_errors.entry(error.clone()).or_default() += n;
+            }
+        }
+        for r in released {
+            self.held += r.held;
+            self.frames += r.frames;
+            for (reason, n) in &r.dropped {
+                *self.dropped.entry(reason.clone()).or_default() += n;
+            }
+        }
+        self.opened_per_s = self.opened as f64 / self.open_s.max(1e-9);
+    }
+
+    /// What the gateways, the holders and the kernel grew by: readings before the sockets,
+    /// with them held, and at the end of the hold.
+    fn add_costs(
+        &mut self,
+        target: &Target,
+        placed: &[Placement],
+        holder_pids: &[u32],
+        opened: &[Opened],
+        [bare, held, end]: [&Readings; 3],
+    ) {
+        self.kernel_before = bare.kernel;
+        self.kernel_held = held.kernel;
+        self.kernel_per_socket = kernel::per_socket(&bare.kernel, &held.kernel, self.opened);
+        self.gateways = (0..target.gateway_pids.len())
+            .map(|g| ProcessCost {
+                pid: target.gateway_pids[g],
+                sockets: placed.iter().filter(|s| s.gateway == g).count(),
+                rss_before_kib: bare.gateways[g].rss_kib,
+                rss_held_kib: held.gateways[g].rss_kib,
+                rss_end_kib: end.gateways[g].rss_kib,
+            })
+            .collect();
+        self.holders = holder_pids
+            .iter()
+            .enumerate()
+            .map(|(i, pid)| ProcessCost {
+                pid: *pid,
+                sockets: opened[i].opened,
+                rss_before_kib: Some(opened[i].rss_before_kib),
+                rss_held_kib: held.holders[i].rss_kib,
+                rss_end_kib: end.holders[i].rss_kib,
+            })
+            .collect();
+    }
 }
 
 /// Runs a holder process (`--hold-child SPEC`).

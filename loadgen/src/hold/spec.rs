@@ -56,7 +56,8 @@ pub const MAX_ERROR_KINDS: usize = 8;
 
 /// Counts `error` in `errors`, keeping at most [`MAX_ERROR_KINDS`] kinds.
 pub fn count_error(errors: &mut BTreeMap<String, usize>, error: String) {
-    let key = if errors.contains_key(&error) || errors.len() < MAX_ERROR_KINDS { error } else { "other".into() };
+    let key =
+        if errors.contains_key(&error) || errors.len() < MAX_ERROR_KINDS { error } else { "other".into() };
     *errors.entry(key).or_default() += 1;
 }
 

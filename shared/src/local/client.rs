@@ -297,7 +297,10 @@ impl ChatSocket {
     /// an error on close): for a reader that decodes the frames it cares about its own way.
     /// Hand the others to [`ChatSocket::decode`] and name each `seq` it reads to
     /// [`ChatSocket::saw`], or `last_seq` falls behind.
-    pub async fn next_text(&mut self, timeout: Duration) -> Result<Option<tungstenite::Utf8Bytes>, ClientError> {
+    pub async fn next_text(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<Option<tungstenite::Utf8Bytes>, ClientError> {
         self.next_text_by(tokio::time::Instant::now() + timeout).await
     }
 

@@ -216,6 +216,10 @@ struct LoadClient {
 
 /// How long a client keeps resending and catching up after the load stops.
 const SETTLE: Duration = Duration::from_secs(90);
+/// How long the final catch-up `sync` may take to be answered, past `SETTLE` if need be: the
+/// catch-up is what the verdict judges, and when the workers' catching up took the settle
+/// time a client would otherwise leave with it sent and unanswered.
+const FINAL_SYNC_WAIT: Duration = Duration::from_secs(30);
 
 impl LoadClient {
     async fn run(mut self) -> ClientRecord {
@@ -275,6 +279,7 @@ impl LoadClient {
                 socket.sync(&resume).await?;
                 syncs_pending = self.channels.len();
                 final_sync_sent = true;
+                *deadline = deadline.map(|d| d.max(tokio::time::Instant::now() + FINAL_SYNC_WAIT));
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() > d) {
                 return Ok(());

@@ -1,7 +1,7 @@
-//! What a hold run found: sockets opened and still open at the end, how fast they opened,
+//! What a hold run (`crate::hold`) found: sockets opened and still open at the end, how fast they opened,
 //! and what they cost each gateway, each holder process and the kernel, per socket.
 
-use crate::hold::kernel::{KernelPerSocket, KernelSockets};
+use crate::kernel::{KernelPerSocket, KernelSockets};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -57,7 +57,10 @@ impl ProcessCost {
 impl HoldFigures {
     /// Every socket opened, and every one still open at the end.
     pub fn clean(&self) -> bool {
-        self.failed == 0 && self.opened == self.sockets && self.held == self.sockets && self.dropped.is_empty()
+        self.failed == 0
+            && self.opened == self.sockets
+            && self.held == self.sockets
+            && self.dropped.is_empty()
     }
 
     /// The gateways' RSS growth over all their sockets, per opened socket.

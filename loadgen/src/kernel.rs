@@ -79,7 +79,8 @@ fn meminfo_kib(meminfo: &str, name: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const SOCKSTAT: &str = "sockets: used 16\nTCP: inuse 5 orphan 0 tw 2 alloc 7 mem 55\nUDP: inuse 0 mem 9\n";
+    const SOCKSTAT: &str =
+        "sockets: used 16\nTCP: inuse 5 orphan 0 tw 2 alloc 7 mem 55\nUDP: inuse 0 mem 9\n";
     const SLABINFO: &str = "slabinfo - version: 2.1\n\
         TCPv6                 26     26   2496   13    8 : tunables    0    0    0 : slabdata      2      2      0\n\
         TCP                   20     26   2368   13    8 : tunables    0    0    0 : slabdata      2      2      0\n";
@@ -97,8 +98,18 @@ mod tests {
 
     #[test]
     fn growth_is_per_held_socket() {
-        let before = KernelSockets { tcp_inuse: Some(10), tcp_mem_pages: Some(1), tcp_slab_bytes: None, slab_kib: Some(1000) };
-        let during = KernelSockets { tcp_inuse: Some(210), tcp_mem_pages: Some(51), tcp_slab_bytes: Some(5), slab_kib: Some(1100) };
+        let before = KernelSockets {
+            tcp_inuse: Some(10),
+            tcp_mem_pages: Some(1),
+            tcp_slab_bytes: None,
+            slab_kib: Some(1000),
+        };
+        let during = KernelSockets {
+            tcp_inuse: Some(210),
+            tcp_mem_pages: Some(51),
+            tcp_slab_bytes: Some(5),
+            slab_kib: Some(1100),
+        };
         let per = per_socket(&before, &during, 100);
         assert_eq!(per.tcp_sockets, Some(2.0));
         assert_eq!(per.tcp_buffer_bytes, Some(50.0 * 4096.0 / 100.0));
