@@ -24,6 +24,7 @@ pub mod record;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod source;
 pub mod storm;
 
 pub use cli::Args;

@@ -19,7 +19,6 @@ pub struct Holder {
     stdin: Option<ChildStdin>,
     stdout: Lines<BufReader<ChildStdout>>,
     pub pid: u32,
-    pub sockets: usize,
     spec: PathBuf,
 }
 
@@ -46,7 +45,6 @@ impl Holder {
             child,
             stdin: Some(stdin),
             stdout: BufReader::new(stdout).lines(),
-            sockets: spec.sockets.len(),
             spec: path,
         })
     }

@@ -4,11 +4,9 @@
 //! devices would); within a process, successive sockets take successive source addresses of
 //! 127.0.0.1–127.0.0.250, each with ephemeral ports of its own.
 
+use crate::source::source_address;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, Ipv4Addr};
-
-/// Loopback source addresses used, from 127.0.0.1 up.
-pub const SOURCE_ADDRESSES: usize = 250;
+use std::net::IpAddr;
 
 /// One held socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,11 +35,6 @@ pub fn place(users: usize, per_user: usize, gateways: usize, processes: usize) -
         .collect()
 }
 
-/// The `k`-th source address: 127.0.0.1 + (k mod 250).
-pub fn source_address(k: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (k % SOURCE_ADDRESSES) as u8))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,12 +60,5 @@ mod tests {
         // Each process cycles through the addresses by itself: its first 200 use 200 of them.
         let of_process_1: HashSet<_> = placed.iter().filter(|p| p.process == 1).map(|p| p.source).collect();
         assert_eq!(of_process_1.len(), 200);
-    }
-
-    #[test]
-    fn source_addresses_stay_in_127_0_0_1_to_250() {
-        assert_eq!(source_address(0), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
-        assert_eq!(source_address(249), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 250)));
-        assert_eq!(source_address(250), source_address(0));
     }
 }

@@ -5,8 +5,9 @@
 use crate::baseline::error::BaselineError;
 use crate::baseline::fanout::frame::HELLO;
 use crate::baseline::fanout::settings;
+use crate::source::source_address;
 use futures::{StreamExt, TryStreamExt};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
@@ -19,14 +20,6 @@ pub type ClientSocket = WebSocketStream<TcpStream>;
 const CONNECT_CONCURRENCY: usize = 32;
 /// How long one socket may take from its connect to the greeting.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Loopback source addresses used, from 127.0.0.1 up.
-const SOURCE_ADDRESSES: usize = 250;
-
-/// The source address of socket `index`: 127.0.0.1 + (index mod 250).
-pub fn source_address(index: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (index % SOURCE_ADDRESSES) as u8))
-}
-
 /// Opens `count` sockets to `server`, in order; stops at the first that fails, or at `stop`.
 pub async fn open_all(
     server: SocketAddr,
@@ -63,17 +56,5 @@ async fn open(server: SocketAddr, index: usize) -> Result<ClientSocket, String> 
     match ws.next().await {
         Some(Ok(Message::Text(text))) if text.as_str() == HELLO => Ok(ws),
         other => Err(format!("expected the greeting, got {other:?}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn source_addresses_cycle_over_250_loopback_addresses() {
-        assert_eq!(source_address(0), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)));
-        assert_eq!(source_address(249), IpAddr::V4(Ipv4Addr::new(127, 0, 0, 250)));
-        assert_eq!(source_address(250), source_address(0));
     }
 }
