@@ -88,6 +88,11 @@ pub struct Args {
     /// Content length of each message (padded).
     #[arg(long, default_value_t = 64, value_name = "B")]
     pub message_bytes: usize,
+    /// With --local (pairs, rooms, broadcast): the workers are stopped while the load is sent
+    /// and started once it ends, and the drain of the stream is timed: the worker's rows/s
+    /// with full batches, beside (d). Give --settle time for the drain.
+    #[arg(long)]
+    pub backlog: bool,
     /// Seconds to wait after the last send for in-flight acks and deliveries.
     #[arg(long, default_value_t = 15, value_name = "SECS")]
     pub settle: u64,
@@ -231,6 +236,9 @@ impl Args {
         if self.create_with > MAX_CREATE_WITH {
             return bad("--create-with must be at most 1000");
         }
+        if self.backlog && !self.local {
+            return bad("--backlog needs --local (it stops and starts the cell's workers)");
+        }
         if self.local && !(1..=8).contains(&self.local_gateways) {
             return bad("--local-gateways must be in 1..=8");
         }
@@ -284,6 +292,9 @@ impl Args {
             return Ok(());
         }
         match self.scenario {
+            ScenarioKind::ReconnectStorm | ScenarioKind::DmStorm if self.backlog => {
+                bad("--backlog is for pairs, rooms and broadcast")
+            }
             ScenarioKind::ReconnectStorm => {
                 let gateways = if self.local { self.local_gateways } else { self.gateways.len() };
                 if gateways < 2 {
@@ -310,6 +321,9 @@ impl Args {
                     return bad("dm-storm needs --clients at least 2 x --dms + 1 (each dm opened once)");
                 }
                 Ok(())
+            }
+            _ if self.backlog && self.scenario == ScenarioKind::Hold => {
+                bad("--backlog is for scenarios that send")
             }
             _ if self.kill_after.is_some() || self.kill_pid.is_some() => {
                 bad("--kill-after and --kill-pid are for reconnect-storm")

@@ -10,6 +10,7 @@ pub mod content;
 pub mod delivery;
 pub mod dm;
 pub mod dm_figures;
+pub mod drain;
 pub mod error;
 pub mod hold;
 pub mod hold_figures;

@@ -2,7 +2,7 @@
 
 use crate::baseline::Baselines;
 use crate::baseline::display::{self, ScenarioLoad};
-use crate::baseline::figures::ScenarioFigures;
+use crate::baseline::figures::{DrainFigures, Outcome, ScenarioFigures};
 use crate::check::Verdict;
 use crate::cli::Args;
 use crate::dm_figures::DmFigures;
@@ -51,6 +51,9 @@ pub struct Summary {
     /// hold: the sockets held and what they cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold: Option<HoldFigures>,
+    /// `--backlog`: the workers' drain of the stream once the sending ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Outcome<DrainFigures>>,
     pub processes: Vec<ProcDelta>,
     /// The measured gateways' RSS growth from before their sockets connected to the "before"
     /// reading (sockets open, idle), per socket (a local cell only).
@@ -106,6 +109,7 @@ impl Summary {
             storm: None,
             dm: None,
             hold: None,
+            drain: None,
             processes: Vec::new(),
             gateway_bytes_per_socket: None,
             verdict: Verdict::default(),
@@ -134,6 +138,7 @@ impl Summary {
             && self.verdict.clean()
             && self.baselines.clean()
             && self.hold.as_ref().is_none_or(HoldFigures::clean)
+            && !matches!(self.drain, Some(Outcome::Failed { .. }))
     }
 
     /// Writes the summary as pretty JSON to `path`.
@@ -176,6 +181,14 @@ fn storm_lines(f: &mut fmt::Formatter<'_>, s: &StormFigures) -> fmt::Result {
         s.caught_up, s.sockets_dropped, s.caught_up_within_10s
     )?;
     percentiles(f, "drop→caught up", &s.catch_up_ms)
+}
+
+fn drain_line(f: &mut fmt::Formatter<'_>, d: &DrainFigures) -> fmt::Result {
+    writeln!(
+        f,
+        "  drain {:.1} rows/s: {} of {} persisted in {} batches (mean {:.1}); first row {:.2} s, last {:.2} s after the workers started",
+        d.rows_per_s, d.persisted, d.backlog, d.batches, d.mean_batch, d.first_row_s, d.total_s
+    )
 }
 
 fn dm_lines(f: &mut fmt::Formatter<'_>, d: &DmFigures) -> fmt::Result {
@@ -251,6 +264,11 @@ impl fmt::Display for Summary {
         }
         if let Some(dm) = &self.dm {
             dm_lines(f, dm)?;
+        }
+        match &self.drain {
+            Some(Outcome::Measured(d)) => drain_line(f, d)?,
+            Some(Outcome::Failed { error }) => writeln!(f, "  drain FAILED: {error}")?,
+            None => {}
         }
         for p in &self.processes {
             let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());

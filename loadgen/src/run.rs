@@ -1,10 +1,12 @@
 //! One run from start to end: the target (a remote cell or a local one started here), the
 //! scenario built, the sockets connected, the load sent and settled, the records checked.
 
+use crate::baseline::figures::Outcome;
 use crate::baseline::{self, BaselineParams, BaselineServers, Baselines};
 use crate::check;
 use crate::cli::{Args, ScenarioKind};
 use crate::client::{self, Controls, SendPlan};
+use crate::drain;
 use crate::error::LoadgenError;
 use crate::measure::Tally;
 use crate::proc_stats::{self, ProcDelta};
@@ -20,6 +22,7 @@ use shared::local::client::ChatSocket;
 use shared::local::{CellOptions, TestCell};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -40,12 +43,12 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, Loadgen
     let run_id = run_id();
     let mut summary = if args.local {
         let mut cell = start_local(&args).await?;
-        let summary = on_local_cell(&args, shape.as_ref(), &cell, &stop, &run_id).await;
+        let summary = on_local_cell(&args, shape.as_ref(), &mut cell, &stop, &run_id).await;
         cell.stop().await;
         summary?
     } else {
         let bases: Vec<String> = args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect();
-        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new() };
+        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new(), sending_over: None };
         let mut summary = match &shape {
             Some(shape) => scenario_run(&args, shape, &target, stop.clone(), &run_id).await?,
             None => Summary::without_scenario(&args),
@@ -77,12 +80,13 @@ async fn scenario_run(
     }
 }
 
-/// The scenario on the local cell, its workers' persist figures, then the baselines on the
+/// The scenario on the local cell (with `--backlog`, its workers held back until the
+/// sending ends and the drain timed), its workers' persist figures, then the baselines on the
 /// cell's own NATS cluster and Postgres (its gateways and workers up, and idle).
 async fn on_local_cell(
     args: &Args,
     shape: Option<&Shape>,
-    cell: &TestCell,
+    cell: &mut TestCell,
     stop: &CancellationToken,
     run_id: &str,
 ) -> Result<Summary, LoadgenError> {
@@ -91,10 +95,31 @@ async fn on_local_cell(
         cell.gateways.iter().filter_map(|g| g.process.as_ref().map(|p| p.pid())).collect();
     let mut pids = gateway_pids.clone();
     pids.extend(&args.pids);
-    let target = Target { bases, pids, gateway_pids };
-    let mut summary = match shape {
-        Some(shape) => scenario_run(args, shape, &target, stop.clone(), run_id).await?,
-        None => Summary::without_scenario(args),
+    let backlog = (args.backlog && shape.is_some()).then(|| Arc::new(Notify::new()));
+    let target = Target { bases, pids, gateway_pids, sending_over: backlog.clone() };
+    let mut summary = match (shape, backlog) {
+        (Some(shape), Some(sending_over)) => {
+            drain::hold_workers(cell).await;
+            let ended = stop.child_token();
+            // A run that settled had every message persisted: the drain ends by itself at its
+            // next reading. One that did not ends the drain with it.
+            let scenario = async {
+                let summary = scenario_run(args, shape, &target, stop.clone(), run_id).await;
+                if !summary.as_ref().is_ok_and(|s| s.settled) {
+                    ended.cancel();
+                }
+                summary
+            };
+            let (summary, drained) = tokio::join!(scenario, drain::drain(cell, &sending_over, &ended));
+            let mut summary = summary?;
+            summary.drain = Some(match drained {
+                Ok(figures) => Outcome::Measured(figures),
+                Err(error) => Outcome::Failed { error: error.to_string() },
+            });
+            summary
+        }
+        (Some(shape), None) => scenario_run(args, shape, &target, stop.clone(), run_id).await?,
+        (None, _) => Summary::without_scenario(args),
     };
     let worker = match shape.is_some() && !args.baselines.is_empty() {
         true => baseline::worker::scrape(cell).await,
@@ -103,6 +128,7 @@ async fn on_local_cell(
     let servers = BaselineServers { nats: cell.nats_urls(), postgres: Some(cell.database_url()) };
     summary.baselines = measure_baselines(args, &servers, cell.options.partitions, run_id, stop).await;
     summary.baselines.worker = worker;
+    summary.baselines.drain = summary.drain.as_ref().and_then(Outcome::measured).copied();
     Ok(summary)
 }
 
@@ -182,6 +208,9 @@ async fn drive(
     tokio::select! {
         _ = tokio::time::sleep_until(end) => {}
         _ = stop.cancelled() => {}
+    }
+    if let Some(sending_over) = &target.sending_over {
+        sending_over.notify_one();
     }
     let settled = controls.progress.settle(Duration::from_secs(args.settle), &stop).await;
     controls.finish.cancel();

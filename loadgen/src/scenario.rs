@@ -103,6 +103,8 @@ pub struct Target {
     pub bases: Vec<String>,
     pub pids: Vec<u32>,
     pub gateway_pids: Vec<u32>,
+    /// `--backlog`: told when the sending ends (the workers are started then).
+    pub sending_over: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 /// One user of the scenario on the cell.

@@ -39,6 +39,33 @@ async fn pairs_of_four_clients_lose_nothing() {
     assert!(!summary.processes.is_empty(), "the local gateway is measured");
 }
 
+/// `--backlog`: the workers are held back while the pairs send, then started; every acked
+/// send waits in the stream and is persisted and delivered by the drain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_drained_whole_once_the_workers_start() {
+    let flags =
+        ["--local", "--backlog", "--scenario", "pairs", "--clients", "4", "--rate", "200", "--duration", "2"];
+    let summary = run(&flags).await.expect("the run completes");
+    assert_all_acked_and_clean(&summary);
+    let drain = match &summary.drain {
+        Some(loadgen::baseline::figures::Outcome::Measured(drain)) => *drain,
+        other => panic!("the drain was not measured: {other:?}\n{summary}"),
+    };
+    assert_eq!((drain.backlog, drain.persisted), (summary.acked, summary.acked), "{summary}");
+    assert!(drain.batches > 0 && drain.total_s >= drain.first_row_s, "{summary}");
+    assert!(summary.to_string().contains("drain "), "{summary}");
+}
+
+#[tokio::test]
+async fn a_backlog_needs_a_local_cell_and_sends() {
+    let remote = Args::parse_from(["loadgen", "--backlog", "--gateway", "http://127.0.0.1:1"]);
+    assert!(remote.validate().is_err(), "--backlog needs --local");
+    for scenario in ["hold", "dm-storm"] {
+        let args = Args::parse_from(["loadgen", "--local", "--backlog", "--scenario", scenario]);
+        assert!(args.validate().is_err(), "--backlog with {scenario}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_rooms_of_three_lose_nothing() {
     let flags = [

@@ -233,6 +233,14 @@ fn ratios(f: &mut Formatter<'_>, b: &Baselines, inflight: usize, load: ScenarioL
         ratio(r.worker_vs_insert),
         figures::INSERT_TARGET
     )?;
+    if r.drain_vs_insert.is_some() {
+        writeln!(
+            f,
+            "      drain ÷ (d)    {:<8} target ≥ {:.2} (the worker with full batches, --backlog)",
+            ratio(r.drain_vs_insert),
+            figures::INSERT_TARGET
+        )?;
+    }
     fanout_ratios(f, b)?;
     let in_flight = r.scenario_in_flight.map_or("?".to_owned(), |n| format!("{n:.1}"));
     write!(f, "      the scenario had ≈{in_flight} sends in flight (acked/s × mean send→ack)")?;

@@ -229,6 +229,50 @@ pub struct WorkerPersist {
     pub mean_batch: f64,
 }
 
+/// The workers' counters at one reading of a `--backlog` drain.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainReading {
+    pub at: tokio::time::Instant,
+    /// Rows stored for the first time, summed over the workers.
+    pub persisted: u64,
+    /// Persist transactions, summed over the workers.
+    pub batches: u64,
+}
+
+/// A `--backlog` drain: the workers started on a stream full of acked sends.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct DrainFigures {
+    /// Messages in the stream when the drain ended.
+    pub backlog: u64,
+    pub persisted: u64,
+    pub batches: u64,
+    pub mean_batch: f64,
+    /// From starting the workers to their first persisted row (process start, connecting,
+    /// the first pull).
+    pub first_row_s: f64,
+    /// From starting the workers to the last row.
+    pub total_s: f64,
+    /// Rows per second from the first reading with a row persisted to the last (0 when
+    /// the drain ended within one reading).
+    pub rows_per_s: f64,
+}
+
+impl DrainFigures {
+    pub fn new(backlog: u64, started: tokio::time::Instant, first: DrainReading, last: DrainReading) -> Self {
+        let timed = last.at.duration_since(first.at).as_secs_f64();
+        let rows = last.persisted.saturating_sub(first.persisted);
+        Self {
+            backlog,
+            persisted: last.persisted,
+            batches: last.batches,
+            mean_batch: if last.batches > 0 { last.persisted as f64 / last.batches as f64 } else { 0.0 },
+            first_row_s: first.at.duration_since(started).as_secs_f64(),
+            total_s: last.at.duration_since(started).as_secs_f64(),
+            rows_per_s: if timed > 0.0 && rows > 0 { rows as f64 / timed } else { 0.0 },
+        }
+    }
+}
+
 /// The scenario's figures the ratios need.
 #[derive(Debug, Clone, Copy)]
 pub struct ScenarioFigures {
@@ -254,6 +298,8 @@ pub struct Ratios {
     pub ack_p50_bound_ms: Option<f64>,
     /// Worker rows per persist-second ÷ (d) rows/s.
     pub worker_vs_insert: Option<f64>,
+    /// `--backlog`: the drain's rows/s ÷ (d) rows/s.
+    pub drain_vs_insert: Option<f64>,
     /// Sends in flight during the scenario (Little's law: acked/s × mean send→ack).
     pub scenario_in_flight: Option<f64>,
     /// Broadcast deliveries/s ÷ (c) deliveries/s.
@@ -275,6 +321,8 @@ pub struct Baselines {
     pub insert: Option<Outcome<InsertFigures>>,
     /// With `--local` only.
     pub worker: Option<WorkerPersist>,
+    /// With `--local --backlog` only.
+    pub drain: Option<DrainFigures>,
     pub ratios: Ratios,
 }
 
@@ -308,6 +356,7 @@ impl Baselines {
                 .worker
                 .zip(insert)
                 .and_then(|(w, d)| ratio(w.rows_per_persist_s, d.rows_per_s)),
+            drain_vs_insert: self.drain.zip(insert).and_then(|(w, d)| ratio(w.rows_per_s, d.rows_per_s)),
             ..Ratios::default()
         };
         let Some(s) = scenario else { return };
@@ -332,6 +381,49 @@ impl Baselines {
 
 #[cfg(test)]
 mod tests {
+    fn reading(started: tokio::time::Instant, ms: u64, persisted: u64, batches: u64) -> DrainReading {
+        DrainReading { at: started + std::time::Duration::from_millis(ms), persisted, batches }
+    }
+
+    #[test]
+    fn a_drain_is_timed_from_the_first_row_to_the_last() {
+        let started = tokio::time::Instant::now();
+        let figures = DrainFigures::new(
+            21_000,
+            started,
+            reading(started, 500, 1_000, 1),
+            reading(started, 2_500, 21_000, 21),
+        );
+        assert_eq!((figures.backlog, figures.persisted, figures.batches), (21_000, 21_000, 21));
+        assert!((figures.rows_per_s - 10_000.0).abs() < 1e-6, "{figures:?}");
+        assert!((figures.mean_batch - 1_000.0).abs() < 1e-6, "{figures:?}");
+        assert!((figures.first_row_s - 0.5).abs() < 1e-6, "{figures:?}");
+        assert!((figures.total_s - 2.5).abs() < 1e-6, "{figures:?}");
+    }
+
+    #[test]
+    fn a_drain_done_within_one_reading_has_no_rate() {
+        let started = tokio::time::Instant::now();
+        let at = reading(started, 300, 500, 2);
+        let figures = DrainFigures::new(500, started, at, at);
+        assert_eq!(figures.rows_per_s, 0.0);
+        assert!((figures.total_s - 0.3).abs() < 1e-6, "{figures:?}");
+    }
+
+    #[test]
+    fn the_drain_is_related_to_the_insert_baseline() {
+        let mut baselines = Baselines {
+            drain: Some(DrainFigures { rows_per_s: 30_000.0, ..DrainFigures::default() }),
+            insert: Some(Outcome::Measured(InsertFigures {
+                rows_per_s: 60_000.0,
+                ..InsertFigures::default()
+            })),
+            ..Baselines::default()
+        };
+        baselines.relate(None);
+        assert_eq!(baselines.ratios.drain_vs_insert, Some(0.5));
+    }
+
     use super::*;
 
     fn publish(msg_per_s: f64, p50: f64) -> Outcome<PublishFigures> {
