@@ -113,6 +113,35 @@ async fn a_send_into_a_channel_that_is_gone_is_dropped_and_the_rest_of_the_batch
     assert_eq!(others, 0);
 }
 
+/// What the foreign key's `ON DELETE CASCADE` did, the trigger of migration
+/// `20261204000001` does: a deleted channel takes its messages and their reactions along, and
+/// leaves every other channel's alone.
+#[tokio::test]
+async fn deleting_a_channel_deletes_its_messages_and_their_reactions_only() {
+    let db = TestDb::start().await;
+    let alice = user(&db.pool, "alice").await;
+    let (doomed, kept) =
+        (channel(&db.pool, &[(&alice, "owner")]).await, channel(&db.pool, &[(&alice, "owner")]).await);
+    let sends = [send(doomed, &alice, "d1"), send(kept, &alice, "k1"), send(doomed, &alice, "d2")];
+    let rows = persist_batch(&db.pool, &batch(&sends.iter().collect::<Vec<_>>())).await.unwrap();
+    for row in &rows {
+        sqlx::query("INSERT INTO reactions (message_id, user_id, emoji) VALUES ($1, $2, '👍')")
+            .bind(row.message_id)
+            .bind(alice.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+
+    sqlx::query("DELETE FROM channels WHERE id = $1").bind(doomed).execute(&db.pool).await.unwrap();
+
+    assert_eq!(stored(&db.pool, doomed).await, Vec::new());
+    assert_eq!(stored(&db.pool, kept).await, numbered(1, &["k1"]));
+    let (reactions,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM reactions").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(reactions, 1, "only the kept channel's message keeps its reaction");
+}
+
 /// The gateway checked membership when it acknowledged the send; an acknowledged message is
 /// stored even if its sender left the channel before the worker came to it.
 #[tokio::test]
