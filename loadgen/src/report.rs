@@ -206,6 +206,61 @@ fn dm_lines(f: &mut fmt::Formatter<'_>, d: &DmFigures) -> fmt::Result {
     )
 }
 
+impl Summary {
+    /// The load the run was asked for: a dm storm's shape or a rate's.
+    fn load_line(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.dm {
+            Some(_) => writeln!(
+                f,
+                "  sockets {}, {} dms each, {} messages into each, {} B; rates over the storm's {:.2} s",
+                self.sockets,
+                self.params.dms,
+                self.params.dm_messages,
+                self.params.message_bytes,
+                self.duration_s
+            ),
+            None => writeln!(
+                f,
+                "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
+                self.sockets,
+                self.senders,
+                self.params.rate,
+                self.duration_s,
+                self.params.window,
+                self.params.message_bytes
+            ),
+        }
+    }
+
+    /// Each watched process's RSS and CPU, and the gateway's memory per socket.
+    fn process_lines(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.processes {
+            let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());
+            let cpu = p.cpu_seconds().map_or("?".into(), |c| format!("{c:.2}"));
+            writeln!(f, "  pid {}: rss {} → {} KiB, cpu {cpu} s", p.pid, rss(&p.before), rss(&p.after))?;
+        }
+        if let Some(bytes) = self.gateway_bytes_per_socket {
+            writeln!(f, "  gateway rss per socket {bytes:.0} B (growth over the sockets' connection)")?;
+        }
+        Ok(())
+    }
+
+    /// The checker's verdict on every delivery.
+    fn verdict_line(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = &self.verdict;
+        let word = match (v.clean(), self.settled) {
+            (false, _) => "FAIL",
+            (true, false) => "UNSETTLED (only what came before the deadline was judged)",
+            (true, true) => "OK",
+        };
+        write!(
+            f,
+            "  verdict {word}: lost {} / duplicated {} / reordered {} (gaps {})",
+            v.lost, v.duplicated, v.reordered, v.gaps
+        )
+    }
+}
+
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.scenario.is_none() {
@@ -220,27 +275,7 @@ impl fmt::Display for Summary {
             write!(f, "  verdict {word}: {} of {} sockets held to the end", hold.held, hold.sockets)?;
             return display::write(f, &self.baselines, None);
         }
-        match &self.dm {
-            Some(_) => writeln!(
-                f,
-                "  sockets {}, {} dms each, {} messages into each, {} B; rates over the storm's {:.2} s",
-                self.sockets,
-                self.params.dms,
-                self.params.dm_messages,
-                self.params.message_bytes,
-                self.duration_s
-            )?,
-            None => writeln!(
-                f,
-                "  sockets {} (senders {}), target {} msg/s for {} s, window {}, {} B",
-                self.sockets,
-                self.senders,
-                self.params.rate,
-                self.duration_s,
-                self.params.window,
-                self.params.message_bytes
-            )?,
-        }
+        self.load_line(f)?;
         writeln!(
             f,
             "  scheduled {}  sent {}  acked {}  failed {}  skipped_window_full {}  unacked {}",
@@ -270,25 +305,8 @@ impl fmt::Display for Summary {
             Some(Outcome::Failed { error }) => writeln!(f, "  drain FAILED: {error}")?,
             None => {}
         }
-        for p in &self.processes {
-            let rss = |s: &crate::proc_stats::ProcSample| s.rss_kib.map_or("?".into(), |k| k.to_string());
-            let cpu = p.cpu_seconds().map_or("?".into(), |c| format!("{c:.2}"));
-            writeln!(f, "  pid {}: rss {} → {} KiB, cpu {cpu} s", p.pid, rss(&p.before), rss(&p.after))?;
-        }
-        if let Some(bytes) = self.gateway_bytes_per_socket {
-            writeln!(f, "  gateway rss per socket {bytes:.0} B (growth over the sockets' connection)")?;
-        }
-        let v = &self.verdict;
-        let word = match (v.clean(), self.settled) {
-            (false, _) => "FAIL",
-            (true, false) => "UNSETTLED (only what came before the deadline was judged)",
-            (true, true) => "OK",
-        };
-        write!(
-            f,
-            "  verdict {word}: lost {} / duplicated {} / reordered {} (gaps {})",
-            v.lost, v.duplicated, v.reordered, v.gaps
-        )?;
+        self.process_lines(f)?;
+        self.verdict_line(f)?;
         let kept_up = self.acked == self.scheduled && self.scheduled > 0;
         display::write(f, &self.baselines, Some(ScenarioLoad { kept_up }))
     }
