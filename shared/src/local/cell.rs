@@ -43,6 +43,9 @@ pub struct CellOptions {
     /// has its own. Off for the cell runner, which keeps the real defaults.
     pub raise_limits: bool,
     pub backend: Backend,
+    /// Each NATS node in a network namespace of its own (local backend, root only), so tests
+    /// can cut and spoil its links (`NatsCluster::net`).
+    pub nats_in_namespaces: bool,
     /// Environment variables of the gateways and workers (the S3 store's `AWS_*`).
     pub env: Vec<(String, String)>,
 }
@@ -72,6 +75,7 @@ impl Default for CellOptions {
             worker_config: String::new(),
             raise_limits: true,
             backend: Backend::Auto,
+            nats_in_namespaces: false,
             env: Vec::new(),
         }
     }
@@ -150,7 +154,7 @@ pub enum Servers {
 impl Servers {
     async fn start(options: &CellOptions, dir: &Path, host: Ipv4Addr) -> Result<Self, ProcessError> {
         let containers = match options.backend {
-            Backend::Auto => docker_available(),
+            Backend::Auto => docker_available() && !options.nats_in_namespaces,
             Backend::Local => false,
             Backend::Containers => true,
         };
@@ -159,8 +163,14 @@ impl Servers {
         }
         let ports = options.ports;
         let (nats_dir, postgres_dir, redis_dir) = (dir.join("nats"), dir.join("postgres"), dir.join("redis"));
+        let nats = async {
+            match options.nats_in_namespaces {
+                true => NatsCluster::start_in_namespaces(&nats_dir, host, ports.map(|p| p.nats)).await,
+                false => NatsCluster::start(&nats_dir, host, ports.map(|p| p.nats)).await,
+            }
+        };
         let (nats, postgres, redis) = tokio::join!(
-            NatsCluster::start(&nats_dir, host, ports.map(|p| p.nats)),
+            nats,
             LocalPostgres::start(&postgres_dir, host, ports.map_or(0, |p| p.postgres), options.durable),
             LocalRedis::start(&redis_dir, host, ports.map_or(0, |p| p.redis), options.durable),
         );

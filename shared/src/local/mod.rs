@@ -9,6 +9,7 @@ pub mod client;
 pub mod containers;
 pub mod load;
 pub mod nats;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod redis;

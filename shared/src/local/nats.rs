@@ -1,6 +1,8 @@
 //! A local 3-node NATS JetStream cluster on loopback ports, from `nats/node.conf.template`;
-//! and a single node, for tests that need no cluster.
+//! and a single node, for tests that need no cluster. The cluster's nodes can also run in
+//! network namespaces of their own (`netns`), for real partitions.
 
+use super::netns::NetLab;
 use super::process::{ChildProcess, ProcessError, find_executable, free_ports_on};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -36,6 +38,8 @@ pub struct NatsNode {
     pub http_port: u16,
     config: PathBuf,
     dir: PathBuf,
+    /// The network namespace it runs in, if any (`ip netns exec`).
+    namespace: Option<String>,
     pub process: Option<ChildProcess>,
 }
 
@@ -54,7 +58,15 @@ impl NatsNode {
     /// Starts (or restarts) the node's server process.
     pub fn start(&mut self) -> Result<(), ProcessError> {
         let binary = find_executable("nats-server", "CHAT_NATS_SERVER", &[])?;
-        let mut command = Command::new(binary);
+        let mut command = match &self.namespace {
+            // `ip netns exec` execs the server: its pid is the server's, for signals.
+            Some(namespace) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", namespace]).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         command.arg("-c").arg(&self.config);
         self.process = Some(ChildProcess::spawn(&self.name, command, &self.dir.join("nats.log"))?);
         Ok(())
@@ -93,7 +105,10 @@ impl NodeConfig<'_> {
 }
 
 pub struct NatsCluster {
+    /// Dropped before `net`: the servers stop before their namespaces go.
     pub nodes: Vec<NatsNode>,
+    /// The nodes' namespaces and links, when they run in a network lab.
+    pub net: Option<NetLab>,
 }
 
 /// Ports of one node: (client, cluster, http).
@@ -117,14 +132,37 @@ impl NatsCluster {
         ports: Option<[NodePorts; 3]>,
         sync_interval: &str,
     ) -> Result<Self, ProcessError> {
-        let ports = ports.unwrap_or_else(|| {
-            let free = free_ports_on(host, 9);
-            std::array::from_fn(|i| (free[3 * i], free[3 * i + 1], free[3 * i + 2]))
-        });
-        let routes: String =
-            ports.iter().map(|(_, cluster, _)| format!("    nats-route://{host}:{cluster}\n")).collect();
+        let ports = ports.unwrap_or_else(|| free_node_ports(host));
+        Self::start_nodes(dir, ports, None, [host; 3], sync_interval).await
+    }
+
+    /// [`NatsCluster::start`] with each node in a network namespace of its own, on an address
+    /// of its own (see [`NetLab`]); `seed` (the cell's loopback address) picks the subnet.
+    pub async fn start_in_namespaces(
+        dir: &Path,
+        seed: Ipv4Addr,
+        ports: Option<[NodePorts; 3]>,
+    ) -> Result<Self, ProcessError> {
+        let net = NetLab::create(seed, &["n1", "n2", "n3"])?;
+        let hosts = ["n1", "n2", "n3"].map(|n| net.addr(n).expect("the lab has every node"));
+        let ports = ports.unwrap_or_else(|| free_node_ports(seed));
+        Self::start_nodes(dir, ports, Some(net), hosts, "always").await
+    }
+
+    async fn start_nodes(
+        dir: &Path,
+        ports: [NodePorts; 3],
+        net: Option<NetLab>,
+        hosts: [Ipv4Addr; 3],
+        sync_interval: &str,
+    ) -> Result<Self, ProcessError> {
+        let routes: String = ports
+            .iter()
+            .zip(hosts)
+            .map(|((_, cluster, _), host)| format!("    nats-route://{host}:{cluster}\n"))
+            .collect();
         let mut nodes = Vec::new();
-        for (i, (client_port, cluster_port, http_port)) in ports.into_iter().enumerate() {
+        for (i, ((client_port, cluster_port, http_port), host)) in ports.into_iter().zip(hosts).enumerate() {
             let name = format!("n{}", i + 1);
             let node_dir = dir.join(&name);
             std::fs::create_dir_all(node_dir.join("jetstream"))
@@ -141,6 +179,7 @@ impl NatsCluster {
             .render();
             let config_path = node_dir.join("nats.conf");
             std::fs::write(&config_path, config).map_err(|e| ProcessError::Setup(e.to_string()))?;
+            let namespace = net.as_ref().and_then(|n| n.namespace(&name)).map(str::to_owned);
             let mut node = NatsNode {
                 name,
                 host,
@@ -149,12 +188,13 @@ impl NatsCluster {
                 http_port,
                 config: config_path,
                 dir: node_dir,
+                namespace,
                 process: None,
             };
             node.start()?;
             nodes.push(node);
         }
-        let cluster = Self { nodes };
+        let cluster = Self { nodes, net };
         cluster.wait_ready(Duration::from_secs(60)).await?;
         Ok(cluster)
     }
@@ -176,6 +216,12 @@ impl NatsCluster {
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NatsNode> {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
+}
+
+/// Three nodes' (client, cluster, http) ports, free on `host`.
+fn free_node_ports(host: Ipv4Addr) -> [NodePorts; 3] {
+    let free = free_ports_on(host, 9);
+    std::array::from_fn(|i| (free[3 * i], free[3 * i + 1], free[3 * i + 2]))
 }
 
 /// Waits until JetStream answers at `urls` (a meta leader exists); false after `timeout`.
