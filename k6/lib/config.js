@@ -31,6 +31,11 @@ const DEFAULTS = {
   DRAIN_SECONDS: 3,
   /** Seconds after the ramp at which every socket is dropped and resumed at once; 0: never. */
   SPIKE_AT_SECONDS: 0,
+  /** Whose users setup() creates: `instance`, the sockets of this k6 process's VUs (each
+   *  process runs its own setup(), as k6 run does); `test`, every socket of the run, the VUs
+   *  picking theirs by their test-wide id (the k6-operator runs setup() once, on its first
+   *  runner, and hands its data to every runner). */
+  SEED: 'instance',
   /** Register requests in flight at once in setup(). */
   SETUP_PARALLEL: 16,
   /** The SLOs the thresholds hold (seed 003): p99 in milliseconds, and the error share. */
@@ -56,6 +61,7 @@ export function configure(defaults = {}) {
       config[name] = String(given);
     }
   }
+  if (!['instance', 'test'].includes(config.SEED)) throw new Error(`SEED must be instance or test, got ${config.SEED}`);
   config.BASE_URL = config.BASE_URL.replace(/\/$/, '');
   config.WS_URL = config.WS_URL || config.BASE_URL.replace(/^http/, 'ws') + '/ws';
   return config;

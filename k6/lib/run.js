@@ -25,25 +25,27 @@ export function socketScenario() {
   };
 }
 
-/** setup(): the users this process's VUs need, in rooms. */
+/** setup(): the users this process's VUs (SEED=instance) or the whole run (SEED=test) need, in rooms. */
 export function seedForSockets() {
-  const sockets = exec.instance.vusInitialized * config.SOCKETS_PER_VU;
+  const vus = config.SEED === 'test' ? vusFor(config.SOCKETS) : exec.instance.vusInitialized;
+  const sockets = vus * config.SOCKETS_PER_VU;
   return seed(Math.max(2, Math.ceil(sockets / config.SOCKETS_PER_USER)));
 }
 
 /** The default function: this VU's sockets, from open to close. */
 export function holdSockets(data) {
-  const vus = exec.instance.vusInitialized;
-  const first = (exec.vu.idInInstance - 1) * config.SOCKETS_PER_VU;
-  const total = vus * config.SOCKETS_PER_VU;
+  const vu = config.SEED === 'test' ? exec.vu.idInTest : exec.vu.idInInstance;
+  // The ramp is spread over this process's sockets.
+  const total = exec.instance.vusInitialized * config.SOCKETS_PER_VU;
   const sockets = [];
   const mine = new Set();
   for (let j = 0; j < config.SOCKETS_PER_VU; j++) {
-    const k = first + j;
+    const k = (vu - 1) * config.SOCKETS_PER_VU + j;
     const user = data.users[Math.floor(k / config.SOCKETS_PER_USER) % data.users.length];
     mine.add(user);
-    const delay = total > 1 ? Math.floor((k / total) * config.RAMP_SECONDS * 1000) : 0;
-    setTimeout(() => sockets.push(new ChatSocket(user, `${exec.vu.idInInstance}.${j}`)), delay);
+    const local = (exec.vu.idInInstance - 1) * config.SOCKETS_PER_VU + j;
+    const delay = total > 1 ? Math.floor((local / total) * config.RAMP_SECONDS * 1000) : 0;
+    setTimeout(() => sockets.push(new ChatSocket(user, `${vu}.${j}`)), delay);
   }
   const rampMs = config.RAMP_SECONDS * 1000;
   if (config.SPIKE_AT_SECONDS > 0) {
