@@ -26,7 +26,8 @@ fn k6_run(cell: &TestCell, script: &str, env: &[(&str, &str)]) -> (Option<i32>, 
         command.args(["-e", &format!("{name}={value}")]);
     }
     let output = command.arg(script).output().expect("k6 runs (scripts/setup.sh installs k6 1.1.0)");
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let log =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     let text = std::fs::read_to_string(summary.path()).unwrap_or_default();
     let summary = serde_json::from_str(&text).unwrap_or(Value::Null);
     (output.status.code(), summary, log)
@@ -44,7 +45,8 @@ async fn the_k6_smoke_script_passes_its_slo_thresholds_against_a_local_cell() {
     // debug build sharing two cores with other cells, timing is printed, not asserted: the
     // thresholds that must hold here are errors, gaps and repeats.
     let (code, summary, log) = k6_run(&cell, "smoke.js", &[("SLO_P99_MS", "60000")]);
-    let (acks, deliveries) = (metric(&summary, "chat_acks", "count"), metric(&summary, "chat_deliveries", "count"));
+    let (acks, deliveries) =
+        (metric(&summary, "chat_acks", "count"), metric(&summary, "chat_deliveries", "count"));
     println!(
         "k6 smoke: {acks} acks, {deliveries} deliveries, send→ack p99 {} ms, send→deliver p99 {} ms",
         metric(&summary, "chat_send_ack", "p(99)"),
@@ -56,7 +58,11 @@ async fn the_k6_smoke_script_passes_its_slo_thresholds_against_a_local_cell() {
     assert!(deliveries >= 5.0 * acks, "each send reached the room's other members: {deliveries} for {acks}");
     assert_eq!(metric(&summary, "chat_gaps", "count"), 0.0, "no socket missed a seq");
     assert_eq!(metric(&summary, "chat_repeats", "count"), 0.0, "no socket got a seq twice");
-    assert_eq!(metric(&summary, "chat_errors", "value"), 0.0, "no error frame, failed open or unanswered send");
+    assert_eq!(
+        metric(&summary, "chat_errors", "value"),
+        0.0,
+        "no error frame, failed open or unanswered send"
+    );
 }
 
 #[tokio::test]

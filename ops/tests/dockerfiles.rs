@@ -5,10 +5,18 @@
 
 use ops_checks::repo;
 
-/// Process, its Dockerfile, the ports it exposes.
+/// Process, its Dockerfile, the ports it exposes: the long-running services.
 const IMAGES: [(&str, &str, &[&str]); 2] = [
     ("gateway", "docker/gateway.Dockerfile", &["8080", "9090"]),
     ("messages", "docker/messages.Dockerfile", &["9090"]),
+];
+
+/// Every image built from this repository: the services, and loadgen, a one-shot job (the
+/// Chaos Mesh game day's checker) with no port and no health check.
+const BUILT: [(&str, &str); 3] = [
+    ("gateway", "docker/gateway.Dockerfile"),
+    ("messages", "docker/messages.Dockerfile"),
+    ("loadgen", "docker/loadgen.Dockerfile"),
 ];
 
 /// The Dockerfile's instructions, continuation lines joined, comments dropped.
@@ -29,7 +37,7 @@ fn with_keyword<'a>(instructions: &'a [String], keyword: &str) -> Vec<&'a String
 
 #[test]
 fn each_image_builds_its_binary_in_a_rust_stage_with_cache_mounts() {
-    for (process, dockerfile, _) in IMAGES {
+    for (process, dockerfile) in BUILT {
         let all = instructions(dockerfile);
         let stages = with_keyword(&all, "FROM");
         assert_eq!(stages.len(), 2, "{dockerfile}: a builder and a runtime stage");
@@ -90,6 +98,20 @@ fn each_image_runs_as_non_root_exposes_its_ports_and_checks_its_health() {
             "{dockerfile}: entrypoint"
         );
     }
+}
+
+#[test]
+fn the_loadgen_image_runs_as_non_root_with_no_port_and_loadgen_as_its_entrypoint() {
+    let dockerfile = "docker/loadgen.Dockerfile";
+    let all = instructions(dockerfile);
+    assert_eq!(with_keyword(&all, "FROM")[1].as_str(), "FROM gcr.io/distroless/cc-debian12:nonroot");
+    assert_eq!(
+        with_keyword(&all, "USER"),
+        [&"USER nonroot:nonroot".to_string()],
+        "{dockerfile}: runs as nonroot"
+    );
+    assert!(with_keyword(&all, "EXPOSE").is_empty(), "{dockerfile}: a job serves nothing");
+    assert_eq!(with_keyword(&all, "ENTRYPOINT"), [&r#"ENTRYPOINT ["/usr/local/bin/loadgen"]"#.to_string()]);
 }
 
 #[test]

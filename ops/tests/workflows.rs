@@ -73,7 +73,7 @@ fn every_action_is_pinned_at_least_to_a_major_version() {
 }
 
 #[test]
-fn the_release_pushes_both_images_to_ghcr_from_their_dockerfiles_on_version_tags() {
+fn the_release_pushes_the_three_images_to_ghcr_from_their_dockerfiles_on_version_tags() {
     let release = workflow("release.yml");
     assert_eq!(release["on"]["push"]["tags"][0], "v*");
     let matrix: Vec<&str> = release["jobs"]["image"]["strategy"]["matrix"]["process"]
@@ -82,7 +82,7 @@ fn the_release_pushes_both_images_to_ghcr_from_their_dockerfiles_on_version_tags
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(matrix, ["gateway", "messages"]);
+    assert_eq!(matrix, ["gateway", "messages", "loadgen"]);
     let job = job_text(&release, "image");
     assert!(
         job.contains("docker/build-push-action")
