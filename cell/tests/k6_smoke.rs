@@ -73,3 +73,14 @@ async fn a_failing_threshold_fails_the_k6_run() {
     assert!(metric(&summary, "chat_acks", "count") > 0.0, "the run itself worked\n{log}");
     assert_eq!(code, Some(99), "k6 exits 99 when thresholds fail\n{log}");
 }
+
+#[tokio::test]
+async fn the_k6_rest_mix_runs_clean_against_a_local_cell() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let env = [("SLO_P99_MS", "60000"), ("REST_SECONDS", "5"), ("REST_RATE", "10"), ("SOCKETS", "20")];
+    let (code, summary, log) = k6_run(&cell, "rest-mix.js", &env);
+    assert_eq!(code, Some(0), "the REST mix passed its thresholds\n{log}\n{}", cell.logs_tail());
+    assert!(metric(&summary, "http_reqs", "count") >= 40.0, "the requests were made\n{log}");
+    assert_eq!(metric(&summary, "checks", "fails"), 0.0, "every request answered 200\n{log}");
+    assert_eq!(metric(&summary, "http_req_failed", "value"), 0.0, "no request failed");
+}

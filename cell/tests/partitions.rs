@@ -119,6 +119,71 @@ async fn a_flapping_leader_link_beside_a_lossy_follower_loses_nothing_acked() {
         .await;
 }
 
+/// The names of the client connections node `name` holds (its monitoring endpoint, `/connz`);
+/// `None` while it cannot be asked.
+async fn connections_on(cell: &TestCell, name: &str) -> Option<Vec<String>> {
+    let Servers::Local { nats, .. } = &cell.servers else { unreachable!("local backend") };
+    let node = nats.nodes.iter().find(|n| n.name == name)?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().ok()?;
+    let connz: serde_json::Value = http
+        .get(format!("http://{}:{}/connz", node.host, node.http_port))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    let names = connz["connections"].as_array()?.iter().filter_map(|c| c["name"].as_str().map(str::to_owned));
+    Some(names.collect())
+}
+
+/// A NATS node cut off from everyone while it keeps running sends no TCP reset: the gateway
+/// and worker connected to it learn it only from unanswered pings (`nats.ping_interval`), and
+/// until then every send through that gateway fails. They must move to another node while the
+/// cut still lasts, not minutes later.
+#[tokio::test]
+async fn the_processes_on_a_cut_off_nats_node_move_to_another_node_while_the_cut_lasts() {
+    let (cell, load) = partitioned_cell().await;
+    let ours = |names: Vec<String>| {
+        let mut ours: Vec<String> =
+            names.into_iter().filter(|n| n.starts_with("gateway") || n == "messages").collect();
+        ours.sort();
+        ours
+    };
+    // Each gateway and worker holds one connection: which node holds which.
+    let mut held = Vec::new();
+    for node in ["n1", "n2", "n3"] {
+        held.push((node, ours(connections_on(&cell, node).await.expect("the node answers /connz"))));
+    }
+    let all = ours(held.iter().flat_map(|(_, names)| names.clone()).collect());
+    assert_eq!(all.len(), 4, "2 gateways and 2 workers are connected: {held:?}");
+    // Cut the node holding a gateway's connection, and the most of the cell's.
+    held.sort_by_key(|(_, names)| (names.iter().any(|n| n.starts_with("gateway")), names.len()));
+    let (node, moved) = held.pop().unwrap();
+    assert!(moved.iter().any(|n| n.starts_with("gateway")), "some node holds a gateway: {held:?}");
+    lab(&cell).isolate(node).unwrap();
+    let started = tokio::time::Instant::now();
+    let others = others(node);
+    let mut elsewhere = Vec::new();
+    // The cut lasts 45 s at most; the processes must be back on the others before it ends.
+    while started.elapsed() < Duration::from_secs(45) {
+        let mut names = Vec::new();
+        for other in &others {
+            names.extend(connections_on(&cell, other).await.unwrap_or_default());
+        }
+        elsewhere = ours(names);
+        if elsewhere == all {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let took = started.elapsed();
+    lab(&cell).rejoin(node).unwrap();
+    println!("{moved:?} on {node}: all on {others:?} {took:?} after the cut");
+    assert_eq!(elsewhere, all, "{moved:?} not on {others:?} after {took:?} of the cut\n{}", cell.logs_tail());
+    verdict(&cell, load, &format!("NATS node {node} cut off from everyone, its clients moved")).await;
+}
+
 /// What `ip` lists of one lab's namespaces and links.
 fn leftovers(prefix_ns: &str, names: &[String]) -> Vec<String> {
     let list = |args: &[&str]| {

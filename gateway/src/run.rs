@@ -139,6 +139,7 @@ impl Gateway {
 async fn connect(config: &Config) -> Result<Connections, GatewayError> {
     let nats = async_nats::ConnectOptions::new()
         .name(format!("gateway-{}", config.gateway.node_id))
+        .ping_interval(config.nats.ping_interval)
         .retry_on_initial_connect()
         .connect(config.nats.urls.clone())
         .await?;

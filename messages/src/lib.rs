@@ -43,6 +43,7 @@ pub enum WorkerError {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), WorkerError> {
     let nats = async_nats::ConnectOptions::new()
         .name("messages")
+        .ping_interval(config.nats.ping_interval)
         .retry_on_initial_connect()
         .connect(config.nats.urls.clone())
         .await?;
