@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Sums the summaries of the k6 processes of one run (scripts/k6-ramp.sh).
 
-Usage: k6-sum.py DIR PROCESSES — reads DIR/summary-<i>.json and DIR/peak-rss-kib-<i>.
+Usage: k6-sum.py DIR PROCESSES — reads DIR/summary-<i>.json, DIR/peak-rss-kib-<i> and
+DIR/cpu-seconds-<i>.
 Counters are added; the error rate is weighted by each process's samples; each p99 (and
 max) is the highest of the processes' — k6 cannot merge percentiles of separate runs, so the
 figure is an upper bound of the run's p99. Prints a Markdown table, and writes it as JSON to
@@ -16,12 +17,14 @@ TRENDS = ["chat_connect", "chat_send_ack", "chat_send_deliver"]
 
 
 def main(directory, processes):
-    summaries, peaks = [], []
+    summaries, peaks, cpu = [], [], []
     for i in range(processes):
         with open(os.path.join(directory, f"summary-{i}.json")) as f:
             summaries.append(json.load(f)["metrics"])
         with open(os.path.join(directory, f"peak-rss-kib-{i}")) as f:
             peaks.append(int(f.read().strip() or 0))
+        with open(os.path.join(directory, f"cpu-seconds-{i}")) as f:
+            cpu.append(int(f.read().strip() or 0))
     total = {name: sum(s.get(name, {}).get("count", 0) for s in summaries) for name in COUNTERS}
     # A Rate's non-zero samples are its "passes": here, the errors.
     errors = sum(s.get("chat_errors", {}).get("passes", 0) for s in summaries)
@@ -34,6 +37,7 @@ def main(directory, processes):
     total["k6 peak RSS (MiB, all processes)"] = round(sum(peaks) / 1024, 1)
     sockets = total["chat_sockets_opened"]
     total["k6 RSS per socket (KiB)"] = round(sum(peaks) / sockets, 1) if sockets else None
+    total["k6 CPU seconds (all processes)"] = sum(cpu)
     total["processes"] = processes
     with open(os.path.join(directory, "sum.json"), "w") as f:
         json.dump(total, f, indent=2)
