@@ -8,8 +8,9 @@
 #   chaos/local/run.sh [nextest filter…]       e.g. chaos/local/run.sh partition
 #
 # Prints, per fault: acked sends, lost (acked but not stored, holes, unseen), duplicated,
-# reordered, the clients' reconnects and resends, and for a partition how long the majority
-# took to elect a new stream leader. The whole log is kept in $CHAOS_LOG_DIR (default: a new
+# reordered, the clients' reconnects and resends, the recovery (the longest a client waited
+# between two acks while the load ran: the worst client's and the median's), and for a
+# partition how long the majority took to elect a new stream leader. The whole log is kept in $CHAOS_LOG_DIR (default: a new
 # directory under /var/tmp). Exits non-zero if any scenario failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -31,6 +32,7 @@ import sys
 verdict = re.compile(
     r"^(?P<fault>.+?): acked (?P<acked>\d+) / lost (?P<lost>\d+) / duplicated (?P<dup>\d+) / "
     r"reordered (?P<reordered>\d+) .*? — (?P<reconnects>\d+) reconnects, (?P<resends>\d+) resends"
+    r"(; longest wait for an ack (?P<gap>[\d.]+) s \(median client (?P<median>[\d.]+) s\))?"
 )
 election = re.compile(r"^partition: (\S+) elected in ([\d.]+)(m?s) after (\S+) was cut off")
 rows, elected = [], None
@@ -41,11 +43,13 @@ for line in open(sys.argv[1], errors="replace"):
     elif m := verdict.match(line):
         rows.append({**m.groupdict(), "note": elected or ""})
         elected = None
-print("| fault | acked | lost | duplicated | reordered | reconnects | resends | note |")
-print("|---|---|---|---|---|---|---|---|")
+print("| fault | acked | lost | duplicated | reordered | reconnects | resends | "
+      "longest wait for an ack, worst / median client (s) | note |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
+    wait = f"{r['gap']} / {r['median']}" if r["gap"] else "—"
     print(f"| {r['fault']} | {r['acked']} | {r['lost']} | {r['dup']} | {r['reordered']} | "
-          f"{r['reconnects']} | {r['resends']} | {r['note']} |")
+          f"{r['reconnects']} | {r['resends']} | {wait} | {r['note']} |")
 failed = [l.split()[-1] for l in open(sys.argv[1], errors="replace") if l.lstrip().startswith("FAIL [")]
 print(f"\n{len(rows)} scenarios judged; failed: {', '.join(sorted(set(failed))) or 'none'}")
 PY

@@ -9,11 +9,16 @@ use ops_checks::{repo, tool};
 use serde_norway::Value;
 use std::collections::BTreeSet;
 
-/// Every manifest validated against the vendored CRDs.
+const WORKFLOW: &str = "chaos/game-day/workflow.yaml";
+
+/// Every manifest validated against the vendored CRDs as it is (the nightly Schedule only as
+/// rendered: its workflow is copied in by its kustomization).
 fn manifests() -> Vec<String> {
     let mut files = repo::files_in("chaos/experiments", ".yaml");
-    files
-        .extend(["chaos/workflow.yaml", "chaos/schedule/schedule.yaml", "k6/testrun.yaml"].map(String::from));
+    files.extend(
+        ["chaos/game-day/workflow.yaml", "chaos/schedule/partition.yaml", "k6/testrun.yaml"]
+            .map(String::from),
+    );
     files
 }
 
@@ -29,7 +34,7 @@ fn validate(paths: &[&str]) -> (bool, String) {
 #[test]
 fn every_chaos_manifest_and_the_k6_testrun_validate_strictly_against_the_vendored_crds() {
     let files = manifests();
-    assert!(files.len() >= 11, "the experiments, the workflow, the schedule and the TestRun: {files:?}");
+    assert!(files.len() >= 12, "the experiments, the workflow, the schedule and the TestRun: {files:?}");
     let (ok, report) = validate(&files.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "the manifests do not validate:\n{report}");
     // The kustomizations' renders (namespace and labels added) validate as well.
@@ -65,7 +70,7 @@ fn a_manifest_with_an_unknown_field_or_a_bad_enum_is_refused_naming_both() {
 }
 
 fn workflow_templates() -> Vec<Value> {
-    let workflow = repo::yaml_file("chaos/workflow.yaml");
+    let workflow = repo::yaml_file(WORKFLOW);
     workflow["spec"]["templates"].as_sequence().expect("templates").clone()
 }
 
@@ -75,7 +80,7 @@ fn template_name(template: &Value) -> &str {
 
 #[test]
 fn the_workflow_reaches_every_template_it_has_and_names_no_other() {
-    let workflow = repo::yaml_file("chaos/workflow.yaml");
+    let workflow = repo::yaml_file(WORKFLOW);
     let templates = workflow_templates();
     let names: BTreeSet<&str> = templates.iter().map(template_name).collect();
     assert_eq!(names.len(), templates.len(), "template names are unique");
@@ -192,9 +197,26 @@ fn every_selector_picks_pods_the_dev_cell_has_in_the_namespace_the_kustomization
             "{dir} targets the dev cell"
         );
     }
-    let workflow = repo::read("chaos/workflow.yaml");
+    let workflow = repo::read(WORKFLOW);
     assert!(
         workflow.contains(&format!("gateway.{namespace}.svc")),
         "the status check asks the dev cell's gateway"
     );
+}
+
+#[test]
+fn the_nightly_schedule_runs_the_game_day_workflow_itself_and_applies_no_workflow_now() {
+    let rendered = tool::run_ok("kubectl", &["kustomize", "chaos/schedule"]);
+    let objects = repo::yaml_documents(&rendered, "the render of chaos/schedule");
+    let nightly = objects
+        .iter()
+        .find(|o| o["kind"].as_str() == Some("Schedule") && o["spec"]["type"].as_str() == Some("Workflow"))
+        .expect("a Schedule of type Workflow");
+    assert_eq!(
+        nightly["spec"]["workflow"],
+        repo::yaml_file(WORKFLOW)["spec"],
+        "the nightly run is the game day"
+    );
+    assert_eq!(nightly["spec"]["concurrencyPolicy"].as_str(), Some("Forbid"), "never two game days at once");
+    assert!(of_kind(&objects, "Workflow").is_empty(), "applying the schedules starts nothing at once");
 }

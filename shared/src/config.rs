@@ -110,7 +110,7 @@ pub struct NatsConfig {
     /// How often gateways and workers ping their NATS server. A server that stops answering
     /// (cut off by a partition while it keeps running, so no TCP reset comes) is given up
     /// after about three intervals and the client reconnects to another node; async-nats's
-    /// own default, 60 s, left a gateway failing every send for about 3 minutes.
+    /// own default, 60 s, left a gateway failing every send for minutes (cell/tests/partitions.rs).
     #[serde(with = "secs")]
     pub ping_interval: Duration,
 }

@@ -37,8 +37,15 @@ pub async fn verdict(cell: &TestCell, load: Load, fault: &str) -> (Report, usize
     let report = check(&db, &records).await.unwrap();
     let reconnects: usize = records.iter().map(|r| r.reconnects).sum();
     let resends: usize = records.iter().map(|r| r.resends).sum();
+    // How long the fault kept clients from any ack: the worst client's, and the median's.
+    let mut gaps: Vec<Duration> = records.iter().map(|r| r.longest_ack_gap).collect();
+    gaps.sort();
+    let (worst, median) = (gaps.last().copied().unwrap_or_default(), gaps[gaps.len() / 2]);
     println!(
-        "{fault}: {report} — {reconnects} reconnects, {resends} resends; stream and Postgres agree: {stored_all:?}"
+        "{fault}: {report} — {reconnects} reconnects, {resends} resends; longest wait for an ack {:.1} s \
+         (median client {:.1} s); stream and Postgres agree: {stored_all:?}",
+        worst.as_secs_f64(),
+        median.as_secs_f64()
     );
     for record in &records {
         for (channel, seen) in &record.seen {

@@ -44,6 +44,11 @@ pub struct ClientRecord {
     pub seen: HashMap<ChannelId, Vec<i64>>,
     pub reconnects: usize,
     pub resends: usize,
+    /// The longest stretch between two of its acks while the load was sending: how long a
+    /// fault kept this client from getting anything acked.
+    pub longest_ack_gap: Duration,
+    /// When its last ack came.
+    last_ack: Option<tokio::time::Instant>,
 }
 
 /// A running load.
@@ -88,6 +93,8 @@ impl Load {
                 seen: HashMap::new(),
                 reconnects: 0,
                 resends: 0,
+                longest_ack_gap: Duration::ZERO,
+                last_ack: None,
             };
             let client = LoadClient {
                 index: i,
@@ -306,9 +313,7 @@ impl LoadClient {
                 }
                 frame = socket.next_frame(Duration::from_secs(5)) => match frame? {
                     Some(ServerFrame::MessageAck { id, payload }) => {
-                        if self.pending.remove(&id.0).is_some() {
-                            self.record.acked.insert(id.0, (payload.channel_id, payload.message_id));
-                        }
+                        self.acked(id.0, payload.channel_id, payload.message_id, stopping)
                     }
                     Some(ServerFrame::Error { id: Some(id), payload }) => {
                         if let Some(p) = self.pending.get_mut(&id) {
@@ -323,6 +328,19 @@ impl LoadClient {
                     Some(_) | None => {}
                 },
             }
+        }
+    }
+
+    /// An ack of `id`: recorded, and the wait since the previous one measured while sending.
+    fn acked(&mut self, id: String, channel: ChannelId, message: MessageId, stopping: bool) {
+        if self.pending.remove(&id).is_some() {
+            self.record.acked.insert(id, (channel, message));
+        }
+        let now = tokio::time::Instant::now();
+        if let Some(last) = self.record.last_ack.replace(now)
+            && !stopping
+        {
+            self.record.longest_ack_gap = self.record.longest_ack_gap.max(now - last);
         }
     }
 
