@@ -1,7 +1,8 @@
-//! The k6 smoke script (`k6/smoke.js`) against a local cell, with k6 itself (1.1.0, from
-//! `scripts/setup.sh`): it must pass its SLO thresholds with real acks and deliveries and no
-//! gap, and a threshold that fails must fail the run (k6's exit code 99), so a broken cell or
-//! a broken script cannot pass the suite.
+//! The k6 scripts against a local cell, with k6 itself (1.1.0, from `scripts/setup.sh`): the
+//! smoke script must pass its thresholds with real acks and deliveries and no gap, a threshold
+//! that fails must fail the run (k6's exit code 99), so a broken cell or a broken script
+//! cannot pass the suite; the REST mix runs clean; and a small spike (every socket dropped and
+//! resumed at once) shows no gap and no repeat.
 
 use serde_json::Value;
 use shared::local::{CellOptions, TestCell};
@@ -83,4 +84,29 @@ async fn the_k6_rest_mix_runs_clean_against_a_local_cell() {
     assert!(metric(&summary, "http_reqs", "count") >= 40.0, "the requests were made\n{log}");
     assert_eq!(metric(&summary, "checks", "fails"), 0.0, "every request answered 200\n{log}");
     assert_eq!(metric(&summary, "http_req_failed", "value"), 0.0, "no request failed");
+}
+
+/// The spike script's reconnect storm, small: every socket drops and resumes at once while the
+/// others send, and each resumed socket gets exactly what it missed (by `seq`, no gap and no
+/// repeat) and has every unacked send answered after resending it.
+#[tokio::test]
+async fn the_k6_spike_resumes_every_socket_without_a_gap() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let env = [
+        ("SOCKETS", "100"),
+        ("SOCKETS_PER_VU", "50"),
+        ("RAMP_SECONDS", "2"),
+        ("HOLD_SECONDS", "12"),
+        ("SPIKE_AT_SECONDS", "5"),
+        ("SEND_EVERY_MS", "500"),
+    ];
+    let (code, summary, log) = k6_run(&cell, "spike.js", &env);
+    assert_eq!(code, Some(0), "the spike passed its thresholds\n{log}\n{}", cell.logs_tail());
+    assert_eq!(metric(&summary, "chat_sockets_opened", "count"), 200.0, "100 sockets opened, then resumed");
+    assert!(
+        metric(&summary, "chat_acks", "count") > 0.0 && metric(&summary, "chat_deliveries", "count") > 0.0
+    );
+    assert_eq!(metric(&summary, "chat_gaps", "count"), 0.0, "no resumed socket missed a seq");
+    assert_eq!(metric(&summary, "chat_repeats", "count"), 0.0, "no resumed socket got a seq twice");
+    assert_eq!(metric(&summary, "chat_errors", "value"), 0.0, "every send was answered");
 }

@@ -73,7 +73,9 @@ export class ChatSocket {
     };
     ws.onmessage = (event) => this.frame(event.data);
     ws.onerror = (event) => {
-      if (!this.closing) {
+      // A socket this client is closing (at the end, or replaced by reconnect()) may end
+      // without the server's close frame: not the cell's error.
+      if (!this.closing && ws === this.ws) {
         errors.add(1);
         console.warn(`socket ${this.tag}: ${event.error}`);
       }
