@@ -12,6 +12,7 @@ mod common;
 use common::{loaded_cell_with, verdict};
 use shared::local::cell::Servers;
 use shared::local::load::Load;
+use shared::local::nats::NatsCluster;
 use shared::local::netns::NetLab;
 use shared::local::{CellOptions, TestCell};
 use std::net::Ipv4Addr;
@@ -26,15 +27,18 @@ async fn partitioned_cell() -> (TestCell, Load) {
     loaded_cell_with(CellOptions { nats_in_namespaces: true, ..Default::default() }).await
 }
 
-fn lab(cell: &TestCell) -> &NetLab {
+fn nats(cell: &TestCell) -> &NatsCluster {
     let Servers::Local { nats, .. } = &cell.servers else { unreachable!("local backend") };
-    nats.net.as_ref().expect("the NATS nodes run in namespaces")
+    nats
+}
+
+fn lab(cell: &TestCell) -> &NetLab {
+    nats(cell).net.as_ref().expect("the NATS nodes run in namespaces")
 }
 
 /// The client URL of node `name`.
 fn node_url(cell: &TestCell, name: &str) -> String {
-    let Servers::Local { nats, .. } = &cell.servers else { unreachable!("local backend") };
-    nats.nodes.iter().find(|n| n.name == name).map(|n| n.url()).expect("a node of the cluster")
+    nats(cell).node(name).map(|n| n.url()).expect("a node of the cluster")
 }
 
 /// The message stream's leader as the cluster answers through node `through` only (a client
@@ -122,8 +126,7 @@ async fn a_flapping_leader_link_beside_a_lossy_follower_loses_nothing_acked() {
 /// The names of the client connections node `name` holds (its monitoring endpoint, `/connz`);
 /// `None` while it cannot be asked.
 async fn connections_on(cell: &TestCell, name: &str) -> Option<Vec<String>> {
-    let Servers::Local { nats, .. } = &cell.servers else { unreachable!("local backend") };
-    let node = nats.nodes.iter().find(|n| n.name == name)?;
+    let node = nats(cell).node(name)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().ok()?;
     let connz: serde_json::Value = http
         .get(format!("http://{}:{}/connz", node.host, node.http_port))

@@ -35,15 +35,11 @@ export const sloThresholds = () => ({
 let counter = 0;
 const padding = (n) => 'x'.repeat(Math.max(0, n));
 
-/**
- * A socket of `user` (from seed()) in its room. `onState` (optional) hears 'open' and
- * 'closed'. Call `close()` to end it; `reconnect()` to drop and resume it.
- */
+/** A socket of `user` (from seed()) in its room: `close()` ends it, `reconnect()` drops and resumes it. */
 export class ChatSocket {
-  constructor(user, tag, onState = () => {}) {
+  constructor(user, tag) {
     this.user = user;
     this.tag = tag;
-    this.onState = onState;
     this.last = {}; // channel id -> last seq this client got
     this.pending = new Map(); // client id -> { at: send time (ms), frame: the frame sent }
     this.sending = null;
@@ -69,7 +65,6 @@ export class ChatSocket {
         for (const { frame } of this.pending.values()) ws.send(frame);
       }
       if (config.SEND_EVERY_MS > 0 && !this.sending) this.startSending();
-      this.onState('open');
     };
     ws.onmessage = (event) => this.frame(event.data);
     ws.onerror = (event) => {
@@ -87,7 +82,6 @@ export class ChatSocket {
         console.warn(`socket ${this.tag}: closed by the server (${event.code} ${event.reason})`);
       }
       this.stopSending();
-      this.onState('closed');
     };
   }
 

@@ -213,6 +213,11 @@ impl NatsCluster {
     }
 
     /// The node named `name` (`n1`, `n2`, `n3`).
+    pub fn node(&self, name: &str) -> Option<&NatsNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The node named `name`, to stop or start it.
     pub fn node_mut(&mut self, name: &str) -> Option<&mut NatsNode> {
         self.nodes.iter_mut().find(|n| n.name == name)
     }

@@ -27,12 +27,12 @@ static LABS: AtomicU32 = AtomicU32::new(0);
 
 /// One node's namespace, its host-side veth and its address.
 #[derive(Debug, Clone)]
-pub struct NodeLink {
-    pub node: String,
-    pub namespace: String,
+struct NodeLink {
+    node: String,
+    namespace: String,
     /// The host side of the veth pair: its link state is the node's link.
-    pub veth: String,
-    pub addr: Ipv4Addr,
+    veth: String,
+    addr: Ipv4Addr,
     peers: Vec<Ipv4Addr>,
 }
 
@@ -40,29 +40,28 @@ pub struct NodeLink {
 #[derive(Debug)]
 pub struct NetLab {
     bridge: String,
-    /// The host's address on the bridge: where clients' packets come from.
-    pub host: Ipv4Addr,
     links: Vec<NodeLink>,
 }
 
-/// Runs `ip`/`nft` with `args`; its stderr as the error.
-fn run(program: &str, args: &[&str]) -> Result<(), ProcessError> {
-    let output = Command::new(program)
+/// The bridge of lab `lab` of process `pid` (interface names have at most 15 bytes).
+fn bridge_name(pid: &str, lab: &str) -> String {
+    format!("cb{pid}x{lab}")
+}
+
+/// Runs `ip args…` (nft runs through `ip netns exec`); its stderr as the error.
+fn ip(args: &[&str]) -> Result<(), ProcessError> {
+    let output = Command::new("ip")
         .args(args)
         .output()
-        .map_err(|e| ProcessError::Setup(format!("{program} {}: {e}", args.join(" "))))?;
+        .map_err(|e| ProcessError::Setup(format!("ip {}: {e}", args.join(" "))))?;
     if output.status.success() {
         return Ok(());
     }
     Err(ProcessError::Setup(format!(
-        "{program} {}: {}",
+        "ip {}: {}",
         args.join(" "),
         String::from_utf8_lossy(&output.stderr).trim()
     )))
-}
-
-fn ip(args: &[&str]) -> Result<(), ProcessError> {
-    run("ip", args)
 }
 
 /// A /24 of 10.0.0.0/8 that no route of the machine uses, picked from `seed`'s octets.
@@ -101,7 +100,7 @@ impl NetLab {
             })
             .collect();
         // Dropped (and so cleaned up) if any step below fails.
-        let lab = Self { bridge: format!("cb{pid}x{lab}"), host, links };
+        let lab = Self { bridge: bridge_name(&pid.to_string(), &lab.to_string()), links };
         ip(&["link", "add", &lab.bridge, "type", "bridge"])?;
         ip(&["addr", "add", &format!("{host}/24"), "dev", &lab.bridge])?;
         ip(&["link", "set", &lab.bridge, "up"])?;
@@ -171,7 +170,7 @@ impl NetLab {
     /// Removes the node's nftables rules (a partition, a loss).
     pub fn heal(&self, node: &str) -> Result<(), ProcessError> {
         let link = self.link(node)?;
-        run("ip", &["netns", "exec", &link.namespace, "nft", "delete", "table", "inet", "chaos"])
+        ip(&["netns", "exec", &link.namespace, "nft", "delete", "table", "inet", "chaos"])
     }
 
     /// One `chaos` table in the node's namespace, with `input` and `output` rules.
@@ -183,7 +182,7 @@ impl NetLab {
         );
         let path = std::env::temp_dir().join(format!("{}.nft", link.namespace));
         std::fs::write(&path, script).map_err(|e| ProcessError::Setup(format!("{}: {e}", path.display())))?;
-        let result = run("ip", &["netns", "exec", &link.namespace, "nft", "-f", &path.display().to_string()]);
+        let result = ip(&["netns", "exec", &link.namespace, "nft", "-f", &path.display().to_string()]);
         let _ = std::fs::remove_file(&path);
         result
     }
@@ -213,7 +212,7 @@ pub fn sweep_stale() {
         }
         let _ = ip(&["netns", "del", name]);
         if let Some((lab, _)) = rest.split_once('-') {
-            let _ = ip(&["link", "del", &format!("cb{pid}x{lab}")]);
+            let _ = ip(&["link", "del", &bridge_name(pid, lab)]);
         }
     }
 }
