@@ -2,7 +2,8 @@
 //! smoke script must pass its thresholds with real acks and deliveries and no gap, a threshold
 //! that fails must fail the run (k6's exit code 99), so a broken cell or a broken script
 //! cannot pass the suite; the REST mix runs clean; and a small spike (every socket dropped and
-//! resumed at once) shows no gap and no repeat.
+//! resumed at once) shows no gap and no repeat; and the soak keeps its sockets past the access
+//! token's lifetime by refreshing sessions (and loses them without).
 
 use serde_json::Value;
 use shared::local::{CellOptions, TestCell};
@@ -109,4 +110,35 @@ async fn the_k6_spike_resumes_every_socket_without_a_gap() {
     assert_eq!(metric(&summary, "chat_gaps", "count"), 0.0, "no resumed socket missed a seq");
     assert_eq!(metric(&summary, "chat_repeats", "count"), 0.0, "no resumed socket got a seq twice");
     assert_eq!(metric(&summary, "chat_errors", "value"), 0.0, "every send was answered");
+}
+
+/// The soak script's session refresh, in short: with access tokens of 8 s, sockets held for
+/// 20 s live only if every user's session is refreshed (REST, then `auth.refresh` on each
+/// socket) before its token expires; without the refresh the cell closes them (4001) and the
+/// run fails, so the refresh is what this test sees working.
+#[tokio::test]
+async fn the_k6_soak_keeps_its_sockets_past_the_access_token_lifetime() {
+    let options = CellOptions { gateway_config: "access_token_ttl = 8\n".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("the cell starts");
+    let env = [
+        ("SLO_P99_MS", "60000"),
+        ("SOCKETS", "20"),
+        ("RAMP_SECONDS", "2"),
+        ("HOLD_SECONDS", "20"),
+        ("SEND_EVERY_MS", "1000"),
+        ("REFRESH_EVERY_SECONDS", "3"),
+    ];
+    let (code, summary, log) = k6_run(&cell, "soak.js", &env);
+    assert_eq!(code, Some(0), "the soak passed its thresholds\n{log}\n{}", cell.logs_tail());
+    let refreshed = metric(&summary, "chat_tokens_refreshed", "count");
+    // 20 sockets, a refresh every 3 s over 25 s: about 7 each; at least the 2 that outlive 8 s.
+    assert!(refreshed >= 40.0, "every socket took newer tokens: {refreshed}\n{log}");
+    assert_eq!(metric(&summary, "checks", "fails"), 0.0, "every REST refresh answered 200\n{log}");
+    assert_eq!(metric(&summary, "chat_errors", "value"), 0.0, "no socket was closed or refused");
+
+    let never = [("REFRESH_EVERY_SECONDS", "0"), ("HOLD_SECONDS", "12"), ("SOCKETS", "20"), ("RAMP_SECONDS", "0")];
+    let (code, summary, log) = k6_run(&cell, "soak.js", &never);
+    assert_eq!(code, Some(99), "unrefreshed sockets are closed at expiry and fail the run\n{log}");
+    assert!(log.contains("4001"), "the cell closed them for their expired token\n{log}");
+    assert!(summary["metrics"]["chat_tokens_refreshed"].is_null(), "nothing refreshed");
 }

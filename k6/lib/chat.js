@@ -19,6 +19,8 @@ export const repeats = new Counter('chat_repeats');
  *  never answered; 0 for an ack. */
 export const errors = new Rate('chat_errors');
 export const socketsOpen = new Counter('chat_sockets_opened');
+/** `auth.refreshed` answers: a socket took its user's newer access token. */
+export const tokensRefreshed = new Counter('chat_tokens_refreshed');
 
 /** The summary's trend columns: p(99) is what the SLOs name. */
 export const summaryTrendStats = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)', 'p(99)'];
@@ -131,6 +133,9 @@ export class ChatSocket {
       }
       case 'message.new':
         this.delivered(frame.payload);
+        break;
+      case 'auth.refreshed':
+        tokensRefreshed.add(1);
         break;
       case 'error':
         errors.add(1);

@@ -29,6 +29,9 @@ const DEFAULTS = {
   HOLD_SECONDS: 15,
   /** Seconds at the end with no new sends, for the last acks and deliveries. */
   DRAIN_SECONDS: 3,
+  /** Seconds between two refreshes of each user's session (REST refresh, then auth.refresh on
+   *  each of its sockets); under the cell's access_token_ttl (15 min by default). 0: never. */
+  REFRESH_EVERY_SECONDS: 600,
   /** Seconds after the ramp at which every socket is dropped and resumed at once; 0: never. */
   SPIKE_AT_SECONDS: 0,
   /** Whose users setup() creates: `instance`, the sockets of this k6 process's VUs (each

@@ -7,15 +7,15 @@ import { ChatSocket } from './chat.js';
 import { refresh, seed } from './rest.js';
 import { config, vusFor } from './config.js';
 
-/** Access tokens live 15 min: past this, each VU refreshes its users' sessions. */
-const REFRESH_EVERY_MS = 10 * 60 * 1000;
 const runMs = () => (config.RAMP_SECONDS + config.HOLD_SECONDS + config.DRAIN_SECONDS) * 1000;
+/** Whether the run outlives one refresh period: then each VU refreshes its users' sessions. */
+const refreshes = () => config.REFRESH_EVERY_SECONDS > 0 && runMs() > config.REFRESH_EVERY_SECONDS * 1000;
 
 /** One scenario of SOCKETS sockets (in all processes together), each VU one iteration. */
 export function socketScenario() {
-  if (runMs() > REFRESH_EVERY_MS && config.SOCKETS_PER_VU % config.SOCKETS_PER_USER !== 0) {
+  if (refreshes() && config.SOCKETS_PER_VU % config.SOCKETS_PER_USER !== 0) {
     // Two VUs refreshing one user's token would spend it twice and revoke the session.
-    throw new Error('runs past 10 min need SOCKETS_PER_VU to be a multiple of SOCKETS_PER_USER');
+    throw new Error('runs past REFRESH_EVERY_SECONDS need SOCKETS_PER_VU to be a multiple of SOCKETS_PER_USER');
   }
   return {
     executor: 'per-vu-iterations',
@@ -52,12 +52,12 @@ export function holdSockets(data) {
     setTimeout(() => sockets.forEach((s) => s.reconnect()), rampMs + config.SPIKE_AT_SECONDS * 1000);
   }
   let refresher = null;
-  if (runMs() > REFRESH_EVERY_MS) {
+  if (refreshes()) {
     refresher = setInterval(() => {
       for (const user of mine) {
         if (refresh(user)) sockets.filter((s) => s.user === user).forEach((s) => s.refreshToken());
       }
-    }, REFRESH_EVERY_MS);
+    }, config.REFRESH_EVERY_SECONDS * 1000);
   }
   setTimeout(() => {
     if (refresher) clearInterval(refresher);
