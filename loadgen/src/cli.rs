@@ -170,7 +170,7 @@ pub struct Args {
     /// as its window allows.
     #[arg(long, value_name = "N")]
     pub baseline_fanout_rate: Option<f64>,
-    /// NATS URL for the publish and consume baselines; repeatable. Not with --local.
+    /// NATS URL for the publish and consume baselines and the audit; repeatable. Not with --local.
     #[arg(long = "nats", value_name = "URL", conflicts_with = "local")]
     pub nats: Vec<String>,
     /// hold: sockets each user opens (rooms × members users); they are dealt round robin over
@@ -187,8 +187,22 @@ pub struct Args {
     /// Internal: run as a holder process of a hold run, on the spec in FILE.
     #[arg(long, value_name = "FILE", hide = true)]
     pub hold_child: Option<PathBuf>,
-    /// Postgres URL for the insert baseline; its database needs the cell's `messages` table
-    /// (migrated). Not with --local. Written to --out without its password.
+    /// After the run, judge the cell's stores for the run's channels (pairs, rooms, broadcast,
+    /// reconnect-storm): every acked send stored once, each channel's `seq`s contiguous, the
+    /// stream's messages all stored. Needs --postgres and --nats, or --local.
+    #[arg(long)]
+    pub audit: bool,
+    /// Seconds the audit waits for the workers to store what the stream holds.
+    #[arg(long, default_value_t = 120, value_name = "SECS")]
+    pub audit_wait: u64,
+    /// The audited cell's message stream (`nats.stream`).
+    #[arg(long, default_value = "CHAT_MESSAGES", value_name = "NAME")]
+    pub audit_stream: String,
+    /// The audited cell's `nats.subject_prefix`.
+    #[arg(long, default_value = "chat", value_name = "PREFIX")]
+    pub audit_subject_prefix: String,
+    /// Postgres URL for the insert baseline and the audit; its database needs the cell's
+    /// tables (migrated). Not with --local. Written to --out without its password.
     #[arg(long, value_name = "URL", conflicts_with = "local")]
     #[serde(serialize_with = "without_password")]
     pub postgres: Option<String>,
@@ -244,7 +258,26 @@ impl Args {
         }
         self.validate_storms()?;
         self.validate_hold()?;
+        self.validate_audit()?;
         self.validate_baselines()
+    }
+
+    /// The audit's needs: a scenario whose sockets record their acks, and the stores.
+    fn validate_audit(&self) -> Result<(), LoadgenError> {
+        let bad = |what: &str| Err(LoadgenError::Args(what.to_owned()));
+        if !self.audit {
+            return Ok(());
+        }
+        if self.baseline_only || matches!(self.scenario, ScenarioKind::Hold | ScenarioKind::DmStorm) {
+            return bad("--audit is for pairs, rooms, broadcast and reconnect-storm");
+        }
+        if !self.local && (self.postgres.is_none() || self.nats.is_empty()) {
+            return bad("--audit needs --postgres and --nats (the cell's own), or --local");
+        }
+        if self.audit_wait > MAX_SETTLE_SECS {
+            return bad("--audit-wait must be at most 600");
+        }
+        Ok(())
     }
 
     /// hold's bounds: sockets in all, per process, per local gateway; a hold shorter than the
@@ -369,9 +402,11 @@ impl Args {
         let postgres = kinds.contains(&BaselineKind::Insert);
         match (nats, self.nats.is_empty(), postgres, self.postgres.is_some()) {
             (true, true, _, _) => bad("--baseline publish/consume needs --nats URL (or --local)"),
-            (false, false, _, _) => bad("--nats is only used by --baseline publish/consume"),
+            (false, false, _, _) if !self.audit => {
+                bad("--nats is only used by --baseline publish/consume and --audit")
+            }
             (_, _, true, false) => bad("--baseline insert needs --postgres URL (or --local)"),
-            (_, _, false, true) => bad("--postgres is only used by --baseline insert"),
+            (_, _, false, true) if !self.audit => bad("--postgres is only used by --baseline insert and --audit"),
             _ => Ok(()),
         }
     }

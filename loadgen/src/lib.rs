@@ -2,6 +2,7 @@
 //! cell, sends open-loop at a fixed rate over real sockets, measures send→ack and send→deliver
 //! latency, and checks every delivery for loss, duplicates and order.
 
+pub mod audit;
 pub mod baseline;
 pub mod check;
 pub mod cli;

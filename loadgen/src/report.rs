@@ -1,5 +1,6 @@
 //! The result of a run: a human summary (`Display`) and the same as JSON for `--out`.
 
+use crate::audit::Audit;
 use crate::baseline::Baselines;
 use crate::baseline::display::{self, ScenarioLoad};
 use crate::baseline::figures::{DrainFigures, Outcome, ScenarioFigures};
@@ -59,6 +60,9 @@ pub struct Summary {
     /// reading (sockets open, idle), per socket (a local cell only).
     pub gateway_bytes_per_socket: Option<f64>,
     pub verdict: Verdict,
+    /// `--audit`: the cell's stores judged for the run's channels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Outcome<Audit>>,
     /// The same-run baselines (`--baseline`), and the scenario as ratios of them.
     pub baselines: Baselines,
 }
@@ -113,6 +117,7 @@ impl Summary {
             processes: Vec::new(),
             gateway_bytes_per_socket: None,
             verdict: Verdict::default(),
+            audit: None,
             baselines: Baselines::default(),
         }
     }
@@ -139,6 +144,7 @@ impl Summary {
             && self.baselines.clean()
             && self.hold.as_ref().is_none_or(HoldFigures::clean)
             && !matches!(self.drain, Some(Outcome::Failed { .. }))
+            && self.audit.as_ref().is_none_or(|a| a.measured().is_some_and(Audit::clean))
     }
 
     /// Writes the summary as pretty JSON to `path`.
@@ -204,6 +210,28 @@ fn dm_lines(f: &mut fmt::Formatter<'_>, d: &DmFigures) -> fmt::Result {
         "  not_a_member resends {}  gap syncs {}  catch-up syncs {} (deliveries by sync {})",
         d.not_a_member_resends, d.gap_syncs, d.catch_up_syncs, d.delivered_by_sync
     )
+}
+
+/// The audit's figures, or why there are none.
+fn audit_line(f: &mut fmt::Formatter<'_>, audit: Option<&Outcome<Audit>>) -> fmt::Result {
+    match audit {
+        Some(Outcome::Measured(a)) => writeln!(
+            f,
+            "  audit {}: {} channels, {} acked; Postgres {} rows, stream {}; acked not stored {}, stored twice {}, seq holes {}, seqs reused {} (waited {:.1} s)",
+            if a.clean() { "OK" } else { "FAIL" },
+            a.channels,
+            a.acked,
+            a.stored,
+            a.in_stream,
+            a.acked_not_stored,
+            a.stored_twice,
+            a.seq_holes,
+            a.seq_reused,
+            a.waited_s
+        ),
+        Some(Outcome::Failed { error }) => writeln!(f, "  audit FAILED: {error}"),
+        None => Ok(()),
+    }
 }
 
 impl Summary {
@@ -306,6 +334,7 @@ impl fmt::Display for Summary {
             None => {}
         }
         self.process_lines(f)?;
+        audit_line(f, self.audit.as_ref())?;
         self.verdict_line(f)?;
         let kept_up = self.acked == self.scheduled && self.scheduled > 0;
         display::write(f, &self.baselines, Some(ScenarioLoad { kept_up }))

@@ -1,6 +1,7 @@
 //! One run from start to end: the target (a remote cell or a local one started here), the
 //! scenario built, the sockets connected, the load sent and settled, the records checked.
 
+use crate::audit::{self, Stores};
 use crate::baseline::figures::Outcome;
 use crate::baseline::{self, BaselineParams, BaselineServers, Baselines};
 use crate::check;
@@ -48,7 +49,11 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, Loadgen
         summary?
     } else {
         let bases: Vec<String> = args.gateways.iter().map(|g| g.trim_end_matches('/').to_owned()).collect();
-        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new(), sending_over: None };
+        let audit = match (&args.postgres, args.audit) {
+            (Some(postgres), true) => Some(stores(&args, postgres.clone(), args.nats.clone())),
+            _ => None,
+        };
+        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new(), sending_over: None, audit };
         let mut summary = match &shape {
             Some(shape) => scenario_run(&args, shape, &target, stop.clone(), &run_id).await?,
             None => Summary::without_scenario(&args),
@@ -96,7 +101,8 @@ async fn on_local_cell(
     let mut pids = gateway_pids.clone();
     pids.extend(&args.pids);
     let backlog = (args.backlog && shape.is_some()).then(|| Arc::new(Notify::new()));
-    let target = Target { bases, pids, gateway_pids, sending_over: backlog.clone() };
+    let audit = args.audit.then(|| stores(args, cell.database_url(), cell.nats_urls()));
+    let target = Target { bases, pids, gateway_pids, sending_over: backlog.clone(), audit };
     let mut summary = match (shape, backlog) {
         (Some(shape), Some(sending_over)) => {
             drain::hold_workers(cell).await;
@@ -165,6 +171,17 @@ async fn measure_baselines(
     baseline::runner::run(&params, servers, stop).await
 }
 
+/// The stores `--audit` judges.
+fn stores(args: &Args, postgres: String, nats: Vec<String>) -> Stores {
+    Stores {
+        postgres,
+        nats,
+        subject_prefix: args.audit_subject_prefix.clone(),
+        stream: args.audit_stream.clone(),
+        wait: Duration::from_secs(args.audit_wait),
+    }
+}
+
 async fn start_local(args: &Args) -> Result<TestCell, LoadgenError> {
     let options = CellOptions { gateways: args.local_gateways, ..Default::default() };
     TestCell::start(options).await.map_err(|e| LoadgenError::LocalCell(e.to_string()))
@@ -231,6 +248,12 @@ async fn drive(
             None => None,
         };
         summary.storm = Some(StormFigures::new(killed, &merged(&records).recovery));
+    }
+    if let Some(stores) = &target.audit {
+        summary.audit = Some(match audit::audit(stores, &audit::acked(&records)).await {
+            Ok(audit) => Outcome::Measured(audit),
+            Err(error) => Outcome::Failed { error: error.to_string() },
+        });
     }
     Ok(summary)
 }

@@ -105,6 +105,8 @@ pub struct Target {
     pub gateway_pids: Vec<u32>,
     /// `--backlog`: told when the sending ends (the workers are started then).
     pub sending_over: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// `--audit`: the stores judged after the run.
+    pub audit: Option<crate::audit::Stores>,
 }
 
 /// One user of the scenario on the cell.

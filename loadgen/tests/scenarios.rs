@@ -80,11 +80,63 @@ async fn three_rooms_of_three_lose_nothing() {
         "90",
         "--duration",
         "2",
+        "--audit",
     ];
     let summary = run(&flags).await.expect("the run completes");
     assert_eq!((summary.sockets, summary.senders), (9, 9));
     assert_eq!(summary.expected_deliveries, summary.acked * 3);
     assert_all_acked_and_clean(&summary);
+    let audit = audited(&summary);
+    assert_eq!((audit.channels as u64, audit.acked, audit.stored), (3, summary.acked, summary.acked), "{summary}");
+}
+
+/// The audit's figures of a run, which must be clean.
+fn audited(summary: &Summary) -> loadgen::audit::Audit {
+    let audit = match &summary.audit {
+        Some(loadgen::baseline::figures::Outcome::Measured(audit)) => audit.clone(),
+        other => panic!("the audit did not run: {other:?}\n{summary}"),
+    };
+    assert!(audit.clean() && summary.clean(), "{summary}");
+    assert!(summary.to_string().contains("audit OK"), "{summary}");
+    audit
+}
+
+/// The audit against a remote cell's stores: clean after the run; then a stored row deleted
+/// behind the cell's back is found as an acked send not stored, a hole in its channel's `seq`s
+/// and a stream message Postgres does not hold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_finds_a_row_missing_from_postgres() {
+    let mut cell = shared::local::TestCell::start(Default::default()).await.expect("the cell starts");
+    let (gateway, postgres, nats) = (cell.gateway_url(0), cell.database_url(), cell.nats_urls()[0].clone());
+    let flags = ["--gateway", &gateway, "--scenario", "pairs", "--clients", "4", "--rate", "60", "--duration", "2"];
+    let audit_flags = ["--audit", "--postgres", &postgres, "--nats", &nats];
+    let summary = run(&[&flags[..], &audit_flags[..]].concat()).await.expect("the run completes");
+    assert_all_acked_and_clean(&summary);
+    assert_eq!(audited(&summary).stored, summary.acked, "{summary}");
+
+    let db = sqlx::PgPool::connect(&postgres).await.unwrap();
+    let rows: Vec<(shared::ids::ChannelId, String)> =
+        sqlx::query_as("SELECT channel_id, client_msg_id FROM messages").fetch_all(&db).await.unwrap();
+    let mut acked = loadgen::audit::Acked::new();
+    for (channel, id) in &rows {
+        acked.entry(*channel).or_default().insert(loadgen::record::send_key(id).expect("a loadgen client id"));
+    }
+    sqlx::query("DELETE FROM messages WHERE message_id = (SELECT min(message_id) FROM messages)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let stores = loadgen::audit::Stores {
+        postgres,
+        nats: cell.nats_urls(),
+        subject_prefix: "chat".into(),
+        stream: "CHAT_MESSAGES".into(),
+        wait: std::time::Duration::from_secs(2),
+    };
+    let audit = loadgen::audit::audit(&stores, &acked).await.expect("the stores are read");
+    cell.stop().await;
+    assert_eq!((audit.acked_not_stored, audit.seq_holes, audit.stored_twice, audit.seq_reused), (1, 1, 0, 0));
+    assert_eq!(audit.stored + 1, audit.in_stream, "{audit:?}");
+    assert!(!audit.clean());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,6 +171,16 @@ async fn broadcast_to_six_loses_nothing_with_members_added_after_creation() {
     assert_eq!(json["scenario"], "broadcast");
     assert_eq!(json["verdict"]["lost"], 0);
     let _ = std::fs::remove_file(&out);
+}
+
+#[tokio::test]
+async fn the_audit_needs_the_stores_and_a_scenario_that_records_acks() {
+    let remote = Args::parse_from(["loadgen", "--audit", "--gateway", "http://127.0.0.1:1"]);
+    assert!(matches!(remote.validate(), Err(LoadgenError::Args(ref e)) if e.contains("--postgres")));
+    for scenario in ["hold", "dm-storm"] {
+        let args = Args::parse_from(["loadgen", "--local", "--audit", "--scenario", scenario]);
+        assert!(args.validate().is_err(), "--audit with {scenario}");
+    }
 }
 
 #[tokio::test]
@@ -158,6 +220,7 @@ async fn a_killed_gateways_clients_reconnect_and_miss_nothing() {
         "60",
         "--duration",
         "4",
+        "--audit",
     ];
     let summary = run(&flags).await.expect("the run completes");
     assert_eq!((summary.sockets, summary.senders), (12, 12));
@@ -172,6 +235,8 @@ async fn a_killed_gateways_clients_reconnect_and_miss_nothing() {
     assert_eq!(storm.catch_up_ms.count, storm.caught_up, "{summary}");
     assert_eq!(summary.expected_deliveries, summary.acked * 4);
     assert_all_acked_and_clean(&summary);
+    // The resends of the killed gateway's unanswered sends were stored once each.
+    assert_eq!(audited(&summary).stored, summary.acked, "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
