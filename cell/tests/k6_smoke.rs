@@ -136,7 +136,8 @@ async fn the_k6_soak_keeps_its_sockets_past_the_access_token_lifetime() {
     assert_eq!(metric(&summary, "checks", "fails"), 0.0, "every REST refresh answered 200\n{log}");
     assert_eq!(metric(&summary, "chat_errors", "value"), 0.0, "no socket was closed or refused");
 
-    let never = [("REFRESH_EVERY_SECONDS", "0"), ("HOLD_SECONDS", "12"), ("SOCKETS", "20"), ("RAMP_SECONDS", "0")];
+    let never =
+        [("REFRESH_EVERY_SECONDS", "0"), ("HOLD_SECONDS", "12"), ("SOCKETS", "20"), ("RAMP_SECONDS", "0")];
     let (code, summary, log) = k6_run(&cell, "soak.js", &never);
     assert_eq!(code, Some(99), "unrefreshed sockets are closed at expiry and fail the run\n{log}");
     assert!(log.contains("4001"), "the cell closed them for their expired token\n{log}");

@@ -114,7 +114,8 @@ impl Reading {
 /// judges what they hold.
 pub async fn audit(stores: &Stores, acked: &Acked) -> Result<Audit, AuditError> {
     let db = sqlx::PgPool::connect(&stores.postgres).await?;
-    let client = async_nats::connect(stores.nats.clone()).await.map_err(|e| AuditError::Nats(e.to_string()))?;
+    let client =
+        async_nats::connect(stores.nats.clone()).await.map_err(|e| AuditError::Nats(e.to_string()))?;
     let js = async_nats::jetstream::new(client);
     let channels: Vec<ChannelId> = acked.keys().copied().collect();
     let started = Instant::now();
@@ -137,10 +138,11 @@ async fn read_postgres(
     in_stream: HashMap<ChannelId, u64>,
 ) -> Result<Reading, sqlx::Error> {
     let ids: Vec<Uuid> = channels.iter().map(|c| c.0).collect();
-    let messages = sqlx::query_as("SELECT channel_id, seq, client_msg_id FROM messages WHERE channel_id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(db)
-        .await?;
+    let messages =
+        sqlx::query_as("SELECT channel_id, seq, client_msg_id FROM messages WHERE channel_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(db)
+            .await?;
     let changes = sqlx::query_as(
         "SELECT channel_id, seq FROM channel_events WHERE channel_id = ANY($1) AND seq IS NOT NULL",
     )
@@ -148,7 +150,10 @@ async fn read_postgres(
     .fetch_all(db)
     .await?;
     let last_seqs: Vec<(ChannelId, i64)> =
-        sqlx::query_as("SELECT id, last_seq FROM channels WHERE id = ANY($1)").bind(&ids).fetch_all(db).await?;
+        sqlx::query_as("SELECT id, last_seq FROM channels WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(db)
+            .await?;
     Ok(Reading { messages, changes, last_seqs: last_seqs.into_iter().collect(), in_stream })
 }
 
@@ -197,7 +202,8 @@ pub fn judge(acked: &Acked, reading: &Reading) -> Audit {
     let stored_keys: HashSet<(ChannelId, i64)> =
         rows.keys().filter_map(|(channel, id)| Some((*channel, send_key(id)?))).collect();
     for (channel, keys) in acked {
-        audit.acked_not_stored += keys.iter().filter(|k| !stored_keys.contains(&(*channel, **k))).count() as u64;
+        audit.acked_not_stored +=
+            keys.iter().filter(|k| !stored_keys.contains(&(*channel, **k))).count() as u64;
     }
     for channel in acked.keys() {
         let last = reading.last_seqs.get(channel).copied().unwrap_or(0);

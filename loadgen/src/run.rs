@@ -53,7 +53,8 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, Loadgen
             (Some(postgres), true) => Some(stores(&args, postgres.clone(), args.nats.clone())),
             _ => None,
         };
-        let target = Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new(), sending_over: None, audit };
+        let target =
+            Target { bases, pids: args.pids.clone(), gateway_pids: Vec::new(), sending_over: None, audit };
         let mut summary = match &shape {
             Some(shape) => scenario_run(&args, shape, &target, stop.clone(), &run_id).await?,
             None => Summary::without_scenario(&args),

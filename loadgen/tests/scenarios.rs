@@ -87,7 +87,11 @@ async fn three_rooms_of_three_lose_nothing() {
     assert_eq!(summary.expected_deliveries, summary.acked * 3);
     assert_all_acked_and_clean(&summary);
     let audit = audited(&summary);
-    assert_eq!((audit.channels as u64, audit.acked, audit.stored), (3, summary.acked, summary.acked), "{summary}");
+    assert_eq!(
+        (audit.channels as u64, audit.acked, audit.stored),
+        (3, summary.acked, summary.acked),
+        "{summary}"
+    );
 }
 
 /// The audit's figures of a run, which must be clean.
@@ -108,7 +112,8 @@ fn audited(summary: &Summary) -> loadgen::audit::Audit {
 async fn the_audit_finds_a_row_missing_from_postgres() {
     let mut cell = shared::local::TestCell::start(Default::default()).await.expect("the cell starts");
     let (gateway, postgres, nats) = (cell.gateway_url(0), cell.database_url(), cell.nats_urls()[0].clone());
-    let flags = ["--gateway", &gateway, "--scenario", "pairs", "--clients", "4", "--rate", "60", "--duration", "2"];
+    let flags =
+        ["--gateway", &gateway, "--scenario", "pairs", "--clients", "4", "--rate", "60", "--duration", "2"];
     let audit_flags = ["--audit", "--postgres", &postgres, "--nats", &nats];
     let summary = run(&[&flags[..], &audit_flags[..]].concat()).await.expect("the run completes");
     assert_all_acked_and_clean(&summary);
@@ -119,7 +124,10 @@ async fn the_audit_finds_a_row_missing_from_postgres() {
         sqlx::query_as("SELECT channel_id, client_msg_id FROM messages").fetch_all(&db).await.unwrap();
     let mut acked = loadgen::audit::Acked::new();
     for (channel, id) in &rows {
-        acked.entry(*channel).or_default().insert(loadgen::record::send_key(id).expect("a loadgen client id"));
+        acked
+            .entry(*channel)
+            .or_default()
+            .insert(loadgen::record::send_key(id).expect("a loadgen client id"));
     }
     sqlx::query("DELETE FROM messages WHERE message_id = (SELECT min(message_id) FROM messages)")
         .execute(&db)

@@ -4,7 +4,7 @@
 //! names only templates it has, uses every one, and runs each fault exactly as its standalone
 //! twin in `chaos/experiments/`; and every selector picks pods the dev cell really has.
 
-use ops_checks::manifests::{of_kind, render};
+use ops_checks::manifests::{KUBERNETES_VERSION, of_kind, render};
 use ops_checks::{repo, tool};
 use serde_norway::Value;
 use std::collections::BTreeSet;
@@ -37,18 +37,35 @@ fn every_chaos_manifest_and_the_k6_testrun_validate_strictly_against_the_vendore
     assert!(files.len() >= 12, "the experiments, the workflow, the schedule and the TestRun: {files:?}");
     let (ok, report) = validate(&files.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(ok, "the manifests do not validate:\n{report}");
-    // The kustomizations' renders (namespace and labels added) validate as well.
+    // The kustomizations' renders (namespace and labels added) validate as well: the Chaos
+    // Mesh objects against the vendored CRDs, the others (the checker's NetworkPolicies)
+    // against the Kubernetes schemas.
     for dir in ["chaos", "chaos/schedule"] {
-        let rendered = tool::run_ok("kubectl", &["kustomize", dir]);
-        let file = std::env::temp_dir().join(format!(
-            "ops-chaos-{}-{}.yaml",
-            dir.replace('/', "-"),
-            std::process::id()
-        ));
-        std::fs::write(&file, rendered).unwrap();
-        let (ok, report) = validate(&[file.to_str().unwrap()]);
-        let _ = std::fs::remove_file(&file);
+        let (crds, core): (Vec<Value>, Vec<Value>) = render(dir)
+            .into_iter()
+            .partition(|o| o["apiVersion"].as_str().is_some_and(|v| v.starts_with("chaos-mesh.org/")));
+        assert!(!crds.is_empty() && !core.is_empty(), "{dir}: chaos objects and the checker's access");
+        let file = |part: &str, objects: &[Value]| {
+            let path = std::env::temp_dir().join(format!(
+                "ops-chaos-{}-{part}-{}.yaml",
+                dir.replace('/', "-"),
+                std::process::id()
+            ));
+            let text: Vec<String> = objects.iter().map(|o| serde_norway::to_string(o).unwrap()).collect();
+            std::fs::write(&path, text.join("---\n")).unwrap();
+            path
+        };
+        let (crds, core) = (file("crds", &crds), file("core", &core));
+        let (ok, report) = validate(&[crds.to_str().unwrap()]);
         assert!(ok, "the render of {dir} does not validate:\n{report}");
+        let output = tool::run(
+            "kubernetes-validate",
+            &["--strict", "--kubernetes-version", KUBERNETES_VERSION, core.to_str().unwrap()],
+        );
+        let report =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        let _ = (std::fs::remove_file(&crds), std::fs::remove_file(&core));
+        assert!(output.status.success() && !report.contains("Couldn't find schema"), "{dir}:\n{report}");
     }
 }
 
@@ -106,6 +123,56 @@ fn the_workflow_reaches_every_template_it_has_and_names_no_other() {
     assert_eq!(branch["expression"].as_str(), Some("exitCode != 0"));
 }
 
+/// The checker audits the cell's stores (Postgres from the cell's own secret, every NATS
+/// node), and the NetworkPolicies that let it reach them select its pod's label and the pods
+/// of the dev cell's NATS and Postgres.
+#[test]
+fn the_checker_audits_postgres_and_the_stream_and_may_reach_them() {
+    let templates = workflow_templates();
+    let checker = templates.iter().find(|t| template_name(t) == "checker").expect("a checker task");
+    let args: Vec<&str> = checker["task"]["container"]["args"]
+        .as_sequence()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--audit") && args.contains(&"--postgres=$(DATABASE_URL)"), "{args:?}");
+    assert_eq!(args.iter().filter(|a| a.starts_with("--nats=nats://nats-")).count(), 3, "{args:?}");
+    let env = &checker["task"]["container"]["env"][0];
+    assert_eq!(env["name"].as_str(), Some("DATABASE_URL"));
+    let dev = render("k8s/overlays/dev");
+    let secret = &env["valueFrom"]["secretKeyRef"];
+    let secrets = of_kind(&dev, "Secret");
+    let named = secrets.iter().find(|s| s["metadata"]["name"] == secret["name"]).expect("the cell's secret");
+    let key = secret["key"].as_str().unwrap();
+    assert!(!named["stringData"][key].is_null() || !named["data"][key].is_null(), "{key} in {named:?}");
+
+    let label = checker["task"]["labels"]["app.kubernetes.io/name"].as_str().expect("the checker's label");
+    let policies = render("chaos");
+    let policies = of_kind(&policies, "NetworkPolicy");
+    for app in ["nats", "postgres"] {
+        let policy = policies
+            .iter()
+            .find(|p| p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"].as_str() == Some(app))
+            .unwrap_or_else(|| panic!("a policy letting the checker reach {app}"));
+        let from = &policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"];
+        assert_eq!(from["app.kubernetes.io/name"].as_str(), Some(label));
+        // The port is named as the dev cell's pods name it.
+        let port = policy["spec"]["ingress"][0]["ports"][0]["port"].as_str().unwrap();
+        let pods = dev.iter().filter(|o| matches!(o["kind"].as_str(), Some("StatefulSet" | "Deployment")));
+        let named = pods
+            .filter(|w| {
+                w["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"].as_str() == Some(app)
+            })
+            .flat_map(|w| {
+                w["spec"]["template"]["spec"]["containers"].as_sequence().cloned().unwrap_or_default()
+            })
+            .flat_map(|c| c["ports"].as_sequence().cloned().unwrap_or_default())
+            .any(|p| p["name"].as_str() == Some(port));
+        assert!(named, "{app} pods have a port named {port}");
+    }
+}
+
 /// The chaos kinds a workflow template can embed, with their field names.
 const CHAOS_FIELDS: [(&str, &str); 4] = [
     ("PodChaos", "podChaos"),
@@ -147,6 +214,8 @@ fn selected(value: &Value, found: &mut BTreeSet<String>) {
         Value::Mapping(map) => {
             for (key, item) in map {
                 match key.as_str() {
+                    // The labels a Task gives its own pod: set, not selected.
+                    Some("labels") => continue,
                     Some("app.kubernetes.io/name") => found.insert(format!("app={}", item.as_str().unwrap())),
                     Some("statefulset.kubernetes.io/pod-name") => {
                         found.insert(format!("pod={}", item.as_str().unwrap()))
