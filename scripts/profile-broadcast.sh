@@ -21,7 +21,7 @@ loadgen=$!
 pid=""
 for _ in $(seq 1 900); do
     gateway=$(pgrep -f "^$bin/gateway" | head -1 || true)
-    if [ -n "$gateway" ] && [ "$(ls "/proc/$gateway/fd" 2>/dev/null | wc -l)" -gt "$members" ]; then
+    if [ -n "$gateway" ] && [ "$(find "/proc/$gateway/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" -gt "$members" ]; then
         pid=$([ "$what" = loadgen ] && echo "$loadgen" || echo "$gateway")
         break
     fi

@@ -119,4 +119,4 @@ for tool in kubectl kubernetes-validate actionlint shellcheck promtool; do
 done
 say "ops tools: kubectl $(kubectl version --client 2>/dev/null | head -1 | cut -d' ' -f3), $(promtool --version 2>&1 | head -1 | cut -d' ' -f1-3), actionlint $(actionlint -version 2>/dev/null | head -1)"
 # --- end of ops tooling ---
-say "ready: $(nats-server --version), postgres $(ls -d /usr/lib/postgresql/*/ | xargs -n1 basename | tail -1), $(redis-server --version | cut -d' ' -f3)"
+say "ready: $(nats-server --version), postgres $(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -1), $(redis-server --version | cut -d' ' -f3)"
