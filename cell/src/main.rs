@@ -38,9 +38,11 @@ async fn main() -> anyhow::Result<()> {
         durable: true,
         bin_dir: args.bin_dir,
         extra_config: String::new(),
-        gateway_config: String::new(),
+        // Pages the gateway serves are its own origin; the web client's dev server (Vite, on
+        // 5173) is a second one on this machine.
+        gateway_config: DEV_ORIGINS.into(),
         worker_config: String::new(),
-        raise_limits: false,
+        raise_limits: args.load_test,
         nats_in_namespaces: false,
         // The processes inherit this one's environment (`AWS_*` for an S3 upload store).
         env: Vec::new(),
@@ -49,6 +51,9 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     println!("\nThe cell is up.");
+    if args.load_test {
+        println!("  limits     raised for a load test (--load-test)");
+    }
     for i in 0..cell.gateways.len() {
         println!("  REST       {}/api/v1", cell.gateway_url(i));
         println!("  WebSocket  {}", cell.ws_url(i));
@@ -69,25 +74,50 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The browser origins the local cell accepts besides its own: the web client's dev server.
+const DEV_ORIGINS: &str = "allowed_origins = [\"http://localhost:5173\", \"http://127.0.0.1:5173\"]\n";
+
 struct Args {
     dir: PathBuf,
     port: u16,
     gateways: usize,
     workers: usize,
     bin_dir: Option<PathBuf>,
+    load_test: bool,
 }
 
-const USAGE: &str = "usage: cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR]";
+const USAGE: &str =
+    "usage: cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR] [--load-test]
+
+  --load-test   raise the rate limits out of a load test's way (REST, sends and channel rates
+                to 1,000,000 per window, 100,000 sockets per user, auth per IP unlimited).
+                The defaults (10 sends/s per user, 1,000 messages/min per channel, 5 sockets
+                per user, a burst of 10 logins per IP) refuse any benchmark.
+
+One limit at a time, through the environment (each field on its own; docs/runbook.md):
+  CHAT__LIMITS__SENDS_PER_USER__COUNT=1000 CHAT__LIMITS__MESSAGES_PER_CHANNEL__COUNT=100000 \\
+  CHAT__LIMITS__SOCKETS_PER_USER=50 CHAT__LIMITS__AUTH_PER_IP_BURST=10000 cell";
 
 impl Args {
     /// Reads the flags of [`USAGE`]; `None` for `--help`. An unknown flag or a bad value is
     /// refused rather than ignored: a typo must not start a cell nobody asked for.
     fn parse(flags: impl IntoIterator<Item = String>) -> anyhow::Result<Option<Self>> {
-        let mut args = Args { dir: ".cell".into(), port: 8080, gateways: 1, workers: 1, bin_dir: None };
+        let mut args = Args {
+            dir: ".cell".into(),
+            port: 8080,
+            gateways: 1,
+            workers: 1,
+            bin_dir: None,
+            load_test: false,
+        };
         let mut it = flags.into_iter();
         while let Some(flag) = it.next() {
             if matches!(flag.as_str(), "-h" | "--help") {
                 return Ok(None);
+            }
+            if flag == "--load-test" {
+                args.load_test = true;
+                continue;
             }
             let Some(value) = it.next() else { anyhow::bail!("{flag} needs a value\n{USAGE}") };
             let count = |value: &str| match value.parse::<usize>() {
@@ -123,6 +153,8 @@ mod tests {
     fn flags_are_read_and_mistakes_refused() {
         let args = parse(&["--gateways", "2", "--workers", "3", "--port", "9000"]).unwrap().unwrap();
         assert_eq!((args.gateways, args.workers, args.port), (2, 3, 9000));
+        assert!(!args.load_test);
+        assert!(parse(&["--load-test", "--port", "9001"]).unwrap().unwrap().load_test);
         assert!(args.dir.is_absolute() && args.dir.ends_with(".cell"));
         assert!(parse(&["--help"]).unwrap().is_none());
         for wrong in [&["--gatways", "2"][..], &["--gateways", "0"], &["--port", "http"], &["--workers"]] {

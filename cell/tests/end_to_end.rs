@@ -123,6 +123,73 @@ async fn pipelined_sends_are_acked_then_delivered_in_order_and_kept_in_history()
     assert_eq!(listed["channels"][0]["last_seq"], 200);
 }
 
+/// The answers a socket got for `id` until it had `count` of them: the message id of each ack,
+/// or the code and words of each error (deliveries and other frames skipped).
+async fn answers(
+    socket: &mut ChatSocket,
+    id: &str,
+    count: usize,
+    cell: &TestCell,
+) -> Vec<Result<shared::ids::MessageId, (ErrorCode, String)>> {
+    let mut answers = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while answers.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match socket.next_frame(left).await.expect("socket stays open") {
+            Some(ServerFrame::MessageAck { id: acked, payload }) if acked.0 == id => {
+                answers.push(Ok(payload.message_id))
+            }
+            Some(ServerFrame::Error { id: Some(failed), payload }) if failed == id => {
+                answers.push(Err((payload.code, payload.message)))
+            }
+            Some(_) => {}
+            None => {
+                panic!("{} answers of {count} for {id}: {answers:?}\n{}", answers.len(), cell.logs_tail())
+            }
+        }
+    }
+    answers
+}
+
+/// Resends of an id before its first send is acknowledged (a double click, a reconnect on a
+/// second socket) wait for the first's outcome: each is acked with the first's message id,
+/// none is told the send failed (the stream's "in process" refusal never reaches a client),
+/// and the message is stored and delivered once.
+#[tokio::test]
+async fn resends_of_an_id_in_flight_are_all_acked_as_the_first() {
+    let cell = cell(1, 1).await;
+    let (alice, bob, channel) = two_members(&cell, 0, 0).await;
+    let ws = cell.ws_url(0);
+    let (mut one, mut two) = (alice.connect(&ws).await.unwrap(), alice.connect(&ws).await.unwrap());
+    let mut bob_ws = bob.connect(&ws).await.unwrap();
+
+    for _ in 0..4 {
+        one.send_message(channel, "double-click", "hello").await.unwrap();
+    }
+    let first = answers(&mut one, "double-click", 4, &cell).await;
+    for _ in 0..3 {
+        one.send_message(channel, "two-sockets", "again").await.unwrap();
+        two.send_message(channel, "two-sockets", "again").await.unwrap();
+    }
+    let mut second = answers(&mut one, "two-sockets", 3, &cell).await;
+    second.extend(answers(&mut two, "two-sockets", 3, &cell).await);
+    for (answers, what) in [(&first, "one socket"), (&second, "two sockets")] {
+        let ids: Vec<_> = answers.iter().map(|a| a.as_ref().ok().copied()).collect();
+        assert!(
+            ids.iter().all(|id| id.is_some() && *id == ids[0]),
+            "{what}: every answer the first's ack: {answers:?}"
+        );
+    }
+
+    // A later send, whose delivery shows that nothing else was stored before it.
+    one.send_message(channel, "after", "later").await.unwrap();
+    let got = receive(&mut bob_ws, 0, 3, &cell).await;
+    assert_eq!(client_ids(&got.news), ["double-click", "two-sockets", "after"], "each stored once");
+    assert_eq!(seqs(&got.news), [1, 2, 3]);
+    assert_eq!(got.news[0].message_id, first[0].clone().unwrap());
+    assert_eq!(got.news[1].message_id, second[0].clone().unwrap());
+}
+
 #[tokio::test]
 async fn a_resent_client_id_is_stored_once_even_past_jetstream_dedup() {
     let cell = cell(1, 1).await;

@@ -249,6 +249,40 @@ fn status_of(result: Result<(), tungstenite::Error>) -> u16 {
     }
 }
 
+/// The default, with `allowed_origins` unset: a page of another site may neither open a socket
+/// (403) nor get a CORS answer; a page of the gateway's own origin and a client without
+/// `Origin` may open one. With `["*"]` every origin may.
+#[tokio::test]
+async fn by_default_only_the_gateways_own_origin_may_open_a_socket() {
+    let cell = TestCell::start(CellOptions { backend: Backend::Local, ..Default::default() }).await.unwrap();
+    let (alice, _, _) = cell.two_members(0, 0).await.unwrap();
+    let ws = cell.ws_url(0);
+    let own = cell.gateway_url(0);
+    assert_eq!(status_of(connect_from(&alice, &ws, Some("http://evil.test")).await), 403);
+    assert_eq!(status_of(connect_from(&alice, &ws, Some(&own)).await), 101, "{own}");
+    assert_eq!(status_of(connect_from(&alice, &ws, None).await), 101);
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{own}/api/v1/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let answer = preflight("http://evil.test").await.unwrap();
+    assert!(answer.headers().get("access-control-allow-origin").is_none(), "{:?}", answer.headers());
+
+    let options = CellOptions {
+        backend: Backend::Local,
+        gateway_config: "allowed_origins = [\"*\"]\n".into(),
+        ..Default::default()
+    };
+    let open = TestCell::start(options).await.unwrap();
+    let (alice, _, _) = open.two_members(0, 0).await.unwrap();
+    assert_eq!(status_of(connect_from(&alice, &open.ws_url(0), Some("http://evil.test")).await), 101);
+    assert!(open.gateway_log(0).contains("any origin"), "the start log says every origin is accepted");
+    assert!(cell.gateway_log(0).contains("the gateway's own origin"), "and which ones by default");
+}
+
 #[tokio::test]
 async fn per_ip_auth_limit_origin_allowlist_connection_cap_headers_and_dead_peers() {
     let options = CellOptions {

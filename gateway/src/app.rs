@@ -76,12 +76,10 @@ const SECURITY_HEADERS: [(axum::http::HeaderName, &str); 4] = [
 ];
 
 /// CORS for the REST API: the configured origins (any when none is configured).
-fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
-    use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-    let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
-    let origin = if allowed.is_empty() { AllowOrigin::any() } else { AllowOrigin::list(allowed) };
+fn cors_layer(config: &shared::config::GatewayConfig) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
     CorsLayer::new()
-        .allow_origin(origin)
+        .allow_origin(crate::origins::cors(config))
         .allow_methods(Any)
         .allow_headers(Any)
         .max_age(std::time::Duration::from_secs(600))
@@ -89,7 +87,7 @@ fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
 
 /// The whole application over `state`.
 pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config.allowed_origins);
+    let cors = cors_layer(&state.config);
     let app = http::router(state.limiter.config(), &state.uploads.config, state.metrics.clone())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_rest))
         .route("/ws", axum::routing::get(ws::upgrade::upgrade))

@@ -6,8 +6,8 @@
 //! draws them): `run` starts and stops a gateway; `app` is the HTTP application; `http` (REST
 //! handlers) and `ws` (sockets) serve requests; `changes` checks and publishes sends and
 //! changes; `state` holds the services; `auth`, `live`, `uploads` are the features' services;
-//! `conn` is a socket's handle; `publish`, `ratelimit`, `store`, `serve`, `error` and
-//! `metrics` are the floor.
+//! `conn` is a socket's handle; `publish`, `ratelimit`, `store`, `serve`, `origins`, `error`
+//! and `metrics` are the floor.
 
 mod app;
 mod auth;
@@ -18,6 +18,7 @@ mod http;
 mod live;
 pub mod memory;
 mod metrics;
+mod origins;
 mod publish;
 mod ratelimit;
 mod run;

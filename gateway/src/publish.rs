@@ -4,9 +4,16 @@
 //! sender when its PubAck arrives. The window of publishes awaiting a PubAck is bounded
 //! (`publish_max_inflight`); past it the task waits, and the queue in front of it fills, which
 //! is where senders feel back-pressure.
+//!
+//! A resend of a message whose first publish the stream has not stored yet (a reconnect or a
+//! double click before the PubAck: JetStream refuses it as "in process", error 10158) waits
+//! for the first's outcome: it is published again every few milliseconds, up to
+//! `publish_ack_timeout`, until the stream answers it as the duplicate of the stored one (its
+//! PubAck names the first's sequence) or stores it, if the first was lost.
 
 use crate::metrics::GatewayMetrics;
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, publish::PublishAck};
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::{self, message::PublishMessage, publish::PublishAck};
 use bytes::Bytes;
 use shared::config::GatewayConfig;
 use shared::events::{CHANGE_HEADER, TRACE_HEADER};
@@ -14,13 +21,33 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// Why a publish got no PubAck. Every variant is retryable by the client.
+/// Why a publish got no PubAck. Every variant is retryable by the client. The words of the
+/// broker are for the log; clients get their code's own text (`shared::protocol`).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishFailure {
     #[error("the stream did not confirm the message: {0}")]
     NotConfirmed(String),
+    /// A publish of the same message id was still being stored after `publish_ack_timeout`.
+    #[error("a publish of the same message id is still in process")]
+    InProcess,
     #[error("the gateway is shutting down")]
     ShuttingDown,
+}
+
+impl PublishRequest {
+    /// A request for the publish of these parts, and the receiver of its answer.
+    fn new(
+        subject: &str,
+        dedup_key: &str,
+        payload: &Bytes,
+        trace: &str,
+        change: bool,
+    ) -> (Self, oneshot::Receiver<Result<PublishAck, PublishFailure>>) {
+        let (reply, answer) = oneshot::channel();
+        let (subject, dedup_key, trace, payload) =
+            (subject.to_owned(), dedup_key.to_owned(), trace.to_owned(), payload.clone());
+        (Self { subject, dedup_key, trace, change, payload, reply }, answer)
+    }
 }
 
 struct PublishRequest {
@@ -38,7 +65,12 @@ struct PublishRequest {
 #[derive(Clone)]
 pub struct Publisher {
     queue: mpsc::Sender<PublishRequest>,
+    /// How long a resend waits for its first publish's outcome (`publish_ack_timeout`).
+    in_process_wait: std::time::Duration,
 }
+
+/// How often a resend whose first publish is in process is published again.
+const IN_PROCESS_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Publisher {
     /// Starts the publish task; it stops when `shutdown` is cancelled, after answering every
@@ -52,11 +84,13 @@ impl Publisher {
         let (queue, rx) = mpsc::channel(config.publish_max_inflight);
         let batch_max = config.publish_batch_max.max(1);
         let batcher = Batcher { js, rx, linger: config.publish_linger, batch_max, metrics };
-        (Self { queue }, tokio::spawn(batcher.run(shutdown)))
+        let publisher = Self { queue, in_process_wait: config.publish_ack_timeout };
+        (publisher, tokio::spawn(batcher.run(shutdown)))
     }
 
     /// Queues a message, in call order, and returns a future of its PubAck (or failure).
-    /// Waits while the queue is full: that is the back-pressure a sender feels.
+    /// Waits while the queue is full: that is the back-pressure a sender feels. A resend whose
+    /// first publish is in process is published again until that one's outcome is known.
     pub async fn submit(
         &self,
         subject: String,
@@ -65,8 +99,29 @@ impl Publisher {
         trace: String,
         change: bool,
     ) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
-        let (reply, answer) = oneshot::channel();
-        let request = PublishRequest { subject, dedup_key, trace, change, payload, reply };
+        let request = PublishRequest::new(&subject, &dedup_key, &payload, &trace, change);
+        let mut answer = self.enqueue(request).await;
+        let publisher = self.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + publisher.in_process_wait;
+            loop {
+                match answer.await {
+                    Err(PublishFailure::InProcess) if tokio::time::Instant::now() < deadline => {
+                        tokio::time::sleep(IN_PROCESS_RETRY).await;
+                        let again = PublishRequest::new(&subject, &dedup_key, &payload, &trace, change);
+                        answer = publisher.enqueue(again).await;
+                    }
+                    outcome => return outcome,
+                }
+            }
+        }
+    }
+
+    /// Queues one publish; the future of its answer.
+    async fn enqueue(
+        &self,
+        (request, answer): (PublishRequest, oneshot::Receiver<Result<PublishAck, PublishFailure>>),
+    ) -> impl Future<Output = Result<PublishAck, PublishFailure>> + use<> {
         let queued = self.queue.send(request).await.is_ok();
         async move {
             if !queued {
@@ -139,16 +194,12 @@ impl Batcher {
                 Ok(ack) => {
                     let metrics = self.metrics.clone();
                     awaiting.spawn(async move {
-                        let result = ack.await.map_err(|e| {
-                            metrics.puback_error(e.kind() == PublishErrorKind::TimedOut);
-                            PublishFailure::NotConfirmed(e.to_string())
-                        });
+                        let result = ack.await.map_err(|e| failure(&e, &metrics));
                         let _ = request.reply.send(result);
                     });
                 }
                 Err(error) => {
-                    self.metrics.puback_error(error.kind() == PublishErrorKind::TimedOut);
-                    let _ = request.reply.send(Err(PublishFailure::NotConfirmed(error.to_string())));
+                    let _ = request.reply.send(Err(failure(&error, &self.metrics)));
                 }
             }
         }
@@ -157,4 +208,16 @@ impl Batcher {
         }
         self.metrics.publish_flush_seconds.observe(started.elapsed().as_secs_f64());
     }
+}
+
+/// What a publish error means for the sender; counted unless it is a resend in process.
+fn failure(error: &PublishError, metrics: &GatewayMetrics) -> PublishFailure {
+    let in_process = std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .is_some_and(|e| e.error_code() == jetstream::ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT);
+    if in_process {
+        return PublishFailure::InProcess;
+    }
+    metrics.puback_error(error.kind() == PublishErrorKind::TimedOut);
+    PublishFailure::NotConfirmed(error.to_string())
 }

@@ -117,6 +117,7 @@ impl Gateway {
     /// Serves on `listener` until the shutdown signal, then drains.
     pub async fn serve(self, listener: TcpListener) -> Result<(), GatewayError> {
         tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+        tracing::info!(accepted = %crate::origins::describe(&self.state.config), "browser origins");
         // Drain: `/ready` fails and no new connection is accepted from the moment of the
         // signal; each socket goes on working until its moment of the drain window, answers
         // its in-flight sends, and closes with 1012; the publisher outlives them all.

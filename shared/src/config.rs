@@ -34,10 +34,13 @@ pub struct Config {
 #[serde(default)]
 pub struct LimitsConfig {
     /// Authenticated REST requests per user.
+    #[serde(deserialize_with = "rates::rest_per_user")]
     pub rest_per_user: Rate,
     /// `message.send` frames per user, over all their sockets and gateways.
+    #[serde(deserialize_with = "rates::sends_per_user")]
     pub sends_per_user: Rate,
     /// Messages per channel, from all its members.
+    #[serde(deserialize_with = "rates::messages_per_channel")]
     pub messages_per_channel: Rate,
     /// Open WebSocket connections per user; the next one gets 429 before the upgrade.
     pub sockets_per_user: u32,
@@ -178,8 +181,13 @@ pub struct GatewayConfig {
     /// Largest WebSocket frame accepted, in bytes (a message may span frames).
     pub max_ws_frame_bytes: usize,
     /// Browser origins (`https://chat.example.com`) allowed to open WebSockets and call the
-    /// REST API (CORS). Empty: any origin — fine for development, set it in production.
+    /// REST API (CORS), besides the gateway's own (a page whose `Origin` is the request's
+    /// `Host`) and `public_url`'s; `["*"]`: any origin (development only). Clients that send
+    /// no `Origin` (not browsers) are never refused for it.
     pub allowed_origins: Vec<String>,
+    /// The URL clients reach the cell at (`https://chat.example.com`), when a proxy or load
+    /// balancer stands in front of the gateways: its origin is allowed as the gateway's own.
+    pub public_url: Option<String>,
     /// Open WebSockets this gateway accepts, at most; the next upgrade gets 503.
     pub max_connections: usize,
     /// The server pings each socket this often …
@@ -354,6 +362,7 @@ impl Default for GatewayConfig {
             max_ws_message_bytes: 64 * 1024,
             max_ws_frame_bytes: 16 * 1024,
             allowed_origins: Vec::new(),
+            public_url: None,
             max_connections: 100_000,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
@@ -408,6 +417,40 @@ impl Config {
     }
 }
 
+/// The limits' rates, each field defaulting on its own to its setting's default: a file or
+/// `CHAT__LIMITS__SENDS_PER_USER__COUNT=1000` alone keeps that rate's `window_ms`.
+mod rates {
+    use super::{LimitsConfig, Rate};
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Partial {
+        count: Option<u32>,
+        window_ms: Option<u64>,
+    }
+
+    fn over<'de, D: Deserializer<'de>>(d: D, default: Rate) -> Result<Rate, D::Error> {
+        let given = Partial::deserialize(d)?;
+        Ok(Rate {
+            count: given.count.unwrap_or(default.count),
+            window_ms: given.window_ms.unwrap_or(default.window_ms),
+        })
+    }
+
+    pub fn rest_per_user<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        over(d, LimitsConfig::default().rest_per_user)
+    }
+
+    pub fn sends_per_user<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        over(d, LimitsConfig::default().sends_per_user)
+    }
+
+    pub fn messages_per_channel<'de, D: Deserializer<'de>>(d: D) -> Result<Rate, D::Error> {
+        over(d, LimitsConfig::default().messages_per_channel)
+    }
+}
+
 /// Durations in config files are whole seconds.
 mod secs {
     use serde::{Deserialize, Deserializer};
@@ -452,6 +495,35 @@ mod tests {
             assert_eq!(config.nats.partitions, 8);
             assert_eq!(config.database.url.expose_secret(), "postgres://x@h/db");
             assert_eq!(config.nats.replicas, 3);
+            Ok(())
+        });
+    }
+
+    /// One field of a rate, from the file or the environment, leaves the other at its
+    /// setting's own default (not another rate's).
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn each_field_of_a_rate_defaults_on_its_own() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("cell.toml", "[limits.rest_per_user]\nwindow_ms = 5000\n")?;
+            jail.set_env("CHAT__LIMITS__MESSAGES_PER_CHANNEL__COUNT", "1000000");
+            jail.set_env("CHAT__LIMITS__SENDS_PER_USER__WINDOW_MS", "2000");
+            let config = Config::load(Some(Path::new("cell.toml"))).map_err(|e| e.to_string())?;
+            let limits = &config.limits;
+            assert_eq!(limits.messages_per_channel, Rate { count: 1_000_000, window_ms: 60_000 });
+            assert_eq!(limits.sends_per_user, Rate { count: 10, window_ms: 2_000 });
+            assert_eq!(limits.rest_per_user, Rate { count: 100, window_ms: 5_000 });
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn a_misspelt_rate_field_is_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHAT__LIMITS__SENDS_PER_USER__CONUT", "5");
+            let error = Config::load(None).expect_err("an unknown field of a rate");
+            assert!(error.to_string().contains("conut"), "{error}");
             Ok(())
         });
     }

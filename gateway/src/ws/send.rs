@@ -64,8 +64,7 @@ pub async fn start_send(
             Ok(ack) => acked(&stream, &metrics, ack, message).await,
             Err(failure) => {
                 metrics.send(SendOutcome::Failed);
-                let code = publish_failure_code(&failure);
-                ServerFrame::error(Some(message.client_msg_id.0), code, failure.to_string())
+                failure_frame(message.client_msg_id, &failure)
             }
         };
         Utf8Bytes::from(frame.to_json())
@@ -102,16 +101,20 @@ pub async fn change_answer(
             id,
             payload: AckPayload { status: AckStatus::Stored, message_id, channel_id },
         },
-        Err(failure) => ServerFrame::error(Some(id.0), publish_failure_code(&failure), failure.to_string()),
+        Err(failure) => failure_frame(id, &failure),
     };
     Utf8Bytes::from(frame.to_json())
 }
 
-fn publish_failure_code(failure: &PublishFailure) -> ErrorCode {
-    match failure {
-        PublishFailure::NotConfirmed(_) => ErrorCode::PublishFailed,
+/// The client's answer to a publish that failed: its code and the code's own words; the
+/// broker's are logged.
+fn failure_frame(id: shared::ids::ClientMsgId, failure: &PublishFailure) -> ServerFrame {
+    let code = match failure {
+        PublishFailure::NotConfirmed(_) | PublishFailure::InProcess => ErrorCode::PublishFailed,
         PublishFailure::ShuttingDown => ErrorCode::Unavailable,
-    }
+    };
+    tracing::warn!(client_msg_id = %id.0, %failure, "publish failed");
+    ServerFrame::error(Some(id.0), code, code.text())
 }
 
 /// The send limits of one socket: the shared windows (per user, per channel) and the strikes

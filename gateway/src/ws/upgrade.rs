@@ -93,15 +93,14 @@ pub async fn upgrade(
         }))
 }
 
-/// Refuses a page of another site than the configured ones (cross-site WebSocket hijacking).
+/// Refuses a page of another site than the gateway's own and the configured ones (cross-site
+/// WebSocket hijacking; `crate::origins`).
 fn check_origin(state: &AppState, headers: &axum::http::HeaderMap) -> Result<(), AppError> {
-    let origin = headers.get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok());
-    let allowed = &state.config.allowed_origins;
-    match origin {
-        Some(origin) if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) => {
-            Err(AppError::Forbidden("origin not allowed"))
-        }
-        _ => Ok(()),
+    let header = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let (origin, host) = (header(axum::http::header::ORIGIN), header(axum::http::header::HOST));
+    match crate::origins::allows(&state.config, origin, host) {
+        true => Ok(()),
+        false => Err(AppError::Forbidden("origin not allowed")),
     }
 }
 

@@ -450,6 +450,11 @@ impl TestCell {
         Ok((alice, bob, channel))
     }
 
+    /// Everything gateway `i` has logged so far.
+    pub fn gateway_log(&self, i: usize) -> String {
+        std::fs::read_to_string(&self.gateways[i].log).unwrap_or_default()
+    }
+
     /// The last lines of every process log, to print when a test fails.
     pub fn logs_tail(&self) -> String {
         self.gateways

@@ -231,6 +231,27 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code's own words, for answers that have nothing more exact to say (a failed
+    /// publish: the broker's own words stay in the gateway's log).
+    pub fn text(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedFrame => "the frame is not valid JSON of the protocol's envelope",
+            ErrorCode::UnknownType => "unknown frame type",
+            ErrorCode::InvalidPayload => "the frame's payload is not valid for its type",
+            ErrorCode::TooLarge => "too large",
+            ErrorCode::NotAMember => "not a member of this channel",
+            ErrorCode::NotFound => "no such message in this channel",
+            ErrorCode::Forbidden => "not allowed",
+            ErrorCode::PublishFailed => "the message was not confirmed as stored; resend it with the same id",
+            ErrorCode::Unavailable => {
+                "this gateway is shutting down or overloaded; resend with the same id, to another gateway if need be"
+            }
+            ErrorCode::Unauthorized => "the token is invalid, expired or not this session's",
+            ErrorCode::RateLimited => "over a rate limit; resend after retry_after_ms",
+            ErrorCode::Internal => "internal error; resend with the same id",
+        }
+    }
+
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
