@@ -54,6 +54,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+# The fuzz targets (fuzz/, scripts/fuzz.sh): cargo-fuzz on the nightly toolchain (libFuzzer
+# needs -Z flags). The machine image carries a nightly toolchain; rustup cannot fetch one here.
+CARGO_FUZZ_VERSION="0.13.2"
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  say "installing cargo-fuzz ${CARGO_FUZZ_VERSION}"
+  cargo install --locked cargo-fuzz --version "$CARGO_FUZZ_VERSION"
+fi
+rustup toolchain list | grep -q '^nightly' || { echo "no nightly Rust toolchain (the fuzz targets need one): rustup toolchain install nightly" >&2; exit 1; }
 # --- ops tooling (kubernetes-validate, actionlint, promtool) ---
 # For the ops-checks tests (ops/): they render k8s/ with `kubectl kustomize`, validate the
 # manifests, lint .github/workflows and check and unit-test the Prometheus rules.

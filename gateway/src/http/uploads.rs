@@ -11,7 +11,7 @@ use crate::http::openapi::{RateLimited, Unauthorized};
 use crate::serve::CloseConnection;
 use crate::state::AppState;
 use crate::store::uploads::Upload;
-use crate::uploads::sniff::{HEAD_BYTES, Sniffed, clean_filename, sniff};
+use crate::uploads::sniff::{HEAD_BYTES, Sniffed, sniff};
 use crate::uploads::store::{Slot, SlotRefused};
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
@@ -23,6 +23,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use shared::ids::{UploadId, UserId};
 use shared::protocol::AttachmentView;
+use shared::protocol::clean_filename;
 use tokio::io::AsyncWriteExt as _;
 use utoipa::{IntoParams, ToSchema};
 

@@ -3,13 +3,14 @@
 //! `{type, id?, payload}`; see `docs/protocol.md`.
 //!
 //! Inside, imports point one way: `decode` reads `client` frames, whose checks answer with
-//! `server`'s error codes; `client` and `server` share `view`; `change` and
-//! `mentions` stand alone. This module only declares them, re-exports them (every item keeps
+//! `server`'s error codes; `client` and `server` share `view`; `change`,
+//! `filename` and `mentions` stand alone. This module only declares them, re-exports them (every item keeps
 //! its `shared::protocol::X` path) and holds the constants of both directions.
 
 mod change;
 mod client;
 mod decode;
+mod filename;
 mod mentions;
 mod server;
 mod view;
@@ -22,6 +23,7 @@ pub use client::{
     validate_content, validate_emoji,
 };
 pub use decode::{frame_id, json_depth_exceeds};
+pub use filename::clean_filename;
 pub use mentions::parse_mentions;
 pub use server::{
     AckPayload, AckStatus, AuthRefreshedPayload, ChangeRejectedPayload, ChangeRejection, ErrorCode,
