@@ -75,7 +75,8 @@ const SECURITY_HEADERS: [(axum::http::HeaderName, &str); 4] = [
     (axum::http::header::REFERRER_POLICY, "no-referrer"),
 ];
 
-/// CORS for the REST API: the configured origins (any when none is configured).
+/// CORS for the REST API: the origins `origins::cors` names (the listed ones and `public_url`'s;
+/// any with `["*"]`).
 fn cors_layer(config: &shared::config::GatewayConfig) -> tower_http::cors::CorsLayer {
     use tower_http::cors::{Any, CorsLayer};
     CorsLayer::new()

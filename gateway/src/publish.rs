@@ -34,6 +34,17 @@ pub enum PublishFailure {
     ShuttingDown,
 }
 
+struct PublishRequest {
+    subject: String,
+    dedup_key: String,
+    /// `traceparent` of the send, carried to the worker in a header.
+    trace: String,
+    /// A change to a stored message rather than a new one (the `Chat-Change` header).
+    change: bool,
+    payload: Bytes,
+    reply: oneshot::Sender<Result<PublishAck, PublishFailure>>,
+}
+
 impl PublishRequest {
     /// A request for the publish of these parts, and the receiver of its answer.
     fn new(
@@ -48,17 +59,6 @@ impl PublishRequest {
             (subject.to_owned(), dedup_key.to_owned(), trace.to_owned(), payload.clone());
         (Self { subject, dedup_key, trace, change, payload, reply }, answer)
     }
-}
-
-struct PublishRequest {
-    subject: String,
-    dedup_key: String,
-    /// `traceparent` of the send, carried to the worker in a header.
-    trace: String,
-    /// A change to a stored message rather than a new one (the `Chat-Change` header).
-    change: bool,
-    payload: Bytes,
-    reply: oneshot::Sender<Result<PublishAck, PublishFailure>>,
 }
 
 /// Handle to the gateway's publish task. Cheap to clone.
