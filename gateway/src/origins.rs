@@ -65,8 +65,9 @@ fn same_origin(origin: &str, host: &str) -> bool {
         "https" => ":443",
         _ => return false,
     };
-    let bare = |a: &str| a.strip_suffix(default_port).map(str::to_owned).unwrap_or_else(|| a.to_owned());
-    !authority.contains('/') && bare(authority).eq_ignore_ascii_case(&bare(host))
+    let origin_host = authority.strip_suffix(default_port).unwrap_or(authority);
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    !authority.contains('/') && origin_host.eq_ignore_ascii_case(host)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! The game day's checker runs it against the cluster's Postgres and NATS
 //! (`chaos/game-day/workflow.yaml`); with `--local`, against the local cell's.
 
-use crate::record::{SocketRecord, send_key};
+use crate::record::send_key;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use shared::ids::ChannelId;
@@ -68,17 +68,9 @@ impl Audit {
     }
 }
 
-/// Each channel's acked sends (their [`send_key`]s), from the sockets' records.
+/// Each channel's acked sends (their [`send_key`]s), as
+/// [`crate::record::acked_by_channel`] gathers them from the sockets' records.
 pub type Acked = HashMap<ChannelId, HashSet<i64>>;
-
-/// The acked sends of `records`, by channel.
-pub fn acked(records: &[SocketRecord]) -> Acked {
-    let mut acked = Acked::new();
-    for record in records {
-        acked.entry(record.channel).or_default().extend(&record.acked);
-    }
-    acked
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

@@ -6,8 +6,7 @@
 
 use crate::record::{Seen, SocketRecord};
 use serde::Serialize;
-use shared::ids::ChannelId;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
 pub struct Verdict {
@@ -31,10 +30,7 @@ impl Verdict {
 
 /// Checks every socket's deliveries against the acks of its channel.
 pub fn check(records: &[SocketRecord]) -> Verdict {
-    let mut acked: HashMap<ChannelId, HashSet<i64>> = HashMap::new();
-    for record in records {
-        acked.entry(record.channel).or_default().extend(&record.acked);
-    }
+    let acked = crate::record::acked_by_channel(records);
     let mut verdict = Verdict::default();
     for record in records {
         let seen: HashSet<i64> = record.seen.iter().map(|s| s.key).collect();
@@ -64,6 +60,7 @@ fn order(seen: &[Seen], verdict: &mut Verdict) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::ids::ChannelId;
 
     fn record(channel: u128, acked: &[i64], seen: &[(i64, i64)]) -> SocketRecord {
         let mut record = SocketRecord::new(0, ChannelId(uuid::Uuid::from_u128(channel)));

@@ -3,6 +3,7 @@
 
 use crate::measure::Tally;
 use shared::ids::ChannelId;
+use std::collections::{HashMap, HashSet};
 
 /// What one user saw of one channel, and what it sent there.
 #[derive(Debug)]
@@ -20,6 +21,15 @@ impl SocketRecord {
     pub fn new(index: usize, channel: ChannelId) -> Self {
         Self { index, channel, acked: Vec::new(), seen: Vec::new(), tally: Tally::default() }
     }
+}
+
+/// Each channel's acked sends (their [`send_key`]s) over all its members' records.
+pub fn acked_by_channel(records: &[SocketRecord]) -> HashMap<ChannelId, HashSet<i64>> {
+    let mut acked: HashMap<ChannelId, HashSet<i64>> = HashMap::new();
+    for record in records {
+        acked.entry(record.channel).or_default().extend(&record.acked);
+    }
+    acked
 }
 
 /// One delivery: its `seq`, the key of the send it carries, and whether it came in a `sync`

@@ -251,7 +251,7 @@ async fn drive(
         summary.storm = Some(StormFigures::new(killed, &merged(&records).recovery));
     }
     if let Some(stores) = &target.audit {
-        summary.audit = Some(match audit::audit(stores, &audit::acked(&records)).await {
+        summary.audit = Some(match audit::audit(stores, &crate::record::acked_by_channel(&records)).await {
             Ok(audit) => Outcome::Measured(audit),
             Err(error) => Outcome::Failed { error: error.to_string() },
         });
