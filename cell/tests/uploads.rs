@@ -287,6 +287,13 @@ async fn uploads_are_bounded_and_a_refused_one_leaves_nothing_behind() {
     let no_file = Form::new().text("note", "no file here");
     let no_file = alice.request(Method::POST, "/upload").multipart(no_file).send().await.unwrap();
     assert_eq!(error_code(no_file).await, (400, "bad_request".into()));
+    // The form is one part, `file`: another before or after it is refused, and nothing kept.
+    let before = Form::new().text("note", "x").part("file", Part::bytes(b"abc".to_vec()).file_name("a.txt"));
+    let before = alice.request(Method::POST, "/upload").multipart(before).send().await.unwrap();
+    assert_eq!(error_code(before).await, (400, "bad_request".into()));
+    let after = Form::new().part("file", Part::bytes(b"abc".to_vec()).file_name("a.txt")).text("note", "x");
+    let after = alice.request(Method::POST, "/upload").multipart(after).send().await.unwrap();
+    assert_eq!(error_code(after).await, (400, "bad_request".into()));
     let not_a_form = alice.request(Method::POST, "/upload").json(&json!({"file": "x"})).send().await.unwrap();
     assert_eq!(error_code(not_a_form).await, (400, "bad_request".into()));
     assert!(files_under(store.path()).is_empty(), "refused uploads left {:?}", files_under(store.path()));

@@ -169,6 +169,14 @@ where
         if shared::protocol::json_depth_exceeds(&bytes, shared::protocol::MAX_JSON_DEPTH) {
             return Err(AppError::invalid("too_deep", shared::protocol::FrameError::TooDeep.to_string()));
         }
+        // Every body of the API is an object: serde would also read a struct from an array of
+        // its fields' values (`[null, null]`), which no client means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'[') {
+            return Err(AppError::Rejected {
+                status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                message: "the body must be a JSON object".into(),
+            });
+        }
         let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
         let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
         Ok(ApiJson(value))

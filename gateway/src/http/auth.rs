@@ -5,7 +5,7 @@
 use crate::auth::extract::AuthUser;
 use crate::auth::passwords::{hash_password, hash_refresh_token, new_refresh_token, verify_password};
 use crate::error::{ApiJson, ApiResult, AppError, ErrorBody};
-use crate::http::openapi::RateLimited;
+use crate::http::openapi::{RateLimited, rules};
 use crate::state::AppState;
 use crate::store::{self, tokens::Redeemed, users::UserRow};
 use axum::Json;
@@ -21,23 +21,36 @@ use uuid::Uuid;
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// An address of up to 254 characters; unique.
+    #[schema(schema_with = rules::email)]
     email: String,
     /// 3-32 ASCII letters, digits, `_`, `.`, `-`; unique in any case.
+    #[schema(schema_with = rules::username)]
     username: String,
     /// 8-128 characters.
+    #[schema(schema_with = rules::password)]
     password: String,
     /// 1-64 characters; the username when absent.
+    #[schema(schema_with = rules::display_name)]
     display_name: Option<String>,
 }
 
-/// Logs in by `username` or by `email` (the username wins when both are given).
-#[derive(Deserialize, ToSchema)]
+/// Logs in by `username` or by `email` (the username wins when both are given); its schema
+/// says that one of them is needed (`rules::login_request`).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     username: Option<String>,
     email: Option<String>,
     password: String,
 }
+
+impl utoipa::PartialSchema for LoginRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        rules::login_request().into()
+    }
+}
+
+impl ToSchema for LoginRequest {}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +92,7 @@ fn validate_password(password: &str) -> Result<(), AppError> {
 
 fn validate_registration(r: &RegisterRequest) -> Result<(), AppError> {
     validate_username(&r.username)?;
-    let email_ok = r.email.len() <= 254
+    let email_ok = r.email.chars().count() <= 254
         && r.email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
         && !r.email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !email_ok {
@@ -253,6 +266,8 @@ pub async fn logout(
 #[serde(deny_unknown_fields)]
 pub struct ChangePassword {
     current_password: String,
+    /// 8-128 characters.
+    #[schema(schema_with = rules::password)]
     new_password: String,
 }
 

@@ -4,7 +4,7 @@
 
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
-use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
+use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized, rules};
 use crate::http::paging::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::channels::{self as store, ChannelKind, ChannelRow, NewChannel, Role};
@@ -31,7 +31,7 @@ pub struct ChannelPath {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// Page size: 1-500, 100 by default.
+    /// Page size: 100 by default; any other number is clamped into 1-500.
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
@@ -70,8 +70,8 @@ pub async fn list(
 }
 
 /// A `group` or `public` channel needs a `name`; a `dm` has none, and exactly one other
-/// member.
-#[derive(Deserialize, ToSchema)]
+/// member. Its schema says so (`rules::create_channel`).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateChannel {
     #[serde(rename = "type")]
@@ -84,6 +84,14 @@ pub struct CreateChannel {
     #[serde(default)]
     member_ids: Vec<UserId>,
 }
+
+impl utoipa::PartialSchema for CreateChannel {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        rules::create_channel(MAX_INITIAL_MEMBERS).into()
+    }
+}
+
+impl ToSchema for CreateChannel {}
 
 /// Checks an optional text field: 1–`max` characters, no control characters but newlines
 /// where `multiline`.
@@ -243,8 +251,10 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct UpdateChannel {
     /// 1-100 characters, no control characters.
+    #[schema(schema_with = rules::channel_name)]
     name: Option<String>,
     /// 1-1000 characters, no control characters but newlines.
+    #[schema(schema_with = rules::channel_description)]
     description: Option<String>,
 }
 
@@ -263,8 +273,8 @@ pub struct UpdateChannel {
         (status = 403, body = ErrorBody, description = "`forbidden`: not a member, or neither owner nor \
             admin"),
         (status = 404, response = ChannelNotFound),
-        (status = 422, body = ErrorBody, description = "`dm_immutable`, `invalid_name` or \
-            `invalid_description`"),
+        (status = 409, body = ErrorBody, description = "`dm_immutable`: a dm has no name or description"),
+        (status = 422, body = ErrorBody, description = "`invalid_name` or `invalid_description`"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -276,7 +286,7 @@ pub async fn update(
 ) -> ApiResult<Json<ChannelRow>> {
     let (row, role) = member_role(&state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::invalid("dm_immutable", "a dm has no name or description"));
+        return Err(AppError::Conflict { code: "dm_immutable", message: "a dm has no name or description".into() });
     }
     if !role.can_manage() {
         return Err(AppError::Forbidden("only owners and admins change a channel"));
@@ -322,9 +332,11 @@ pub async fn delete(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PublicQuery {
-    /// Up to 100 characters the name contains, in any case; all public channels when absent.
+    /// Up to 100 characters the name contains, in any case; all public channels when absent
+    /// or blank.
+    #[param(schema_with = rules::channel_query)]
     q: Option<String>,
-    /// Page size: 1-500, 100 by default.
+    /// Page size: 100 by default; any other number is clamped into 1-500.
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<ChannelId>,
@@ -351,8 +363,9 @@ pub async fn public(
     AuthUser(user): AuthUser,
     ApiQuery(query): ApiQuery<PublicQuery>,
 ) -> ApiResult<Json<ChannelPage>> {
+    let raw_too_long = query.q.as_deref().is_some_and(|q| q.chars().count() > 100);
     let q = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
-    if q.is_some_and(|q| q.chars().count() > 100 || q.chars().any(char::is_control)) {
+    if raw_too_long || q.is_some_and(|q| q.chars().any(char::is_control)) {
         return Err(AppError::invalid("invalid_query", "q: at most 100 characters, no control characters"));
     }
     let limit = page_limit(query.limit, 100, 500);
@@ -367,9 +380,11 @@ pub async fn public(
 pub struct HistoryQuery {
     /// The messages after this `seq`, oldest first.
     after_seq: Option<i64>,
-    /// The messages before this `seq`, newest first.
+    /// The messages before this `seq`, newest first; with `after_seq`, the messages between
+    /// the two, oldest first.
     before_seq: Option<i64>,
     /// Page size: 1-200, 50 by default.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -392,7 +407,6 @@ pub const MAX_HISTORY_PAGE: i64 = 200;
     params(ChannelPath, HistoryQuery),
     responses(
         (status = 200, description = "A page of messages", body = HistoryPage),
-        (status = 400, description = "`bad_request`: both `after_seq` and `before_seq`", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 403, response = NotAMember),
         (status = 404, response = ChannelNotFound),
@@ -408,9 +422,7 @@ pub async fn history(
 ) -> ApiResult<Json<HistoryPage>> {
     member_role(&state, channel, user).await?;
     let page = match (query.after_seq, query.before_seq) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::BadRequest("give after_seq or before_seq, not both".into()));
-        }
+        (Some(after), Some(before)) => Page::Between(after.max(0), before),
         (Some(after), None) => Page::After(after.max(0)),
         (None, Some(before)) => Page::Before(before),
         (None, None) => Page::Before(i64::MAX),

@@ -30,7 +30,7 @@ pub struct MemberPath {
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MembersQuery {
-    /// Page size: 1-500, 100 by default.
+    /// Page size: 100 by default; any other number is clamped into 1-500.
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<UserId>,
@@ -130,8 +130,9 @@ pub struct AddMember {
         (status = 403, body = ErrorBody, description = "`forbidden`: the role of the caller cannot add \
             that member"),
         (status = 404, response = ChannelNotFound),
-        (status = 409, description = "`already_member`", body = ErrorBody),
-        (status = 422, description = "`dm_immutable` or `unknown_user`", body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`already_member`; `dm_immutable`: a dm has \
+            exactly two members"),
+        (status = 422, description = "`unknown_user`: no such user", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]
@@ -196,8 +197,7 @@ pub async fn join(
         (status = 403, response = NotAMember),
         (status = 404, response = ChannelNotFound),
         (status = 409, body = ErrorBody, description = "`owner_cannot_leave`: the owner deletes the \
-            channel instead"),
-        (status = 422, description = "`dm_immutable`", body = ErrorBody),
+            channel instead; `dm_immutable`: a dm has exactly two members"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -221,7 +221,7 @@ async fn add(
 ) -> ApiResult<()> {
     let (row, role) = access(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
+        return Err(AppError::Conflict { code: "dm_immutable", message: "a dm has exactly two members".into() });
     }
     let self_join = row.kind.0 == ChannelKind::Public && target == user && role.is_none();
     let allowed = match (new_role, role) {
@@ -255,8 +255,7 @@ async fn add(
         (status = 404, body = ErrorBody, description = "`not_found`: no such channel (or one the caller \
             may not know of), or no such member"),
         (status = 409, body = ErrorBody, description = "`owner_cannot_leave`: the owner deletes the \
-            channel instead"),
-        (status = 422, description = "`dm_immutable`", body = ErrorBody),
+            channel instead; `dm_immutable`: a dm has exactly two members"),
         (status = 429, response = RateLimited),
     )
 )]
@@ -275,7 +274,7 @@ pub async fn remove_member(
 async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: UserId) -> ApiResult<()> {
     let (row, role) = member_role(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::invalid("dm_immutable", "a dm has exactly two members"));
+        return Err(AppError::Conflict { code: "dm_immutable", message: "a dm has exactly two members".into() });
     }
     let target_role =
         store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;

@@ -8,7 +8,7 @@ use crate::auth::extract::AuthUser;
 use crate::changes::{self, ChangeRefused};
 use crate::error::{ApiJson, ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::channels::member_role;
-use crate::http::openapi::{ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized};
+use crate::http::openapi::{ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized, rules};
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;
@@ -40,12 +40,20 @@ pub struct ReactionPath {
     /// The message.
     message_id: MessageId,
     /// The emoji, percent-encoded.
-    emoji: String,
+    #[param(inline)]
+    emoji: rules::EmojiParam,
 }
 
-/// What the document says of the `Idempotency-Key` header of the changes.
-const IDEMPOTENCY_KEY: &str =
-    "1-64 printable ASCII characters: a retried request with the same key is the same change";
+/// The `Idempotency-Key` header of the changes, as the document says it (the handlers read
+/// it from the header map: `idempotency_key`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Only described.
+pub struct IdempotencyHeader {
+    /// 1-64 printable ASCII characters: a retried request with the same key is the same change.
+    #[param(rename = "Idempotency-Key", schema_with = rules::idempotency_key)]
+    idempotency_key: Option<String>,
+}
 
 /// `GET`: the message, with its reactions as the caller sees them.
 #[utoipa::path(
@@ -77,6 +85,7 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
     /// The new content, as a send's.
+    #[schema(schema_with = rules::content)]
     content: String,
 }
 
@@ -87,7 +96,7 @@ pub struct EditRequest {
     tag = "messages",
     operation_id = "edit_message",
     security(("bearer" = [])),
-    params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    params(MessagePath, IdempotencyHeader),
     request_body = EditRequest,
     responses(
         (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
@@ -118,7 +127,7 @@ pub async fn edit(
     tag = "messages",
     operation_id = "delete_message",
     security(("bearer" = [])),
-    params(MessagePath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    params(MessagePath, IdempotencyHeader),
     responses(
         (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
@@ -146,7 +155,7 @@ pub async fn delete(
     tag = "messages",
     operation_id = "add_reaction",
     security(("bearer" = [])),
-    params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    params(ReactionPath, IdempotencyHeader),
     responses(
         (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
@@ -163,7 +172,7 @@ pub async fn react(
     ApiPath(ReactionPath { id: channel, message_id: message, emoji }): ApiPath<ReactionPath>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
-    submit(&state, &headers, user, channel, message, reaction(emoji, true)?).await
+    submit(&state, &headers, user, channel, message, reaction(emoji.0, true)?).await
 }
 
 /// `DELETE …/reactions/{emoji}`: removes the caller's reaction.
@@ -173,7 +182,7 @@ pub async fn react(
     tag = "messages",
     operation_id = "remove_reaction",
     security(("bearer" = [])),
-    params(ReactionPath, ("Idempotency-Key" = Option<String>, Header, description = IDEMPOTENCY_KEY)),
+    params(ReactionPath, IdempotencyHeader),
     responses(
         (status = 202, description = "In the stream, to be applied with a `seq`", body = AckPayload),
         (status = 401, response = Unauthorized),
@@ -190,7 +199,7 @@ pub async fn unreact(
     ApiPath(ReactionPath { id: channel, message_id: message, emoji }): ApiPath<ReactionPath>,
     headers: HeaderMap,
 ) -> ApiResult<(StatusCode, Json<AckPayload>)> {
-    submit(&state, &headers, user, channel, message, reaction(emoji, false)?).await
+    submit(&state, &headers, user, channel, message, reaction(emoji.0, false)?).await
 }
 
 /// A reaction's change, its emoji checked.

@@ -58,11 +58,12 @@ pub fn router(
         .routes(routes!(messages::react, messages::unreact))
         .routes(routes!(members::reads))
         .merge(upload_routes(uploads));
-    let (routes, document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+    let (routes, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
         .split_for_parts();
+    openapi::complete(&mut document);
     routes.merge(openapi::serve(document))
 }
 

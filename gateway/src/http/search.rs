@@ -5,7 +5,7 @@
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::channels::{ChannelPath, member_role};
-use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized};
+use crate::http::openapi::{ChannelNotFound, NotAMember, RateLimited, Unauthorized, rules};
 use crate::http::paging::{next_cursor, page_limit};
 use crate::state::AppState;
 use crate::store::messages::{SearchScope, search as search_store};
@@ -22,9 +22,10 @@ const MAX_QUERY_CHARS: usize = 200;
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
-    /// 1-200 characters, no control characters: words to find (Postgres full text).
-    q: String,
-    /// Page size: 1-100, 20 by default.
+    /// 1-200 characters, not blank, no control characters: words to find (Postgres full text).
+    #[param(inline)]
+    q: rules::MessageQueryParam,
+    /// Page size: 20 by default; any other number is clamped into 1-100.
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     cursor: Option<MessageId>,
@@ -93,8 +94,8 @@ async fn run(
     scope: SearchScope,
     query: SearchQuery,
 ) -> ApiResult<Json<SearchPage>> {
-    let q = query.q.trim();
-    if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS || q.chars().any(char::is_control) {
+    let q = query.q.0.trim();
+    if q.is_empty() || query.q.0.chars().count() > MAX_QUERY_CHARS || q.chars().any(char::is_control) {
         let message = format!("q: 1-{MAX_QUERY_CHARS} characters, no control characters");
         return Err(AppError::invalid("invalid_query", message));
     }

@@ -6,8 +6,8 @@
 //! `DELETE` by its owner.
 
 use crate::auth::extract::AuthUser;
-use crate::error::{ApiPath, ApiResult, AppError, ErrorBody};
-use crate::http::openapi::{RateLimited, Unauthorized};
+use crate::error::{ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
+use crate::http::openapi::{RateLimited, Unauthorized, rules};
 use crate::serve::CloseConnection;
 use crate::state::AppState;
 use crate::store::uploads::Upload;
@@ -15,7 +15,7 @@ use crate::uploads::sniff::{HEAD_BYTES, Sniffed, sniff};
 use crate::uploads::store::{Slot, SlotRefused};
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -35,14 +35,20 @@ pub struct UploadPath {
     id: UploadId,
 }
 
-/// The form `POST /upload` takes.
-#[derive(ToSchema)]
-#[allow(dead_code)] // Only described: the handler streams the form.
-pub struct UploadForm {
-    /// The file; its name is kept, its claimed type ignored.
-    #[schema(value_type = String, format = Binary)]
-    file: Vec<u8>,
+/// The form `POST /upload` takes: one part, `file` (`rules::upload_form`). Only described:
+/// the handler streams the form.
+pub struct UploadForm;
+
+impl utoipa::PartialSchema for UploadForm {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        rules::upload_form().into()
+    }
 }
+
+impl ToSchema for UploadForm {}
+
+/// What a form that is not exactly one `file` part is told.
+const ONE_PART: &str = "the form has one part, `file`";
 
 /// Upload answers not found, whether missing, deleted or not the caller's to read.
 const NOT_FOUND: &str = "`not_found`: no such upload, deleted, or not shared with the caller";
@@ -70,7 +76,7 @@ fn store_failed(error: impl std::error::Error + Send + Sync + 'static) -> AppErr
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Stored; attach it to a message by its `id`", body = AttachmentView),
-        (status = 400, description = "`bad_request`: not a multipart form, or no `file` part", body = ErrorBody),
+        (status = 400, description = "`bad_request`: not a multipart form, or not one part named `file`", body = ErrorBody),
         (status = 401, response = Unauthorized),
         (status = 413, description = "`too_large`: over `uploads.max_bytes` (25 MiB by default); `quota_exceeded`: the caller's uploads would take over `uploads.quota_bytes_per_user` (1 GiB by default)", body = ErrorBody),
         (status = 422, description = "`empty_file`", body = ErrorBody),
@@ -93,12 +99,9 @@ pub async fn upload(
     if room == 0 {
         return Err(AppError::QuotaExceeded { quota });
     }
-    let field = loop {
-        match form.next_field().await? {
-            Some(field) if field.name() == Some("file") => break field,
-            Some(_) => continue,
-            None => return Err(AppError::BadRequest("the form has no `file` part".into())),
-        }
+    let field = match form.next_field().await? {
+        Some(field) if field.name() == Some("file") => field,
+        _ => return Err(AppError::BadRequest(ONE_PART.into())),
     };
     let filename = clean_filename(field.file_name());
     let id = UploadId(uuid::Uuid::new_v4());
@@ -121,6 +124,14 @@ pub async fn upload(
             return Err(error);
         }
     };
+    drop(field);
+    if !matches!(form.next_field().await, Ok(None)) {
+        // Stored but not recorded; left behind, the sweeper would find it by its intent.
+        if state.uploads.delete(id).await.is_ok() {
+            let _ = crate::store::uploads::forget_intent(&state.db, id).await;
+        }
+        return Err(AppError::BadRequest(ONE_PART.into()));
+    }
     let sniffed = sniff(&head);
     let upload = Upload {
         id,
@@ -229,7 +240,7 @@ pub struct LinkQuery {
     security(("bearer" = []), ()),
     params(UploadPath, LinkQuery),
     responses(
-        (status = 200, description = "The bytes: `inline` for images, `attachment` otherwise", content_type = "application/octet-stream"),
+        (status = 200, description = "The bytes, with the type sniffed at upload (`application/octet-stream` when unknown): `inline` for images, `attachment` otherwise", content_type = "*/*"),
         (status = 401, description = "`unauthorized`: no token and no valid signed link", body = ErrorBody),
         (status = 404, description = NOT_FOUND, body = ErrorBody),
         (status = 429, description = "`rate_limited`: the REST limit, or `uploads.max_downloads_in_progress_per_user` downloads of the caller's (or of the link's holder) in progress already", body = ErrorBody),
@@ -240,7 +251,7 @@ pub async fn download(
     State(state): State<AppState>,
     user: Option<AuthUser>,
     ApiPath(UploadPath { id }): ApiPath<UploadPath>,
-    Query(link): Query<LinkQuery>,
+    ApiQuery(link): ApiQuery<LinkQuery>,
     close: Option<Extension<CloseConnection>>,
 ) -> ApiResult<Response> {
     let holder = match (link.expires, link.holder, &link.signature) {

@@ -3,7 +3,7 @@
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
 use crate::http::auth::{DISPLAY_NAME_RULE, display_name_ok};
-use crate::http::openapi::{RateLimited, Unauthorized};
+use crate::http::openapi::{RateLimited, Unauthorized, rules};
 use crate::http::paging::{next_cursor, page_limit};
 use crate::live::presence::Presence;
 use crate::store::{self, users::UserRow};
@@ -37,10 +37,11 @@ pub async fn me(State(db): State<PgPool>, AuthUser(user): AuthUser) -> ApiResult
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     /// 1-64 characters.
+    #[schema(schema_with = rules::display_name)]
     display_name: Option<String>,
     /// An http(s) URL of up to 500 characters; `null` removes the avatar.
     #[serde(default, deserialize_with = "deserialize_some")]
-    #[schema(value_type = Option<String>)]
+    #[schema(schema_with = rules::avatar_url)]
     avatar_url: Option<Option<String>>,
 }
 
@@ -72,7 +73,7 @@ pub async fn update_me(
         return Err(AppError::invalid("invalid_display_name", DISPLAY_NAME_RULE));
     }
     if let Some(Some(url)) = &update.avatar_url
-        && (url.len() > 500
+        && (url.chars().count() > 500
             || !(url.starts_with("https://") || url.starts_with("http://"))
             || url.chars().any(char::is_control))
     {
@@ -126,10 +127,12 @@ pub async fn get(
 #[into_params(parameter_in = Query)]
 pub struct SearchQuery {
     /// 1-32 characters: the start of a username.
-    q: String,
-    /// Page size: 1-100, 20 by default.
+    #[param(inline)]
+    q: rules::UserQueryParam,
+    /// Page size: 20 by default; any other number is clamped into 1-100.
     limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = rules::username_cursor)]
     cursor: Option<String>,
 }
 
@@ -160,14 +163,18 @@ pub async fn search(
     AuthUser(_): AuthUser,
     ApiQuery(query): ApiQuery<SearchQuery>,
 ) -> ApiResult<Json<UserPage>> {
-    if query.q.is_empty() || query.q.chars().count() > 32 || query.q.chars().any(char::is_control) {
+    if query.q.0.is_empty() || query.q.0.chars().count() > 32 || query.q.0.chars().any(char::is_control) {
         return Err(AppError::invalid("invalid_query", "q: 1-32 characters, no control characters"));
     }
-    if query.cursor.as_deref().is_some_and(|c| c.contains('\0')) {
+    // A cursor is a username this API gave (`rules::username_cursor`).
+    let username_like = |c: &str| {
+        (1..=32).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    };
+    if query.cursor.as_deref().is_some_and(|c| !username_like(c)) {
         return Err(AppError::BadRequest("cursor: not a cursor this API gave".into()));
     }
     let limit = page_limit(query.limit, 20, 100);
-    let users: Vec<UserRow> = store::users::search(&db, &query.q, query.cursor.as_deref(), limit)
+    let users: Vec<UserRow> = store::users::search(&db, &query.q.0, query.cursor.as_deref(), limit)
         .await?
         .into_iter()
         .map(UserRow::without_email)

@@ -60,6 +60,8 @@ pub enum Page {
     After(i64),
     /// Messages with `seq` below this, descending.
     Before(i64),
+    /// Messages with `seq` above the first and below the second, ascending.
+    Between(i64, i64),
 }
 
 /// Up to `limit` messages of the page, as they are now. With a `viewer`, each carries its
@@ -86,18 +88,20 @@ async fn page_of<'e>(
     page: Page,
     limit: i64,
 ) -> Result<Vec<MessageView>, sqlx::Error> {
-    let (condition, order, bound) = match page {
-        Page::After(seq) => ("m.seq > $2", "ASC", seq),
-        Page::Before(seq) => ("m.seq < $2", "DESC", seq),
+    let (above, below, order) = match page {
+        Page::After(seq) => (seq, i64::MAX, "ASC"),
+        Page::Before(seq) => (i64::MIN, seq, "DESC"),
+        Page::Between(after, before) => (after, before, "ASC"),
     };
     let rows: Vec<HistoryRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}
          FROM messages m JOIN users u ON u.id = m.sender_id
-         WHERE m.channel_id = $1 AND {condition}
-         ORDER BY m.seq {order} LIMIT $3"
+         WHERE m.channel_id = $1 AND m.seq > $2 AND m.seq < $3
+         ORDER BY m.seq {order} LIMIT $4"
     )))
     .bind(channel)
-    .bind(bound)
+    .bind(above)
+    .bind(below)
     .bind(limit)
     .fetch_all(db)
     .await?;

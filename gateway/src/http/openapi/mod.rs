@@ -13,18 +13,27 @@
 //!    `utoipa::ToSchema`.
 //! 2. `.routes(routes!(module::handler))` in `http::router`, instead of `.route(...)`.
 //!
+//! The statuses every operation shares (400 for input that does not parse, 415 for a body
+//! that is not JSON, 500, 503, …) are added by [`responses::CommonErrors`]; validated strings
+//! take their schemas from [`rules`]; the `links` between operations are in [`links`].
+//!
 //! `cell/tests/openapi.rs` fails on a plain `.route(...)` and on a documented operation that
-//! a live gateway does not route, or whose need for a token the document misstates.
+//! a live gateway does not route, or whose need for a token the document misstates;
+//! `cell/tests/api_fuzz.rs` runs schemathesis over the document against a live cell.
+
+pub mod links;
+pub mod responses;
+pub mod rules;
+
+pub use responses::{ChangeUnavailable, ChannelNotFound, MessageNotFound, NotAMember, RateLimited, Unauthorized};
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
 use axum::Router;
 use shared::ids::{ChannelId, MessageId, UserId};
-use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use responses::{BadRequest, BodyShape, Internal, RequestTimeout, TooLarge, Unavailable, UnsupportedMediaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToResponse};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 /// Where the document is served.
@@ -42,15 +51,18 @@ pub const SWAGGER_UI_PATH: &str = "/docs";
             WebSocket at `/ws`, whose handshake and frames are described in `docs/protocol.md` \
             (as is everything here, in prose).\n\n\
             Every error answers `{\"error\": {\"code\", \"message\"}}` (`ErrorBody`); branch on \
-            `code`. Besides the statuses listed per operation, any operation may answer 400 \
-            `bad_request` (malformed JSON, path or query), 408 `request_timeout`, 413 \
-            `too_large` (bodies over 64 KiB), 415 `unsupported_media_type` (a body that is not \
-            `application/json`), 500 `internal` and 503 `unavailable`."
+            `code`. Each operation lists every status it can answer, those of the layers \
+            around it included (400 for input that does not parse, 415 for a body that is not \
+            JSON, 408, 500, 503).\n\n\
+            The `links` of an answer name the operations that take what it returns."
     ),
     modifiers(&BearerToken),
     components(
         schemas(ErrorBody, UserId, ChannelId, MessageId),
-        responses(Unauthorized, RateLimited, NotAMember, ChannelNotFound, MessageNotFound, ChangeUnavailable)
+        responses(
+            Unauthorized, RateLimited, NotAMember, ChannelNotFound, MessageNotFound, ChangeUnavailable,
+            BadRequest, RequestTimeout, TooLarge, UnsupportedMediaType, BodyShape, Internal, Unavailable
+        )
     ),
     tags(
         (name = "auth", description = "Accounts and sessions: access tokens and rotating refresh tokens."),
@@ -81,69 +93,11 @@ impl Modify for BearerToken {
     }
 }
 
-/// Declares an error answer that several operations share: a component of the document's
-/// `responses`, named `$name`, with an `ErrorBody`. Operations name it with
-/// `(status = …, response = $name)`.
-macro_rules! shared_error {
-    ($(#[$doc:meta])* $name:ident, $description:literal) => {
-        $(#[$doc])*
-        pub struct $name;
-
-        impl<'r> ToResponse<'r> for $name {
-            fn response() -> (&'r str, RefOr<Response>) {
-                (stringify!($name), error_response($description).build().into())
-            }
-        }
-    };
-}
-
-shared_error!(
-    /// 401 for a request without a valid access token.
-    Unauthorized,
-    "`unauthorized`: missing, invalid, expired or revoked access token"
-);
-shared_error!(
-    /// 403 from the routes for members, to a caller who may see the (public) channel.
-    NotAMember,
-    "`forbidden`: not a member of this public channel"
-);
-shared_error!(
-    /// 404 for a channel that does not exist or that the caller may not know of.
-    ChannelNotFound,
-    "`not_found`: no such channel, or one the caller may not know of (not public, not theirs)"
-);
-shared_error!(
-    /// 404 for a message that is not in the channel.
-    MessageNotFound,
-    "`not_found`: no such channel (or one the caller may not know of), or no such message in \
-    it; a change answers it for a deleted message too"
-);
-shared_error!(
-    /// 503 from a message change whose checks or publication did not finish in time.
-    ChangeUnavailable,
-    "`unavailable`: the checks or the stream did not answer in time; retry with the same \
-    `Idempotency-Key`"
-);
-
-/// 429 for a request over a rate limit: per user for authenticated requests, per IP for the
-/// routes anyone can call, the send limits for message changes.
-pub struct RateLimited;
-
-impl<'r> ToResponse<'r> for RateLimited {
-    fn response() -> (&'r str, RefOr<Response>) {
-        let retry_after = HeaderBuilder::new()
-            .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)))
-            .description(Some("Seconds to wait before retrying"));
-        let response = error_response("`rate_limited`: over a rate limit; retry after `Retry-After`")
-            .header("Retry-After", retry_after.build());
-        ("RateLimited", response.build().into())
-    }
-}
-
-/// A response whose body is an `ErrorBody`.
-fn error_response(description: &str) -> ResponseBuilder {
-    let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-    ResponseBuilder::new().description(description).content("application/json", body)
+/// What the document gains once the router has put its paths in: the statuses every
+/// operation shares, and the links between operations.
+pub fn complete(document: &mut utoipa::openapi::OpenApi) {
+    responses::CommonErrors.modify(document);
+    links::Links.modify(document);
 }
 
 /// Swagger UI at [`SWAGGER_UI_PATH`], showing `document`, which it serves at [`DOCUMENT_PATH`].
