@@ -45,7 +45,8 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
         .env("NO_COLOR", "1")
         .output()
         .expect("schemathesis runs (scripts/setup.sh installs it)");
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let log =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     let cases = log.lines().skip_while(|l| !l.starts_with("Test cases:")).nth(1).unwrap_or_default().trim();
     println!("schemathesis {MAX_EXAMPLES} examples per operation, seed {SEED}: {cases}");
     assert!(output.status.success(), "schemathesis found what the document does not say:\n{log}");

@@ -133,7 +133,8 @@ fn assert_links_name_operations_and_their_parameters(document: &Value, operation
             for (status, response) in operation["responses"].as_object().into_iter().flatten() {
                 for (name, link) in response["links"].as_object().into_iter().flatten() {
                     let from = format!("{method} {path} {status} → {name}");
-                    let target = link["operationId"].as_str().unwrap_or_else(|| panic!("{from}: no operationId"));
+                    let target =
+                        link["operationId"].as_str().unwrap_or_else(|| panic!("{from}: no operationId"));
                     let target = operations
                         .iter()
                         .find(|o| o.id == target)

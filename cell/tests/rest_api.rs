@@ -319,16 +319,21 @@ async fn channels_enforce_roles_and_history_pages_both_ways() {
         (422, "invalid_limit".into())
     );
     let between = expect(
-        bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=5&limit=2")).send().await.unwrap(),
+        bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=5&limit=2"))
+            .send()
+            .await
+            .unwrap(),
         200,
     )
     .await
     .unwrap();
     assert_eq!((seqs(&between), between["has_more"].clone()), (vec![2, 3], json!(true)));
-    let between =
-        expect(bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=5")).send().await.unwrap(), 200)
-            .await
-            .unwrap();
+    let between = expect(
+        bob.request(Method::GET, &path(group, "/messages?after_seq=1&before_seq=5")).send().await.unwrap(),
+        200,
+    )
+    .await
+    .unwrap();
     assert_eq!((seqs(&between), between["has_more"].clone()), (vec![2, 3, 4], json!(false)));
 
     // Removing bob ends his access; deleting is the owner's alone.

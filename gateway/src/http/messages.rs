@@ -8,7 +8,9 @@ use crate::auth::extract::AuthUser;
 use crate::changes::{self, ChangeRefused};
 use crate::error::{ApiJson, ApiPath, ApiResult, AppError, ErrorBody};
 use crate::http::channels::member_role;
-use crate::http::openapi::{ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized, rules};
+use crate::http::openapi::{
+    ChangeUnavailable, MessageNotFound, NotAMember, RateLimited, Unauthorized, rules,
+};
 use crate::ratelimit::Verdict;
 use crate::state::AppState;
 use crate::store;

@@ -57,7 +57,10 @@ const LINKS: &[(&str, &str, &[&str], Arguments)] = &[
         "search_messages",
         "200",
         &MESSAGE_OPERATIONS,
-        &[("id", "$response.body#/messages/0/channel_id"), ("message_id", "$response.body#/messages/0/message_id")],
+        &[
+            ("id", "$response.body#/messages/0/channel_id"),
+            ("message_id", "$response.body#/messages/0/message_id"),
+        ],
     ),
     (
         "get_message",

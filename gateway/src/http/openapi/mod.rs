@@ -25,13 +25,17 @@ pub mod links;
 pub mod responses;
 pub mod rules;
 
-pub use responses::{ChangeUnavailable, ChannelNotFound, MessageNotFound, NotAMember, RateLimited, Unauthorized};
+pub use responses::{
+    ChangeUnavailable, ChannelNotFound, MessageNotFound, NotAMember, RateLimited, Unauthorized,
+};
 
 use crate::error::ErrorBody;
 use crate::state::AppState;
 use axum::Router;
+use responses::{
+    BadRequest, BodyShape, Internal, RequestTimeout, TooLarge, Unavailable, UnsupportedMediaType,
+};
 use shared::ids::{ChannelId, MessageId, UserId};
-use responses::{BadRequest, BodyShape, Internal, RequestTimeout, TooLarge, Unavailable, UnsupportedMediaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;

@@ -129,20 +129,16 @@ impl Modify for CommonErrors {
             if !path.starts_with("/api/v1/") {
                 continue;
             }
-            let operations = [
-                &mut item.get,
-                &mut item.put,
-                &mut item.post,
-                &mut item.delete,
-                &mut item.patch,
-            ];
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
             operations.into_iter().flatten().for_each(add_common_errors);
         }
     }
 }
 
 fn add_common_errors(operation: &mut Operation) {
-    let json_body = operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
+    let json_body =
+        operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
     let reads_input = json_body
         || operation.request_body.is_some()
         || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());

@@ -82,7 +82,9 @@ fn line(max: usize, nullable: bool, description: &str) -> Schema {
 /// 3-32 ASCII letters, digits, `_`, `.`, `-` (`auth::validate_username`).
 pub fn username() -> Schema {
     let description = "3-32 ASCII letters, digits, `_`, `.`, `-`; unique in any case.";
-    schema(json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$", "example": "ada", "description": description}))
+    schema(
+        json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$", "example": "ada", "description": description}),
+    )
 }
 
 /// An address: up to 254 characters, something before its first `@` and a `.` after it, no
@@ -104,8 +106,12 @@ pub fn password() -> Schema {
 
 /// 1-64 characters, not blank, no control characters (`auth::display_name_ok`); `null` as absent.
 pub fn display_name() -> Schema {
-    line(64, true, "1-64 characters, not blank, no control characters; absent or `null`: the username at \
-        registration, unchanged in an update.")
+    line(
+        64,
+        true,
+        "1-64 characters, not blank, no control characters; absent or `null`: the username at \
+        registration, unchanged in an update.",
+    )
 }
 
 /// An `http://` or `https://` URL of up to 500 characters, no control characters; `null`
@@ -113,7 +119,9 @@ pub fn display_name() -> Schema {
 pub fn avatar_url() -> Schema {
     let pattern = format!("^https?://[^{CONTROL}]*$");
     let description = "An http(s) URL of up to 500 characters; `null` removes the avatar; absent: unchanged.";
-    schema(json!({"type": ["string", "null"], "maxLength": 500, "pattern": pattern, "description": description}))
+    schema(
+        json!({"type": ["string", "null"], "maxLength": 500, "pattern": pattern, "description": description}),
+    )
 }
 
 /// A channel's name: 1-100 characters, not blank, no control characters.
@@ -135,10 +143,14 @@ pub fn channel_description() -> Schema {
 /// characters but tab, newline and carriage return (`protocol::validate_content`).
 pub fn content() -> Schema {
     let max = shared::protocol::MAX_CONTENT_CHARS;
-    let description = format!("The new content: 1-{max} characters, not blank, no control characters but tab, \
-        newline and carriage return.");
+    let description = format!(
+        "The new content: 1-{max} characters, not blank, no control characters but tab, \
+        newline and carriage return."
+    );
     let pattern = not_blank(CONTROL_BUT_TEXT);
-    schema(json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": pattern, "description": description}))
+    schema(
+        json!({"type": "string", "minLength": 1, "maxLength": max, "pattern": pattern, "description": description}),
+    )
 }
 
 /// A reaction's emoji: 1-32 characters, no whitespace or control characters
@@ -146,7 +158,8 @@ pub fn content() -> Schema {
 pub fn emoji() -> Schema {
     let max = shared::protocol::MAX_EMOJI_CHARS;
     let pattern = format!("^[^{CONTROL}{WHITESPACE}]+$");
-    let description = format!("The emoji, percent-encoded: 1-{max} characters, no whitespace or control characters.");
+    let description =
+        format!("The emoji, percent-encoded: 1-{max} characters, no whitespace or control characters.");
     schema(json!({
         "type": "string", "minLength": 1, "maxLength": max, "pattern": pattern, "example": "👍", "description": description
     }))
@@ -154,20 +167,29 @@ pub fn emoji() -> Schema {
 
 /// An `Idempotency-Key`: 1-64 printable ASCII characters (`ClientMsgId::is_valid`).
 pub fn idempotency_key() -> Schema {
-    let description = "1-64 printable ASCII characters: a retried request with the same key is the same change.";
-    schema(json!({"type": "string", "pattern": "^[!-~]{1,64}$", "example": "edit-1", "description": description}))
+    let description =
+        "1-64 printable ASCII characters: a retried request with the same key is the same change.";
+    schema(
+        json!({"type": "string", "pattern": "^[!-~]{1,64}$", "example": "edit-1", "description": description}),
+    )
 }
 
 /// A user search: 1-32 characters, no control characters, matched against username starts.
 pub fn user_query() -> Schema {
     let pattern = format!("^[^{CONTROL}]+$");
     let description = "1-32 characters, no control characters: the start of a username.";
-    schema(json!({"type": "string", "minLength": 1, "maxLength": 32, "pattern": pattern, "description": description}))
+    schema(
+        json!({"type": "string", "minLength": 1, "maxLength": 32, "pattern": pattern, "description": description}),
+    )
 }
 
 /// A message search: 1-200 characters, not blank, no control characters.
 pub fn message_query() -> Schema {
-    line(200, false, "1-200 characters, not blank, no control characters: words to find (Postgres full text).")
+    line(
+        200,
+        false,
+        "1-200 characters, not blank, no control characters: words to find (Postgres full text).",
+    )
 }
 
 /// A public channel search: up to 100 characters, no control characters; blank lists all.
