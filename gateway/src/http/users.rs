@@ -2,7 +2,7 @@
 
 use crate::auth::extract::AuthUser;
 use crate::error::{ApiJson, ApiPath, ApiQuery, ApiResult, AppError, ErrorBody};
-use crate::http::auth::{DISPLAY_NAME_RULE, display_name_ok};
+use crate::http::auth::{DISPLAY_NAME_RULE, display_name_ok, validate_username};
 use crate::http::openapi::{RateLimited, Unauthorized, rules};
 use crate::http::paging::{next_cursor, page_limit};
 use crate::live::presence::Presence;
@@ -167,10 +167,7 @@ pub async fn search(
         return Err(AppError::invalid("invalid_query", "q: 1-32 characters, no control characters"));
     }
     // A cursor is a username this API gave (`rules::username_cursor`).
-    let username_like = |c: &str| {
-        (1..=32).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
-    };
-    if query.cursor.as_deref().is_some_and(|c| !username_like(c)) {
+    if query.cursor.as_deref().is_some_and(|c| validate_username(c).is_err()) {
         return Err(AppError::BadRequest("cursor: not a cursor this API gave".into()));
     }
     let limit = page_limit(query.limit, 20, 100);

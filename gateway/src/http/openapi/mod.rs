@@ -10,7 +10,9 @@
 //!    status the handler itself can answer (`response = Unauthorized`, `RateLimited`, … for
 //!    the shared answers declared below; `body = ErrorBody` for the others). A handler that
 //!    takes `AuthUser` also says `security(("bearer" = []))`. Its body types derive
-//!    `utoipa::ToSchema`.
+//!    `utoipa::ToSchema`; a string field the handler checks takes its rule's schema
+//!    (`#[schema(schema_with = rules::…)]`, or a `rules::…Param` type for a parameter), so
+//!    the document says what the check accepts.
 //! 2. `.routes(routes!(module::handler))` in `http::router`, instead of `.route(...)`.
 //!
 //! The statuses every operation shares (400 for input that does not parse, 415 for a body

@@ -21,6 +21,9 @@ const CONTROL_BUT_TEXT: &str = r"\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u
 /// The whitespace characters (`White_Space`).
 const WHITESPACE: &str = r"\u0009-\u000D\u0020\u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000";
 
+/// A username (`auth::validate_username`).
+const USERNAME: &str = "^[A-Za-z0-9_.-]{3,32}$";
+
 /// Text of characters outside `[banned]` with at least one that is not whitespace either.
 fn not_blank(banned: &str) -> String {
     format!("^[^{banned}]*[^{CONTROL}{WHITESPACE}][^{banned}]*$")
@@ -82,9 +85,7 @@ fn line(max: usize, nullable: bool, description: &str) -> Schema {
 /// 3-32 ASCII letters, digits, `_`, `.`, `-` (`auth::validate_username`).
 pub fn username() -> Schema {
     let description = "3-32 ASCII letters, digits, `_`, `.`, `-`; unique in any case.";
-    schema(
-        json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{3,32}$", "example": "ada", "description": description}),
-    )
+    schema(json!({"type": "string", "pattern": USERNAME, "example": "ada", "description": description}))
 }
 
 /// An address: up to 254 characters, something before its first `@` and a `.` after it, no
@@ -202,8 +203,8 @@ pub fn channel_query() -> Schema {
 
 /// A user search's cursor: the last username of the previous page.
 pub fn username_cursor() -> Schema {
-    let description = "The `next_cursor` of the previous page.";
-    schema(json!({"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,32}$", "description": description}))
+    let description = "The `next_cursor` of the previous page: a username.";
+    schema(json!({"type": "string", "pattern": USERNAME, "description": description}))
 }
 
 /// `LoginRequest`: a `password` and a `username` or an `email` (the username wins when both
@@ -313,6 +314,11 @@ mod tests {
         assert!(!matches(&email(), "a @b.c"));
         assert!(matches(&idempotency_key(), "k-1"));
         assert!(!matches(&idempotency_key(), "k 1"));
+        for name in ["ada", "a.b-c_d", "ab", "a b", "ädä", &"x".repeat(33), &"x".repeat(32)] {
+            let valid = crate::http::auth::validate_username(name).is_ok();
+            assert_eq!(matches(&username(), name), valid, "{name}");
+            assert_eq!(matches(&username_cursor(), name), valid, "{name}");
+        }
         assert!(matches(&avatar_url(), "https://x.test/a.png"));
         assert!(!matches(&avatar_url(), "ftp://x.test/a.png"));
     }
