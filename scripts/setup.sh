@@ -16,6 +16,9 @@ command -v redis-server >/dev/null 2>&1 || apt_packages+=(redis-server)
 # nft: the local chaos runs (chaos/local, cell/tests/partitions.rs) cut NATS nodes off with
 # nftables drops inside network namespaces of their own.
 command -v nft >/dev/null 2>&1 || apt_packages+=(nftables)
+# Node.js 20 or later and npm, for the web client (web/, scripts/web.sh).
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null || apt_packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (Debian packages)"
   as_root apt-get update -qq

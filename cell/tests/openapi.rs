@@ -1,7 +1,7 @@
 //! The REST contract a gateway serves at `/api/v1/openapi.json`, held against the gateway
 //! itself: an OpenAPI 3 document whose references resolve; every operation in it routed by a
 //! live gateway, and marked with the `bearer` requirement exactly when its handler wants a
-//! token; its links between operations resolve; no REST route registered in the gateway's
+//! token; its links between operations resolve; the web client's copy is the same; no REST route registered in the gateway's
 //! source but through `routes!` (which puts it in the document too); Swagger UI at `/docs`.
 
 use reqwest::{Method, StatusCode};
@@ -48,6 +48,12 @@ async fn the_gateway_serves_a_document_of_every_route_it_has() {
     }
 
     assert_swagger_ui_shows_the_document(&base).await;
+
+    // The web client's API types are generated from its copy of the document: a change to the
+    // API shows there, and breaks the client's type check where it no longer fits.
+    let copy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/openapi.json");
+    let copy: Value = serde_json::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+    assert!(copy == document, "web/openapi.json is not the gateway's document: run scripts/web.sh api");
 }
 
 /// A REST route registered with a plain `.route(…)` (or as a service) is in the router but not

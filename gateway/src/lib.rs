@@ -29,3 +29,4 @@ mod uploads;
 mod ws;
 
 pub use run::{Gateway, GatewayError, run};
+pub use http::document as openapi_document;

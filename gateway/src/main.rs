@@ -1,5 +1,6 @@
 //! The `gateway` binary: read config, init tracing, serve until SIGTERM. `gateway healthcheck`
-//! asks a running gateway's admin endpoint whether it is alive.
+//! asks a running gateway's admin endpoint whether it is alive; `gateway openapi` prints the
+//! REST API's OpenAPI document.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Before the runtime starts its threads.
@@ -8,6 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
+    if std::env::args().nth(1).as_deref() == Some("openapi") {
+        println!("{}", gateway::openapi_document().to_pretty_json()?);
+        return Ok(());
+    }
     let config = shared::config::Config::load_from_args()?;
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         std::process::exit(if shared::admin::probe(config.gateway.admin_listen) { 0 } else { 1 });

@@ -31,6 +31,22 @@ pub fn router(
     uploads: &UploadsConfig,
     metrics: Arc<GatewayMetrics>,
 ) -> Router<AppState> {
+    let (routes, document) = routes_and_document(limits, uploads, metrics);
+    routes.merge(openapi::serve(document))
+}
+
+/// The OpenAPI document the gateway serves (`gateway openapi` prints it; the web client's API
+/// types are generated from it). Inside a Tokio runtime: the router it comes from spawns a task.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let metrics = Arc::new(GatewayMetrics::register(&mut Default::default()));
+    routes_and_document(&LimitsConfig::default(), &UploadsConfig::default(), metrics).1
+}
+
+fn routes_and_document(
+    limits: &LimitsConfig,
+    uploads: &UploadsConfig,
+    metrics: Arc<GatewayMetrics>,
+) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let unauthenticated = OpenApiRouter::new()
         .routes(routes!(auth::register))
         .routes(routes!(auth::login))
@@ -64,7 +80,7 @@ pub fn router(
         .routes(routes!(health::ready))
         .split_for_parts();
     openapi::complete(&mut document);
-    routes.merge(openapi::serve(document))
+    (routes, document)
 }
 
 /// Where files are uploaded (it has its own body limit and deadline).

@@ -1,0 +1,84 @@
+/**
+ * One channel's messages as the user sees them: the stored ones in `seq` order, then the
+ * user's own sends not stored yet, in the order sent. A send shows at once as `pending`, is
+ * `sent` on its ack (durable), takes its place by `seq` when its `message.new` comes (matched by
+ * `client_id`, which is unique per sender), or is `failed`, to retry with the same
+ * `client_id`. A message arriving twice is kept once.
+ */
+import type { MessageView } from '../protocol/frames'
+
+export type SendState = 'pending' | 'sent' | 'failed'
+
+export interface OwnSend {
+  clientId: string
+  content: string
+  state: SendState
+  error?: string
+}
+
+export type Entry = { kind: 'stored'; message: MessageView } | ({ kind: 'own' } & OwnSend)
+
+export class Timeline {
+  private readonly stored = new Map<number, MessageView>()
+  private readonly own = new Map<string, OwnSend>()
+  private order: number[] = []
+
+  /** The timeline as `me` (a user id) sees it: their sends are the own ones. */
+  constructor(private readonly me: string) {}
+
+  /** A stored message (`message.new`, a history page): its own send, if any, is done. */
+  store(message: MessageView): void {
+    const seq = Number(message.seq)
+    if (message.client_id && message.sender?.id === this.me) this.own.delete(message.client_id)
+    if (!this.stored.has(seq)) {
+      const at = this.order.findIndex((s) => s > seq)
+      if (at === -1) this.order.push(seq)
+      else this.order.splice(at, 0, seq)
+    }
+    this.stored.set(seq, message)
+  }
+
+  /** The user sent `content` as `clientId`: shown at once, pending. */
+  sending(clientId: string, content: string): void {
+    if (this.isStored(clientId)) return
+    this.own.set(clientId, { clientId, content, state: 'pending' })
+  }
+
+  /** Its ack came: it is durable, its place comes with its `seq`. */
+  acked(clientId: string): void {
+    const send = this.own.get(clientId)
+    if (send) send.state = 'sent'
+  }
+
+  failed(clientId: string, error: string): void {
+    const send = this.own.get(clientId)
+    if (send) Object.assign(send, { state: 'failed', error })
+  }
+
+  /** A failed send goes again: the same `clientId`, so the server stores it at most once. */
+  retry(clientId: string): OwnSend | undefined {
+    const send = this.own.get(clientId)
+    if (!send || send.state !== 'failed') return undefined
+    send.state = 'pending'
+    delete send.error
+    return send
+  }
+
+  /** The lowest `seq` held, for the next page of older history (`before_seq`). */
+  oldestSeq(): number | undefined {
+    return this.order[0]
+  }
+
+  entries(): Entry[] {
+    const stored: Entry[] = this.order.map((seq) => ({ kind: 'stored', message: this.stored.get(seq)! }))
+    const own: Entry[] = [...this.own.values()].map((send) => ({ kind: 'own', ...send }))
+    return [...stored, ...own]
+  }
+
+  private isStored(clientId: string): boolean {
+    for (const message of this.stored.values()) {
+      if (message.client_id === clientId && message.sender?.id === this.me) return true
+    }
+    return false
+  }
+}
