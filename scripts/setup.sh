@@ -19,6 +19,8 @@ command -v nft >/dev/null 2>&1 || apt_packages+=(nftables)
 # Node.js 20 or later and npm, for the web client (web/, scripts/web.sh).
 node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null || apt_packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
+# Chromium, for the web client's browser test (cell/tests/web_e2e.rs, playwright-core).
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (Debian packages)"
   as_root apt-get update -qq

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
         extra_config: String::new(),
         // Pages the gateway serves are its own origin; the web client's dev server (Vite, on
         // 5173) is a second one on this machine.
-        gateway_config: DEV_ORIGINS.into(),
+        gateway_config: gateway_config(args.web_dir.as_deref()),
         worker_config: String::new(),
         raise_limits: args.load_test,
         nats_in_namespaces: false,
@@ -55,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
         println!("  limits     raised for a load test (--load-test)");
     }
     for i in 0..cell.gateways.len() {
+        if args.web_dir.is_some() {
+            println!("  web app    {}/", cell.gateway_url(i));
+        }
         println!("  REST       {}/api/v1", cell.gateway_url(i));
         println!("  WebSocket  {}", cell.ws_url(i));
         println!("  health     {}/health  {}/ready", cell.gateway_url(i), cell.gateway_url(i));
@@ -77,6 +80,12 @@ async fn main() -> anyhow::Result<()> {
 /// The browser origins the local cell accepts besides its own: the web client's dev server.
 const DEV_ORIGINS: &str = "allowed_origins = [\"http://localhost:5173\", \"http://127.0.0.1:5173\"]\n";
 
+/// The gateways' `[gateway]` lines: the dev origins, and the web client's pages if given.
+fn gateway_config(web_dir: Option<&std::path::Path>) -> String {
+    let pages = web_dir.map(|dir| format!("web_dir = {:?}\n", dir.display().to_string())).unwrap_or_default();
+    format!("{DEV_ORIGINS}{pages}")
+}
+
 struct Args {
     dir: PathBuf,
     port: u16,
@@ -84,10 +93,14 @@ struct Args {
     workers: usize,
     bin_dir: Option<PathBuf>,
     load_test: bool,
+    web_dir: Option<PathBuf>,
 }
 
 const USAGE: &str =
-    "usage: cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR] [--load-test]
+    "usage: cell [--dir .cell] [--port 8080] [--gateways 1] [--workers 1] [--bin-dir DIR] [--web-dir DIR] [--load-test]
+
+  --web-dir     a built web client (web/dist) for the gateways to serve at / (scripts/cell.sh
+                builds it and passes it).
 
   --load-test   raise the rate limits out of a load test's way (REST, sends and channel rates
                 to 1,000,000 per window, 100,000 sockets per user, auth per IP unlimited).
@@ -109,6 +122,7 @@ impl Args {
             workers: 1,
             bin_dir: None,
             load_test: false,
+            web_dir: None,
         };
         let mut it = flags.into_iter();
         while let Some(flag) = it.next() {
@@ -133,6 +147,7 @@ impl Args {
                 "--gateways" => args.gateways = count(&value)?,
                 "--workers" => args.workers = count(&value)?,
                 "--bin-dir" => args.bin_dir = Some(value.into()),
+                "--web-dir" => args.web_dir = Some(std::path::absolute(&value)?),
                 other => anyhow::bail!("unknown argument {other}\n{USAGE}"),
             }
         }

@@ -92,7 +92,10 @@ pub fn router(state: AppState) -> Router {
     let app = http::router(state.limiter.config(), &state.uploads.config, state.metrics.clone())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_rest))
         .route("/ws", axum::routing::get(ws::upgrade::upgrade))
-        .fallback(|| async { AppError::NotFound("route") })
+        .fallback({
+            let pages = state.config.web_dir.clone();
+            move |request| crate::web::page_or_not_found(pages.clone(), request)
+        })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(state.clone(), deadline))

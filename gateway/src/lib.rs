@@ -26,7 +26,8 @@ mod serve;
 mod state;
 mod store;
 mod uploads;
+mod web;
 mod ws;
 
-pub use run::{Gateway, GatewayError, run};
 pub use http::document as openapi_document;
+pub use run::{Gateway, GatewayError, run};

@@ -188,6 +188,9 @@ pub struct GatewayConfig {
     /// The URL clients reach the cell at (`https://chat.example.com`), when a proxy or load
     /// balancer stands in front of the gateways: its origin is allowed as the gateway's own.
     pub public_url: Option<String>,
+    /// A built web client (`web/dist`) to serve at `/`: its files, and its `index.html` for any
+    /// other path outside `/api/`, so the client and the API share one origin. None: no pages.
+    pub web_dir: Option<std::path::PathBuf>,
     /// Open WebSockets this gateway accepts, at most; the next upgrade gets 503.
     pub max_connections: usize,
     /// The server pings each socket this often …
@@ -363,6 +366,7 @@ impl Default for GatewayConfig {
             max_ws_frame_bytes: 16 * 1024,
             allowed_origins: Vec::new(),
             public_url: None,
+            web_dir: None,
             max_connections: 100_000,
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),

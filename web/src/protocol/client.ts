@@ -3,6 +3,11 @@
  * URL), reconnects with jittered backoff, resumes with `sync` from the last `seq` it has of each
  * channel, resends unacknowledged sends with the same ids (the server acks a resend as the
  * first), drops repeated `seq`s and fills gaps. What `docs/protocol.md` §6 asks of a client.
+ *
+ * Sends to one channel go one at a time, each after the one before it is acknowledged: a
+ * refused send (over the rate limit, say) is resent before any later one goes, so a person's
+ * messages are stored in the order they were written. A person does not type faster than an
+ * ack comes back.
  */
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff'
 import { CLOSE, SUBPROTOCOL, type ClientFrame, type ErrorPayload, type MessageView, type SendPayload, type ServerFrame } from './frames'
@@ -47,6 +52,7 @@ export class SendRefused extends Error {
 
 interface Pending {
   frame: ClientFrame
+  retries?: number
   resolve: (ack: { message_id: string; channel_id: string }) => void
   reject: (error: SendRefused) => void
 }
@@ -66,6 +72,8 @@ export class ChatConnection {
   private attempt = 0
   private timer: ReturnType<typeof setTimeout> | null = null
   private readonly pending = new Map<string, Pending>()
+  /** Per channel, the ids of its sends not acknowledged yet, in the order sent; the first is out. */
+  private readonly queues = new Map<string, string[]>()
   private readonly gapSyncs = new Set<string>()
   private readonly handlers: { [K in keyof Handlers]: Handlers[K][] } = { status: [], message: [], frame: [] }
   private resumed = false
@@ -99,6 +107,27 @@ export class ChatConnection {
   }
 
   /**
+   * The device went offline (the browser's `offline` event): the socket is given up at once
+   * rather than after the server's pings go unanswered, and the client shows it reconnecting.
+   */
+  networkDown(): void {
+    if (this.status === 'stopped' || this.status === 'revoked' || !this.socket) return
+    const socket = this.socket
+    this.socket = null
+    socket.close(1000)
+    this.retry()
+  }
+
+  /** The device is back online: reconnect now, not at the end of a backoff. */
+  networkUp(): void {
+    if (this.status !== 'reconnecting' || !this.timer) return
+    clearTimeout(this.timer)
+    this.timer = null
+    this.attempt = 0
+    void this.connect()
+  }
+
+  /**
    * Sends a message; resolves with its ack (the message is durable then). `clientId` is its
    * idempotency key: retrying a failed send with the same id never stores it twice.
    */
@@ -107,7 +136,9 @@ export class ChatConnection {
     const acked = new Promise<{ message_id: string; channel_id: string }>((resolve, reject) => {
       this.pending.set(clientId, { frame, resolve, reject })
     })
-    this.write(frame)
+    const queue = this.queues.get(payload.channel_id) ?? []
+    this.queues.set(payload.channel_id, [...queue, clientId])
+    if (queue.length === 0) this.write(frame)
     return { clientId, acked }
   }
 
@@ -116,7 +147,7 @@ export class ChatConnection {
     this.write(frame)
   }
 
-  /** The ids of the sends not acknowledged yet, oldest first. */
+  /** The ids of the sends not acknowledged yet, in the order sent. */
   pendingIds(): string[] {
     return [...this.pending.keys()]
   }
@@ -156,7 +187,7 @@ export class ChatConnection {
     this.gapSyncs.clear()
     // The first frame: the server holds live messages of the channels named until their backlog is out.
     if (resume) this.write({ type: 'sync', id: 'resume', payload: { channels: this.seqs.syncPayload() } })
-    for (const pending of this.pending.values()) this.write(pending.frame)
+    for (const queue of this.queues.values()) this.write(this.pending.get(queue[0])!.frame)
     this.setStatus('open')
   }
 
@@ -199,8 +230,7 @@ export class ChatConnection {
       case 'sync.done':
         return this.syncDone(frame.payload)
       case 'error':
-        if (frame.id && !frame.payload.retryable) this.settle(frame.id, (p) => p.reject(new SendRefused(frame.payload)))
-        // A retryable refusal stays pending: it is resent on the next connect, or by the caller.
+        if (frame.id) this.refused(frame.id, frame.payload)
         break
     }
     this.emit('frame', frame)
@@ -223,10 +253,34 @@ export class ChatConnection {
     }
   }
 
+  /**
+   * A send refused: for good (rejected), or for now, resent with the same id after the server's
+   * `retry_after_ms` (`rate_limited`) or a backoff of its own (`publish_failed`, `unavailable`).
+   */
+  private refused(id: string, error: ErrorPayload & { retry_after_ms?: number }): void {
+    const pending = this.pending.get(id)
+    if (!pending) return
+    if (!error.retryable) return this.settle(id, (p) => p.reject(new SendRefused(error)))
+    pending.retries = (pending.retries ?? 0) + 1
+    const delay = error.retry_after_ms ?? backoffDelay(pending.retries, this.options.backoff ?? DEFAULT_BACKOFF, this.options.random)
+    setTimeout(() => {
+      if (this.pending.get(id) === pending) this.write(pending.frame)
+    }, delay)
+  }
+
+  /** A send is done (acked or refused for good): the next of its channel goes out. */
   private settle(id: string | undefined, how: (pending: Pending) => void): void {
     const pending = id === undefined ? undefined : this.pending.get(id)
     if (!pending || id === undefined) return
     this.pending.delete(id)
+    const channel = (pending.frame.payload as SendPayload).channel_id
+    const rest = (this.queues.get(channel) ?? []).filter((queued) => queued !== id)
+    if (rest.length > 0) {
+      this.queues.set(channel, rest)
+      this.write(this.pending.get(rest[0])!.frame)
+    } else {
+      this.queues.delete(channel)
+    }
     how(pending)
   }
 

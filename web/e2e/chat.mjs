@@ -1,0 +1,103 @@
+// The web client in a real browser (Debian's Chromium, driven by playwright-core) against a
+// live cell: two people register, open a dm and chat both ways; one goes offline while the
+// other sends 20 messages, comes back and shows all 20, in order, once. Screenshots of the main
+// views go to the directory given. Exit code 0 when all holds; the failure is printed.
+//
+//   node e2e/chat.mjs http://127.0.0.1:8080 ../docs/screenshots
+import { chromium } from 'playwright-core'
+import assert from 'node:assert/strict'
+import { mkdirSync } from 'node:fs'
+
+const [base = 'http://127.0.0.1:8080', shots] = process.argv.slice(2)
+const run = Date.now().toString(36)
+const TIMEOUT = 20_000
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+})
+
+async function person(name) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 760 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(TIMEOUT)
+  await page.goto(base)
+  await page.getByRole('button', { name: 'New here? Create an account' }).click()
+  await page.getByLabel('Username').fill(name)
+  await page.getByLabel('Email').fill(`${name}@example.com`)
+  await page.getByLabel('Password').fill('correct horse battery')
+  if (shots && name.startsWith('ada')) await page.screenshot({ path: `${shots}/register.png` })
+  await page.getByRole('button', { name: 'Create account' }).click()
+  await page.getByRole('navigation', { name: 'Channels' }).waitFor()
+  return { name, context, page }
+}
+
+async function send(page, text) {
+  await page.getByTestId('composer').fill(text)
+  await page.getByTestId('composer').press('Enter')
+}
+
+/** The contents shown, once every shown message is stored (none pending). */
+async function contents(page) {
+  return page.getByTestId('content').allTextContents()
+}
+
+async function shows(page, texts) {
+  await page.waitForFunction(
+    (wanted) => {
+      const shown = [...document.querySelectorAll('[data-testid=message][data-state=stored] [data-testid=content]')].map((e) => e.textContent)
+      return wanted.every((w) => shown.includes(w))
+    },
+    texts,
+    { timeout: TIMEOUT },
+  )
+}
+
+try {
+  if (shots) mkdirSync(shots, { recursive: true })
+  const ada = await person(`ada${run}`)
+  const bob = await person(`bob${run}`)
+
+  await ada.page.getByTestId('user-search').fill(bob.name.slice(0, 6))
+  await ada.page.getByRole('button', { name: new RegExp(`@${bob.name}`) }).click()
+  await send(ada.page, 'hello bob')
+  await shows(ada.page, ['hello bob'])
+
+  await bob.page.getByTestId('channel').first().click()
+  await shows(bob.page, ['hello bob'])
+  await send(bob.page, 'hi ada')
+  await shows(ada.page, ['hi ada'])
+  await shows(bob.page, ['hi ada'])
+
+  // Bob drops off; ada sends 20; bob comes back and has each of them once, in order.
+  await bob.context.setOffline(true)
+  await bob.page.getByTestId('reconnecting').waitFor()
+  const burst = Array.from({ length: 20 }, (_, i) => `burst ${i + 1}`)
+  for (const text of burst) await send(ada.page, text)
+  await shows(ada.page, burst)
+  await bob.context.setOffline(false)
+  await shows(bob.page, burst)
+  const seen = await contents(bob.page)
+  assert.deepEqual(seen, ['hello bob', 'hi ada', ...burst], 'every message once, in order')
+  assert.deepEqual(await contents(ada.page), ['hello bob', 'hi ada', ...burst])
+
+  if (shots) {
+    await ada.page.screenshot({ path: `${shots}/chat.png` })
+    await bob.page.setViewportSize({ width: 390, height: 760 })
+    await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
+  }
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides)`)
+} catch (error) {
+  console.error('web e2e failed:', error)
+  for (const [i, context] of browser.contexts().entries()) {
+    const page = context.pages()[0]
+    if (page) {
+      console.error(`page ${i}: ${(await page.locator('body').innerText()).slice(0, 2000)}`)
+      if (shots) await page.screenshot({ path: `${shots}/failure-${i}.png` })
+    }
+  }
+  process.exitCode = 1
+} finally {
+  await browser.close()
+}

@@ -1,0 +1,185 @@
+/**
+ * The chat: the user's channels, a timeline per channel (history pages and live messages,
+ * with the user's own sends shown at once), and the one socket (`ChatConnection`) everything
+ * live comes through.
+ */
+import { defineStore } from 'pinia'
+import { computed, reactive, ref, shallowRef } from 'vue'
+import type { components } from '../api/schema'
+import { ChatConnection, SendRefused, type Status } from '../protocol/client'
+import type { MessageView } from '../protocol/frames'
+import { useSession } from './session'
+import { Timeline, type Entry } from './timeline'
+
+type Channel = components['schemas']['Channel']
+
+const PAGE = 50
+
+export const useChat = defineStore('chat', () => {
+  const session = useSession()
+  const channels = ref<Channel[]>([])
+  const current = ref<string | null>(null)
+  const status = ref<Status>('idle')
+  const hasOlder = reactive<Record<string, boolean>>({})
+  /** The other member's name, for each dm (a dm has no name of its own). */
+  const dmNames = reactive<Record<string, string>>({})
+  const version = ref(0) // bumped on every timeline change: the views recompute from it
+  const timelines = new Map<string, Timeline>()
+  const connection = shallowRef<ChatConnection | null>(null)
+
+  const me = () => session.user?.id ?? ''
+  const timeline = (channel: string) => {
+    let t = timelines.get(channel)
+    if (!t) timelines.set(channel, (t = new Timeline(me())))
+    return t
+  }
+  const touch = () => (version.value += 1)
+
+  const entries = computed<Entry[]>(() => {
+    void version.value
+    return current.value ? timeline(current.value).entries() : []
+  })
+  const currentChannel = computed(() => channels.value.find((c) => c.id === current.value) ?? null)
+
+  /** What a channel is called: its name, or for a dm the other member's. */
+  function nameOf(channel: Channel): string {
+    if (channel.type !== 'dm') return channel.name ?? ''
+    if (!(channel.id in dmNames)) {
+      dmNames[channel.id] = 'Direct message'
+      void session.api
+        .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel.id }, query: { limit: 2 } } })
+        .then(({ data }) => {
+          const other = data?.members.find((m) => m.user_id !== me())
+          if (other) dmNames[channel.id] = other.display_name
+        })
+    }
+    return dmNames[channel.id]
+  }
+
+  async function start(): Promise<void> {
+    const { data } = await session.api.GET('/api/v1/channels', { params: { query: { limit: 500 } } })
+    channels.value = data?.channels ?? []
+    const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`
+    const seqs = Object.fromEntries(channels.value.map((c) => [c.id, Number(c.last_seq)]))
+    const live = new ChatConnection({
+      url: base,
+      token: () => session.token() ?? Promise.reject(new Error('logged out')),
+      refresh: async () => (await session.refresh()) ?? Promise.reject(new Error('logged out')),
+      channels: seqs,
+    })
+    live.on('status', (s) => (status.value = s))
+    live.on('message', received)
+    live.start()
+    connection.value = live
+    window.addEventListener('offline', networkDown)
+    window.addEventListener('online', networkUp)
+    if (!current.value && channels.value[0]) await open(channels.value[0].id)
+  }
+
+  const networkDown = () => connection.value?.networkDown()
+  const networkUp = () => connection.value?.networkUp()
+
+  function stop(): void {
+    window.removeEventListener('offline', networkDown)
+    window.removeEventListener('online', networkUp)
+    connection.value?.stop()
+    connection.value = null
+    timelines.clear()
+    channels.value = []
+    current.value = null
+  }
+
+  function received(message: MessageView): void {
+    timeline(message.channel_id).store(message)
+    const channel = channels.value.find((c) => c.id === message.channel_id)
+    if (channel) {
+      channel.last_seq = Math.max(Number(channel.last_seq), Number(message.seq))
+      if (message.channel_id === current.value) markRead(channel)
+      else if (message.sender.id !== me()) channel.unread_count = (channel.unread_count ?? 0) + 1
+    } else {
+      void refreshChannels()
+    }
+    touch()
+  }
+
+  async function refreshChannels(): Promise<void> {
+    const { data } = await session.api.GET('/api/v1/channels', { params: { query: { limit: 500 } } })
+    if (data) channels.value = data.channels
+  }
+
+  async function open(channel: string): Promise<void> {
+    current.value = channel
+    if (!timelines.has(channel)) await loadOlder(channel)
+    const row = channels.value.find((c) => c.id === channel)
+    if (row) markRead(row)
+    touch()
+  }
+
+  /** The page of history before the oldest message held (the newest page at first). */
+  async function loadOlder(channel: string): Promise<void> {
+    const before = timeline(channel).oldestSeq()
+    const query = before === undefined ? { limit: PAGE } : { limit: PAGE, before_seq: before }
+    const { data } = await session.api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channel }, query } })
+    for (const message of data?.messages ?? []) timeline(channel).store(message)
+    hasOlder[channel] = data?.has_more ?? false
+    touch()
+  }
+
+  function markRead(channel: Channel): void {
+    channel.unread_count = 0
+    const seq = Number(channel.last_seq)
+    if (seq > Number(channel.last_read_seq ?? 0)) {
+      channel.last_read_seq = seq
+      connection.value?.notify({ type: 'message.read', payload: { channel_id: channel.id, seq } })
+    }
+  }
+
+  function send(content: string, clientId?: string): void {
+    const channel = current.value
+    const live = connection.value
+    if (!channel || !live || !content.trim()) return
+    const { clientId: id, acked } = live.send({ channel_id: channel, content }, clientId)
+    timeline(channel).sending(id, content)
+    touch()
+    acked.then(
+      () => {
+        timeline(channel).acked(id)
+        touch()
+      },
+      (error: unknown) => {
+        timeline(channel).failed(id, error instanceof SendRefused ? error.error.message : String(error))
+        touch()
+      },
+    )
+  }
+
+  /** Sends a failed message again, with its first `client_id`: stored at most once. */
+  function retry(clientId: string): void {
+    const channel = current.value
+    const again = channel ? timeline(channel).retry(clientId) : undefined
+    if (again) {
+      touch()
+      send(again.content, again.clientId)
+    }
+  }
+
+  async function openDm(userId: string): Promise<void> {
+    const { data } = await session.api.POST('/api/v1/channels', { body: { type: 'dm', member_ids: [userId] } })
+    if (!data) return
+    await refreshChannels()
+    connection.value?.seqs.start(data.id, 0)
+    await open(data.id)
+  }
+
+  async function createGroup(name: string, kind: 'group' | 'public'): Promise<void> {
+    const { data } = await session.api.POST('/api/v1/channels', { body: { type: kind, name } })
+    if (!data) return
+    await refreshChannels()
+    await open(data.id)
+  }
+
+  return {
+    channels, current, currentChannel, status, entries, hasOlder, nameOf,
+    start, stop, open, loadOlder, send, retry, openDm, createGroup,
+  }
+})
