@@ -21,6 +21,8 @@ node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)
 command -v npm >/dev/null 2>&1 || apt_packages+=(npm)
 # Chromium, for the web client's browser test (cell/tests/web_e2e.rs, playwright-core).
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+# An emoji font, so reactions show in its screenshots as in a person's browser.
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || apt_packages+=(fonts-noto-color-emoji)
 if [ ${#apt_packages[@]} -gt 0 ]; then
   say "installing ${apt_packages[*]} (Debian packages)"
   as_root apt-get update -qq

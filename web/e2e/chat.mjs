@@ -1,12 +1,16 @@
 // The web client in a real browser (Debian's Chromium, driven by playwright-core) against a
 // live cell: two people register, open a dm and chat both ways; one goes offline while the
-// other sends 20 messages, comes back and shows all 20, in order, once. Screenshots of the main
+// other sends 20 messages, comes back and shows all 20, in order, once; they react, edit and see
+// each other typing; axe-core finds no serious accessibility fault. Screenshots of the main
 // views go to the directory given. Exit code 0 when all holds; the failure is printed.
 //
 //   node e2e/chat.mjs http://127.0.0.1:8080 ../docs/screenshots
 import { chromium } from 'playwright-core'
 import assert from 'node:assert/strict'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
 
 const [base = 'http://127.0.0.1:8080', shots] = process.argv.slice(2)
 const run = Date.now().toString(36)
@@ -59,7 +63,7 @@ try {
   const ada = await person(`ada${run}`)
   const bob = await person(`bob${run}`)
 
-  await ada.page.getByTestId('user-search').fill(bob.name.slice(0, 6))
+  await ada.page.getByTestId('user-search').fill(bob.name)
   await ada.page.getByRole('button', { name: new RegExp(`@${bob.name}`) }).click()
   await send(ada.page, 'hello bob')
   await shows(ada.page, ['hello bob'])
@@ -82,12 +86,34 @@ try {
   assert.deepEqual(seen, ['hello bob', 'hi ada', ...burst], 'every message once, in order')
   assert.deepEqual(await contents(ada.page), ['hello bob', 'hi ada', ...burst])
 
+  // Reactions, edits and typing, both ways.
+  const bobsMessage = ada.page.getByTestId('message').filter({ hasText: 'hi ada' })
+  await bobsMessage.getByTestId('content').hover()
+  await bobsMessage.getByRole('button', { name: 'React 👍' }).click()
+  await bob.page.getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
+  await ada.page.getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
+  const own = bob.page.getByTestId('message').filter({ hasText: 'hi ada' })
+  await own.getByTestId('content').hover()
+  await own.getByRole('button', { name: 'Edit' }).click()
+  await bob.page.getByTestId('edit-box').fill('hi ada, edited')
+  await bob.page.getByTestId('edit-box').press('Enter')
+  await ada.page.getByTestId('content').filter({ hasText: 'hi ada, edited(edited)' }).waitFor()
+  await bob.page.getByTestId('composer').pressSequentially('typing')
+  await ada.page.getByTestId('typing').filter({ hasText: `${bob.name} is typing` }).waitFor()
+
+  for (const who of [ada, bob]) {
+    await who.page.addScriptTag({ content: axeSource })
+    const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
+    const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    assert.deepEqual(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [], 'accessibility')
+  }
+
   if (shots) {
     await ada.page.screenshot({ path: `${shots}/chat.png` })
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

@@ -236,6 +236,25 @@ describe('ordering', () => {
     expect(connection.seqs.contiguous(CHANNEL)).toBe(4)
   })
 
+  it('counts changes in the seqs of their channel: no gap for them, a repeated one dropped', async () => {
+    const { connection, last, seen } = setup()
+    const changes: number[] = []
+    connection.on('change', (c) => changes.push(c.payload.seq))
+    connection.start()
+    await advance(0)
+    last().open()
+    const reaction = { type: 'reaction.updated', payload: { channel_id: CHANNEL, seq: 2, message_id: '1001', emoji: '👍', user_id: 'u', added: true, count: 1 } }
+    last().frame(message(1))
+    last().frame(reaction)
+    last().frame(message(3))
+    last().frame(reaction)
+    expect(seen).toEqual([1, 3])
+    expect(changes).toEqual([2])
+    expect(last().written.filter((f) => f.type === 'sync')).toEqual([])
+    connection.change({ type: 'reaction.add', payload: { channel_id: CHANNEL, message_id: '1001', emoji: '🎉' } }, 'r-1')
+    expect(last().written.at(-1)).toMatchObject({ type: 'reaction.add', id: 'r-1' })
+  })
+
   it('asks again after a truncated sync, from where it stopped', async () => {
     const { connection, last } = setup()
     connection.start()

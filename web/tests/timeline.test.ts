@@ -10,6 +10,22 @@ const shown = (timeline: Timeline) =>
   timeline.entries().map((e) => (e.kind === 'stored' ? `#${e.message.seq}` : `${e.clientId}:${e.state}`))
 
 describe('a timeline', () => {
+  it('applies edits, deletes and reactions to the messages it holds', () => {
+    const timeline = new Timeline(ME)
+    timeline.store(message(1))
+    const change = (type: string, payload: object) => ({ type, payload: { channel_id: 'c', message_id: '101', ...payload } }) as any
+    timeline.apply(change('reaction.updated', { seq: 2, emoji: '👍', user_id: 'other', added: true, count: 1 }))
+    timeline.apply(change('reaction.updated', { seq: 3, emoji: '👍', user_id: ME, added: true, count: 2 }))
+    timeline.apply(change('reaction.updated', { seq: 4, emoji: '🎉', user_id: 'other', added: true, count: 1 }))
+    timeline.apply(change('reaction.updated', { seq: 5, emoji: '🎉', user_id: 'other', added: false, count: 0 }))
+    timeline.apply(change('message.updated', { seq: 6, content: 'edited', edited_at: '2026-12-07T00:00:00Z' }))
+    const [entry] = timeline.entries() as any
+    expect(entry.message.reactions).toEqual([{ emoji: '👍', count: 2, me: true }])
+    expect([entry.message.content, entry.message.edited_at]).toEqual(['edited', '2026-12-07T00:00:00Z'])
+    timeline.apply(change('message.deleted', { seq: 7 }))
+    expect([entry.message.deleted, entry.message.content, entry.message.reactions]).toEqual([true, '', []])
+  })
+
   it('orders stored messages by seq, whatever order they come in, and keeps each once', () => {
     const timeline = new Timeline(ME)
     for (const seq of [3, 1, 2, 3, 5, 4, 1]) timeline.store(message(seq))

@@ -10,7 +10,17 @@
  * ack comes back.
  */
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from './backoff'
-import { CLOSE, SUBPROTOCOL, type ClientFrame, type ErrorPayload, type MessageView, type SendPayload, type ServerFrame } from './frames'
+import {
+  CLOSE,
+  SUBPROTOCOL,
+  type ChangeApplied,
+  type ChangeFrame,
+  type ClientFrame,
+  type ErrorPayload,
+  type MessageView,
+  type SendPayload,
+  type ServerFrame,
+} from './frames'
 import { SeqTracker } from './seqs'
 
 /** What the connection is doing, for a "reconnecting…" banner. */
@@ -28,6 +38,12 @@ export interface SocketLike {
 }
 
 export type SocketFactory = (url: string, protocols: string[]) => SocketLike
+
+/** A send or change on its way: its id, and its ack (it is durable then). */
+export interface Submitted {
+  clientId: string
+  acked: Promise<{ message_id: string; channel_id: string }>
+}
 
 export interface ConnectionOptions {
   /** The socket's URL, `wss://host/ws`. */
@@ -60,6 +76,8 @@ interface Pending {
 type Handlers = {
   status: (status: Status) => void
   message: (message: MessageView) => void
+  /** An edit, delete or reaction applied to a stored message (repeats dropped, like messages). */
+  change: (change: ChangeApplied) => void
   frame: (frame: ServerFrame) => void
 }
 
@@ -75,7 +93,7 @@ export class ChatConnection {
   /** Per channel, the ids of its sends not acknowledged yet, in the order sent; the first is out. */
   private readonly queues = new Map<string, string[]>()
   private readonly gapSyncs = new Set<string>()
-  private readonly handlers: { [K in keyof Handlers]: Handlers[K][] } = { status: [], message: [], frame: [] }
+  private readonly handlers: { [K in keyof Handlers]: Handlers[K][] } = { status: [], message: [], change: [], frame: [] }
   private resumed = false
   private refreshNext = false
   private sent = 0
@@ -131,8 +149,18 @@ export class ChatConnection {
    * Sends a message; resolves with its ack (the message is durable then). `clientId` is its
    * idempotency key: retrying a failed send with the same id never stores it twice.
    */
-  send(payload: SendPayload, clientId = this.nextId()): { clientId: string; acked: Promise<{ message_id: string; channel_id: string }> } {
-    const frame: ClientFrame = { type: 'message.send', id: clientId, payload }
+  send(payload: SendPayload, clientId = this.nextId()): Submitted {
+    return this.submit({ type: 'message.send', id: clientId, payload })
+  }
+
+  /** Changes a stored message (edit, delete, reaction); acked as a send is, in the same queue. */
+  change(frame: Omit<ChangeFrame, 'id'>, id = this.nextId()): Submitted {
+    return this.submit({ ...frame, id } as ChangeFrame & { id: string })
+  }
+
+  private submit(frame: ClientFrame & { id: string; payload: { channel_id: string } }): Submitted {
+    const clientId = frame.id
+    const payload = frame.payload
     const acked = new Promise<{ message_id: string; channel_id: string }>((resolve, reject) => {
       this.pending.set(clientId, { frame, resolve, reject })
     })
@@ -225,6 +253,11 @@ export class ChatConnection {
     switch (frame.type) {
       case 'message.new':
         return this.messageNew(frame.payload)
+      case 'message.updated':
+      case 'message.deleted':
+      case 'reaction.updated':
+        if (this.inSeq(frame.payload.channel_id, frame.payload.seq)) this.emit('change', frame)
+        return
       case 'message.ack':
         return this.settle(frame.id, (p) => p.resolve(frame.payload))
       case 'sync.done':
@@ -237,13 +270,20 @@ export class ChatConnection {
   }
 
   private messageNew(message: MessageView): void {
-    const channel = message.channel_id
-    if (!this.seqs.accept(channel, Number(message.seq))) return
-    this.emit('message', message)
+    if (this.inSeq(message.channel_id, Number(message.seq))) this.emit('message', message)
+  }
+
+  /**
+   * Takes `seq` of `channel` (messages and changes share a channel's `seq`s): false for a
+   * repeat. A hole below it is asked for once, with a `sync` from the last `seq` before it.
+   */
+  private inSeq(channel: string, seq: number): boolean {
+    if (!this.seqs.accept(channel, seq)) return false
     if (this.seqs.hasGap(channel) && !this.gapSyncs.has(channel)) {
       this.gapSyncs.add(channel)
       this.write({ type: 'sync', id: `gap-${channel}`, payload: { channels: { [channel]: this.seqs.contiguous(channel) } } })
     }
+    return true
   }
 
   private syncDone(done: { channel_id: string; last_seq: number; truncated: boolean }): void {
@@ -273,7 +313,7 @@ export class ChatConnection {
     const pending = id === undefined ? undefined : this.pending.get(id)
     if (!pending || id === undefined) return
     this.pending.delete(id)
-    const channel = (pending.frame.payload as SendPayload).channel_id
+    const channel = (pending.frame.payload as { channel_id: string }).channel_id
     const rest = (this.queues.get(channel) ?? []).filter((queued) => queued !== id)
     if (rest.length > 0) {
       this.queues.set(channel, rest)

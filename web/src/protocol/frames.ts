@@ -23,9 +23,16 @@ export type SendPayload = {
   attachments?: string[]
 }
 
+/** The changes of a stored message (§6): each takes the channel's next `seq`, like a send. */
+export type ChangeFrame =
+  | Envelope<'message.edit', { channel_id: string; message_id: string; content: string }>
+  | Envelope<'message.delete', { channel_id: string; message_id: string }>
+  | Envelope<'reaction.add' | 'reaction.remove', { channel_id: string; message_id: string; emoji: string }>
+
 /** Client → server. */
 export type ClientFrame =
   | Envelope<'message.send', SendPayload>
+  | ChangeFrame
   | Envelope<'sync', { channels: Record<string, number> }>
   | Envelope<'auth.refresh', { access_token: string }>
   | Envelope<'message.read', { channel_id: string; seq: number }>
@@ -34,17 +41,24 @@ export type ClientFrame =
 
 export type ErrorPayload = { code: string; retryable: boolean; message: string }
 
+/** A change applied, in `seq` order with the channel's messages. */
+export type ChangeApplied =
+  | Envelope<'message.updated', { channel_id: string; seq: number; message_id: string; content: string; edited_at: string }>
+  | Envelope<'message.deleted', { channel_id: string; seq: number; message_id: string }>
+  | Envelope<
+      'reaction.updated',
+      { channel_id: string; seq: number; message_id: string; emoji: string; user_id: string; added: boolean; count: number }
+    >
+
 /** Server → client: the frames this module acts on, and the rest passed through as they are. */
 export type ServerFrame =
+  | ChangeApplied
   | Envelope<'message.ack', { status: 'stored'; message_id: string; channel_id: string }>
   | Envelope<'message.new', MessageView>
   | Envelope<'sync.done', { channel_id: string; last_seq: number; truncated: boolean }>
   | Envelope<'auth.refreshed', { expires_at: string }>
   | Envelope<'error', ErrorPayload>
   | Envelope<
-      | 'message.updated'
-      | 'message.deleted'
-      | 'reaction.updated'
       | 'change.rejected'
       | 'read.updated'
       | 'typing.update'

@@ -23,6 +23,11 @@ export const useChat = defineStore('chat', () => {
   const hasOlder = reactive<Record<string, boolean>>({})
   /** The other member's name, for each dm (a dm has no name of its own). */
   const dmNames = reactive<Record<string, string>>({})
+  /** Who is typing in each channel now (user ids, the user left out). */
+  const typing = reactive<Record<string, string[]>>({})
+  /** The names of the senders seen, for the typing indicator. */
+  const names = reactive<Record<string, string>>({})
+  let typedAt = 0
   const version = ref(0) // bumped on every timeline change: the views recompute from it
   const timelines = new Map<string, Timeline>()
   const connection = shallowRef<ChatConnection | null>(null)
@@ -69,6 +74,13 @@ export const useChat = defineStore('chat', () => {
     })
     live.on('status', (s) => (status.value = s))
     live.on('message', received)
+    live.on('change', (change) => {
+      timeline(change.payload.channel_id).apply(change)
+      touch()
+    })
+    live.on('frame', (frame) => {
+      if (frame.type === 'typing.update') typing[frame.payload.channel_id as string] = frame.payload.users as string[]
+    })
     live.start()
     connection.value = live
     window.addEventListener('offline', networkDown)
@@ -90,6 +102,7 @@ export const useChat = defineStore('chat', () => {
   }
 
   function received(message: MessageView): void {
+    names[message.sender.id] = message.sender.username
     timeline(message.channel_id).store(message)
     const channel = channels.value.find((c) => c.id === message.channel_id)
     if (channel) {
@@ -120,7 +133,10 @@ export const useChat = defineStore('chat', () => {
     const before = timeline(channel).oldestSeq()
     const query = before === undefined ? { limit: PAGE } : { limit: PAGE, before_seq: before }
     const { data } = await session.api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channel }, query } })
-    for (const message of data?.messages ?? []) timeline(channel).store(message)
+    for (const message of data?.messages ?? []) {
+      names[message.sender.id] = message.sender.username
+      timeline(channel).store(message)
+    }
     hasOlder[channel] = data?.has_more ?? false
     touch()
   }
@@ -153,6 +169,23 @@ export const useChat = defineStore('chat', () => {
     )
   }
 
+  /** Edits, deletes or reacts to a stored message of the open channel. */
+  function change(type: 'message.edit' | 'message.delete' | 'reaction.add' | 'reaction.remove', message_id: string, extra: { content?: string; emoji?: string } = {}): void {
+    const channel = current.value
+    if (!channel) return
+    connection.value?.change({ type, payload: { channel_id: channel, message_id, ...extra } } as never)
+  }
+
+  /** The user is typing in the open channel: told at most every 3 s (the server's rule). */
+  function typed(): void {
+    const now = Date.now()
+    if (!current.value || now - typedAt < 3000) return
+    typedAt = now
+    connection.value?.notify({ type: 'typing.start', payload: { channel_id: current.value } })
+  }
+
+  const typingNow = computed(() => (current.value ? (typing[current.value] ?? []).map((id) => names[id] ?? 'Someone') : []))
+
   /** Sends a failed message again, with its first `client_id`: stored at most once. */
   function retry(clientId: string): void {
     const channel = current.value
@@ -179,7 +212,7 @@ export const useChat = defineStore('chat', () => {
   }
 
   return {
-    channels, current, currentChannel, status, entries, hasOlder, nameOf,
+    channels, current, currentChannel, status, entries, hasOlder, nameOf, change, typed, typingNow,
     start, stop, open, loadOlder, send, retry, openDm, createGroup,
   }
 })

@@ -5,7 +5,7 @@
  * `client_id`, which is unique per sender), or is `failed`, to retry with the same
  * `client_id`. A message arriving twice is kept once.
  */
-import type { MessageView } from '../protocol/frames'
+import type { ChangeApplied, MessageView } from '../protocol/frames'
 
 export type SendState = 'pending' | 'sent' | 'failed'
 
@@ -36,6 +36,37 @@ export class Timeline {
       else this.order.splice(at, 0, seq)
     }
     this.stored.set(seq, message)
+  }
+
+  /**
+   * An edit, delete or reaction applied to a stored message held here (one not held is in an
+   * older page, which comes from history as it is now). Reactions keep the count the server
+   * says and the user's own flag from whose reaction changed.
+   */
+  apply(change: ChangeApplied): void {
+    const message = this.byId(change.payload.message_id)
+    if (!message) return
+    switch (change.type) {
+      case 'message.updated':
+        message.content = change.payload.content
+        message.edited_at = change.payload.edited_at
+        break
+      case 'message.deleted':
+        Object.assign(message, { deleted: true, content: '', reactions: [] })
+        break
+      case 'reaction.updated': {
+        const { emoji, count, user_id, added } = change.payload
+        const reactions = (message.reactions ?? []).filter((r) => r.emoji !== emoji)
+        const before = message.reactions?.find((r) => r.emoji === emoji)
+        const me = user_id === this.me ? added : (before?.me ?? false)
+        if (count > 0) {
+          const at = message.reactions?.findIndex((r) => r.emoji === emoji) ?? -1
+          reactions.splice(at === -1 ? reactions.length : at, 0, { emoji, count, me })
+        }
+        message.reactions = reactions
+        break
+      }
+    }
   }
 
   /** The user sent `content` as `clientId`: shown at once, pending. */
@@ -73,6 +104,11 @@ export class Timeline {
     const stored: Entry[] = this.order.map((seq) => ({ kind: 'stored', message: this.stored.get(seq)! }))
     const own: Entry[] = [...this.own.values()].map((send) => ({ kind: 'own', ...send }))
     return [...stored, ...own]
+  }
+
+  private byId(messageId: string): MessageView | undefined {
+    for (const message of this.stored.values()) if (message.message_id === messageId) return message
+    return undefined
   }
 
   private isStored(clientId: string): boolean {
