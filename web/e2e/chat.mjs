@@ -101,6 +101,19 @@ try {
   await bob.page.getByTestId('composer').pressSequentially('typing')
   await ada.page.getByTestId('typing').filter({ hasText: `${bob.name} is typing` }).waitFor()
 
+  // A public channel: ada makes it, bob finds it, joins and writes in it.
+  const general = `general ${run}`
+  await ada.page.getByRole('button', { name: 'New channel' }).click()
+  await ada.page.getByTestId('new-channel-name').fill(general)
+  await ada.page.getByRole('button', { name: 'Create' }).click()
+  await ada.page.getByTestId('channel-title').filter({ hasText: general }).waitFor()
+  await bob.page.getByRole('button', { name: 'Browse' }).click()
+  await bob.page.getByPlaceholder('Search public channels…').fill(general)
+  await bob.page.getByRole('listitem').filter({ hasText: general }).getByRole('button', { name: 'Join' }).click()
+  await bob.page.getByTestId('channel-title').filter({ hasText: general }).waitFor()
+  await send(bob.page, 'hello everyone')
+  await shows(ada.page, ['hello everyone'])
+
   for (const who of [ada, bob]) {
     await who.page.addScriptTag({ content: axeSource })
     const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
@@ -113,7 +126,7 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; a public channel made, found and joined; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

@@ -23,6 +23,8 @@ export const useChat = defineStore('chat', () => {
   const hasOlder = reactive<Record<string, boolean>>({})
   /** The other member's name, for each dm (a dm has no name of its own). */
   const dmNames = reactive<Record<string, string>>({})
+  /** The other member of each dm, for their presence. */
+  const dmPeers = reactive<Record<string, string>>({})
   /** Who is typing in each channel now (user ids, the user left out). */
   const typing = reactive<Record<string, string[]>>({})
   /** The names of the senders seen, for the typing indicator. */
@@ -55,7 +57,10 @@ export const useChat = defineStore('chat', () => {
         .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel.id }, query: { limit: 2 } } })
         .then(({ data }) => {
           const other = data?.members.find((m) => m.user_id !== me())
-          if (other) dmNames[channel.id] = other.display_name
+          if (other) {
+            dmNames[channel.id] = other.display_name
+            dmPeers[channel.id] = other.user_id
+          }
         })
     }
     return dmNames[channel.id]
@@ -80,6 +85,7 @@ export const useChat = defineStore('chat', () => {
     })
     live.on('frame', (frame) => {
       if (frame.type === 'typing.update') typing[frame.payload.channel_id as string] = frame.payload.users as string[]
+      if (frame.type === 'presence.update') presence[frame.payload.user_id as string] = frame.payload.status as string
     })
     live.start()
     connection.value = live
@@ -204,6 +210,24 @@ export const useChat = defineStore('chat', () => {
     await open(data.id)
   }
 
+  /** Public channels whose name contains `q`, with whether the user is in each. */
+  async function browse(q: string): Promise<Channel[]> {
+    const query = q.trim() ? { q: q.trim(), limit: 50 } : { limit: 50 }
+    const { data } = await session.api.GET('/api/v1/channels/public', { params: { query } })
+    return data?.channels ?? []
+  }
+
+  async function join(channel: string): Promise<void> {
+    const { data } = await session.api.POST('/api/v1/channels/{id}/join', { params: { path: { id: channel } } })
+    if (!data) return
+    await refreshChannels()
+    connection.value?.seqs.start(channel, Number(data.last_seq))
+    await open(channel)
+  }
+
+  /** Who is online, away or offline, as `presence.update` says (channels of up to 250). */
+  const presence = reactive<Record<string, string>>({})
+
   async function createGroup(name: string, kind: 'group' | 'public'): Promise<void> {
     const { data } = await session.api.POST('/api/v1/channels', { body: { type: kind, name } })
     if (!data) return
@@ -213,6 +237,7 @@ export const useChat = defineStore('chat', () => {
 
   return {
     channels, current, currentChannel, status, entries, hasOlder, nameOf, change, typed, typingNow,
+    browse, join, presence, dmPeers,
     start, stop, open, loadOlder, send, retry, openDm, createGroup,
   }
 })
