@@ -101,6 +101,19 @@ try {
   await bob.page.getByTestId('composer').pressSequentially('typing')
   await ada.page.getByTestId('typing').filter({ hasText: `${bob.name} is typing` }).waitFor()
 
+  // An image: uploaded with progress, shown to the other from a signed link.
+  const png = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP4z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==',
+    'base64',
+  )
+  await ada.page.getByTestId('file-input').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: png })
+  await ada.page.getByTestId('pick').getByLabel('uploaded').waitFor()
+  await ada.page.getByTestId('composer').fill('a picture')
+  await ada.page.getByTestId('composer').press('Enter')
+  const image = bob.page.getByTestId('image').filter({ has: bob.page.locator('[alt="dot.png"]') }).or(bob.page.locator('img[alt="dot.png"]'))
+  await image.first().waitFor()
+  await bob.page.waitForFunction(() => [...document.images].some((i) => i.alt === 'dot.png' && i.complete && i.naturalWidth === 2))
+
   // A public channel: ada makes it, bob finds it, joins and writes in it.
   const general = `general ${run}`
   await ada.page.getByRole('button', { name: 'New channel' }).click()
@@ -126,7 +139,7 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; a public channel made, found and joined; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

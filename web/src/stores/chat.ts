@@ -156,12 +156,13 @@ export const useChat = defineStore('chat', () => {
     }
   }
 
-  function send(content: string, clientId?: string): void {
+  function send(content: string, clientId?: string, attachments: string[] = []): void {
     const channel = current.value
     const live = connection.value
-    if (!channel || !live || !content.trim()) return
-    const { clientId: id, acked } = live.send({ channel_id: channel, content }, clientId)
-    timeline(channel).sending(id, content)
+    if (!channel || !live || (!content.trim() && attachments.length === 0)) return
+    const payload = attachments.length ? { channel_id: channel, content, attachments } : { channel_id: channel, content }
+    const { clientId: id, acked } = live.send(payload, clientId)
+    timeline(channel).sending(id, content, attachments)
     touch()
     acked.then(
       () => {
@@ -198,7 +199,7 @@ export const useChat = defineStore('chat', () => {
     const again = channel ? timeline(channel).retry(clientId) : undefined
     if (again) {
       touch()
-      send(again.content, again.clientId)
+      send(again.content, again.clientId, again.attachments)
     }
   }
 
@@ -208,6 +209,19 @@ export const useChat = defineStore('chat', () => {
     await refreshChannels()
     connection.value?.seqs.start(data.id, 0)
     await open(data.id)
+  }
+
+  /** Signed links of attachments (an `<img>` cannot send a token), by upload id. */
+  const links = reactive<Record<string, string>>({})
+
+  function linkOf(upload: string): string | undefined {
+    if (!(upload in links)) {
+      links[upload] = ''
+      void session.api.GET('/api/v1/upload/{id}/link', { params: { path: { id: upload } } }).then(({ data }) => {
+        if (data) links[upload] = data.url
+      })
+    }
+    return links[upload] || undefined
   }
 
   /** Public channels whose name contains `q`, with whether the user is in each. */
@@ -237,7 +251,7 @@ export const useChat = defineStore('chat', () => {
 
   return {
     channels, current, currentChannel, status, entries, hasOlder, nameOf, change, typed, typingNow,
-    browse, join, presence, dmPeers,
+    browse, join, presence, dmPeers, linkOf,
     start, stop, open, loadOlder, send, retry, openDm, createGroup,
   }
 })

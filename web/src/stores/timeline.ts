@@ -12,6 +12,8 @@ export type SendState = 'pending' | 'sent' | 'failed'
 export interface OwnSend {
   clientId: string
   content: string
+  /** Upload ids sent with it. */
+  attachments: string[]
   state: SendState
   error?: string
 }
@@ -70,9 +72,9 @@ export class Timeline {
   }
 
   /** The user sent `content` as `clientId`: shown at once, pending. */
-  sending(clientId: string, content: string): void {
+  sending(clientId: string, content: string, attachments: string[] = []): void {
     if (this.isStored(clientId)) return
-    this.own.set(clientId, { clientId, content, state: 'pending' })
+    this.own.set(clientId, { clientId, content, attachments, state: 'pending' })
   }
 
   /** Its ack came: it is durable, its place comes with its `seq`. */
