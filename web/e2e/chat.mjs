@@ -127,6 +127,20 @@ try {
   await send(bob.page, 'hello everyone')
   await shows(ada.page, ['hello everyone'])
 
+  // A mention completed from the channel's members, and a reply quoting the message it answers.
+  await ada.page.getByTestId('composer').pressSequentially(`@${bob.name.slice(0, 4)}`, { delay: 100 })
+  await ada.page.getByTestId('suggestions').getByRole('option', { name: new RegExp(`@${bob.name}`) }).waitFor()
+  await ada.page.getByTestId('composer').press('Enter')
+  await ada.page.getByTestId('composer').pressSequentially('welcome')
+  await ada.page.getByTestId('composer').press('Enter')
+  await shows(bob.page, [`@${bob.name} welcome`])
+  const welcome = bob.page.getByTestId('message').filter({ hasText: `@${bob.name} welcome` })
+  await welcome.getByTestId('content').hover()
+  await welcome.getByRole('button', { name: 'Reply' }).click()
+  await bob.page.getByTestId('replying').waitFor()
+  await send(bob.page, 'thank you')
+  await ada.page.getByTestId('message').filter({ hasText: 'thank you' }).getByTestId('quote').filter({ hasText: 'welcome' }).waitFor()
+
   for (const who of [ada, bob]) {
     await who.page.addScriptTag({ content: axeSource })
     const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
@@ -139,7 +153,7 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

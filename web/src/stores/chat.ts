@@ -60,6 +60,10 @@ export const useChat = defineStore('chat', () => {
           if (other) {
             dmNames[channel.id] = other.display_name
             dmPeers[channel.id] = other.user_id
+            // Their presence now; `presence.update` tells its changes from here on.
+            void session.api.GET('/api/v1/users/{id}', { params: { path: { id: other.user_id } } }).then(({ data: user }) => {
+              if (user && !(other.user_id in presence)) presence[other.user_id] = user.status
+            })
           }
         })
     }
@@ -156,13 +160,41 @@ export const useChat = defineStore('chat', () => {
     }
   }
 
-  function send(content: string, clientId?: string, attachments: string[] = []): void {
+  /** The message the one being written answers, if any. */
+  const replyTo = ref<MessageView | null>(null)
+
+  function find(messageId: string): MessageView | undefined {
+    void version.value
+    return current.value ? timeline(current.value).find(messageId) : undefined
+  }
+
+  /** Members of each channel, for mention suggestions (fetched once per channel). */
+  const members = reactive<Record<string, { username: string; display_name: string }[]>>({})
+
+  function membersOf(channel: string) {
+    if (!(channel in members)) {
+      members[channel] = []
+      void session.api
+        .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel }, query: { limit: 500 } } })
+        .then(({ data }) => (members[channel] = (data?.members ?? []).filter((m) => m.user_id !== me())))
+    }
+    return members[channel]
+  }
+
+  /** Sends `content` (with uploads, as a reply); a retry passes the failed send's `clientId`. */
+  function send(content: string, options: { clientId?: string; attachments?: string[]; reply?: string } = {}): void {
     const channel = current.value
     const live = connection.value
+    const { clientId, attachments = [], reply } = options
     if (!channel || !live || (!content.trim() && attachments.length === 0)) return
-    const payload = attachments.length ? { channel_id: channel, content, attachments } : { channel_id: channel, content }
+    const payload = {
+      channel_id: channel,
+      content,
+      ...(attachments.length ? { attachments } : {}),
+      ...(reply ? { reply_to: reply } : {}),
+    }
     const { clientId: id, acked } = live.send(payload, clientId)
-    timeline(channel).sending(id, content, attachments)
+    timeline(channel).sending(id, content, attachments, reply)
     touch()
     acked.then(
       () => {
@@ -199,7 +231,7 @@ export const useChat = defineStore('chat', () => {
     const again = channel ? timeline(channel).retry(clientId) : undefined
     if (again) {
       touch()
-      send(again.content, again.clientId, again.attachments)
+      send(again.content, { clientId: again.clientId, attachments: again.attachments, reply: again.reply })
     }
   }
 
@@ -251,7 +283,7 @@ export const useChat = defineStore('chat', () => {
 
   return {
     channels, current, currentChannel, status, entries, hasOlder, nameOf, change, typed, typingNow,
-    browse, join, presence, dmPeers, linkOf,
+    browse, join, presence, dmPeers, linkOf, replyTo, find, membersOf, me,
     start, stop, open, loadOlder, send, retry, openDm, createGroup,
   }
 })

@@ -14,6 +14,8 @@ export interface OwnSend {
   content: string
   /** Upload ids sent with it. */
   attachments: string[]
+  /** The message it answers. */
+  reply?: string
   state: SendState
   error?: string
 }
@@ -72,9 +74,9 @@ export class Timeline {
   }
 
   /** The user sent `content` as `clientId`: shown at once, pending. */
-  sending(clientId: string, content: string, attachments: string[] = []): void {
+  sending(clientId: string, content: string, attachments: string[] = [], reply?: string): void {
     if (this.isStored(clientId)) return
-    this.own.set(clientId, { clientId, content, attachments, state: 'pending' })
+    this.own.set(clientId, { clientId, content, attachments, reply, state: 'pending' })
   }
 
   /** Its ack came: it is durable, its place comes with its `seq`. */
@@ -106,6 +108,11 @@ export class Timeline {
     const stored: Entry[] = this.order.map((seq) => ({ kind: 'stored', message: this.stored.get(seq)! }))
     const own: Entry[] = [...this.own.values()].map((send) => ({ kind: 'own', ...send }))
     return [...stored, ...own]
+  }
+
+  /** A stored message held here, by id (a reply's quote). */
+  find(messageId: string): MessageView | undefined {
+    return this.byId(messageId)
   }
 
   private byId(messageId: string): MessageView | undefined {
