@@ -255,6 +255,18 @@ describe('ordering', () => {
     expect(last().written.at(-1)).toMatchObject({ type: 'reaction.add', id: 'r-1' })
   })
 
+  it('starts a channel first seen live at its first message, with no backlog asked for', async () => {
+    const { connection, last, seen } = setup()
+    connection.start()
+    await advance(0)
+    last().open()
+    last().frame(message(500))
+    last().frame(message(501))
+    expect(seen).toEqual([500, 501])
+    expect(last().written.filter((f) => f.type === 'sync')).toEqual([])
+    expect(connection.seqs.contiguous(CHANNEL)).toBe(501)
+  })
+
   it('asks again after a truncated sync, from where it stopped', async () => {
     const { connection, last } = setup()
     connection.start()

@@ -270,6 +270,9 @@ export class ChatConnection {
   }
 
   private messageNew(message: MessageView): void {
+    // A channel first seen live (joined, or added to, while connected) starts at this message:
+    // what came before is history, read over REST, not a backlog to sync.
+    if (!this.seqs.knows(message.channel_id)) this.seqs.start(message.channel_id, Number(message.seq) - 1)
     if (this.inSeq(message.channel_id, Number(message.seq))) this.emit('message', message)
   }
 

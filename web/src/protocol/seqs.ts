@@ -26,6 +26,11 @@ export class SeqTracker {
     return true
   }
 
+  /** Whether anything of `channel` is known. */
+  knows(channel: string): boolean {
+    return this.channels.has(channel)
+  }
+
   /** Whether `channel` has a hole below its highest `seq`. */
   hasGap(channel: string): boolean {
     return (this.channels.get(channel)?.above.size ?? 0) > 0
