@@ -109,6 +109,11 @@ export const useChat = defineStore('chat', () => {
     timelines.clear()
     channels.value = []
     current.value = null
+    replyTo.value = null
+    // What one user may see is not the next one's: every cache goes with the session.
+    for (const cache of [hasOlder, dmNames, dmPeers, typing, names, links, presence, members]) {
+      for (const key of Object.keys(cache)) delete (cache as Record<string, unknown>)[key]
+    }
   }
 
   function received(message: MessageView): void {
