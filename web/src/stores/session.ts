@@ -1,7 +1,8 @@
 /**
  * The session: the access token in memory only, the refresh token in `localStorage` (so a
  * reload stays logged in), each refresh token used once (the server rotates them and revokes a
- * session whose token is used twice), the access token refreshed before it expires.
+ * session whose token is used twice, so tabs refresh in turn), the access token refreshed
+ * before it expires.
  */
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
@@ -40,21 +41,34 @@ export const useSession = defineStore('session', () => {
     if (timer) clearTimeout(timer)
   }
 
-  /** A new access token from the stored refresh token; null (and logged out) when it is refused. */
+  /**
+   * A new access token from the stored refresh token; null (and logged out) when it is refused.
+   * Tabs share the refresh token, and one used twice revokes the session: refreshes of all tabs
+   * take turns (a Web Lock), each reading the token the one before it stored.
+   */
   function refresh(): Promise<string | null> {
-    refreshing ??= (async () => {
-      const refresh_token = localStorage.getItem(REFRESH_KEY)
-      if (!refresh_token) return null
-      const { data } = await api.POST('/api/v1/auth/refresh', { body: { refresh_token } })
-      if (!data) {
-        end()
-        return null
-      }
-      const token = adopt(data)
-      if (!user.value) user.value = (await api.GET('/api/v1/users/me')).data ?? null
-      return token
-    })().finally(() => (refreshing = null))
-    return refreshing
+    const locks = typeof navigator !== 'undefined' ? navigator.locks : undefined
+    const turn = locks
+      ? new Promise<string | null>((resolve, reject) => {
+          // The lock is held until the refresh settles: the callback returns its promise.
+          void locks.request('chat.session.refresh', () => refreshNow().then(resolve, reject))
+        })
+      : refreshNow()
+    const running = (refreshing ??= turn.finally(() => (refreshing = null)))
+    return running
+  }
+
+  async function refreshNow(): Promise<string | null> {
+    const refresh_token = localStorage.getItem(REFRESH_KEY)
+    if (!refresh_token) return null
+    const { data } = await api.POST('/api/v1/auth/refresh', { body: { refresh_token } })
+    if (!data) {
+      end()
+      return null
+    }
+    const token = adopt(data)
+    if (!user.value) user.value = (await api.GET('/api/v1/users/me')).data ?? null
+    return token
   }
 
   async function login(login: string, password: string): Promise<boolean> {
