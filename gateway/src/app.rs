@@ -93,7 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), limit_rest))
         .route("/ws", axum::routing::get(ws::upgrade::upgrade))
         .fallback({
-            let pages = state.config.web_dir.clone();
+            let pages = state.config.web_dir.as_deref().map(crate::web::pages);
             move |request| crate::web::page_or_not_found(pages.clone(), request)
         })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })

@@ -46,6 +46,10 @@ impl AppError {
         AppError::Invalid { code, message: message.into() }
     }
 
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Conflict { code, message: message.into() }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -105,11 +109,10 @@ impl IntoResponse for AppError {
 
 /// Unique constraints that clients can run into, and what to tell them.
 fn on_constraint(name: &str) -> Option<AppError> {
-    let conflict = |code, message: &str| AppError::Conflict { code, message: message.into() };
     Some(match name {
-        "users_email_key" => conflict("email_taken", "that email is already registered"),
-        "users_username_key" => conflict("username_taken", "that username is taken"),
-        "channel_members_pkey" => conflict("already_member", "the user is already a member"),
+        "users_email_key" => AppError::conflict("email_taken", "that email is already registered"),
+        "users_username_key" => AppError::conflict("username_taken", "that username is taken"),
+        "channel_members_pkey" => AppError::conflict("already_member", "the user is already a member"),
         "channel_members_user_id_fkey" => AppError::invalid("unknown_user", "no such user"),
         _ => return None,
     })

@@ -5,18 +5,25 @@
 use crate::error::AppError;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use std::path::PathBuf;
+use std::path::Path;
 use tower::ServiceExt;
 use tower_http::services::{ServeDir, ServeFile};
 
-/// The answer to a request no route took: a file of `dir`, its `index.html`, or 404.
-pub async fn page_or_not_found(dir: Option<PathBuf>, request: Request) -> Response {
+/// The files of a built client, `index.html` for paths it does not have.
+pub type Pages = ServeDir<ServeFile>;
+
+/// The file service of `dir`, made once for the router.
+pub fn pages(dir: &Path) -> Pages {
+    ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))
+}
+
+/// The answer to a request no route took: a file of the pages, their `index.html`, or 404.
+pub async fn page_or_not_found(pages: Option<Pages>, request: Request) -> Response {
     let path = request.uri().path();
-    let Some(dir) = dir.filter(|_| !path.starts_with("/api/") && path != "/ws") else {
+    let Some(pages) = pages.filter(|_| !path.starts_with("/api/") && path != "/ws") else {
         return AppError::NotFound("route").into_response();
     };
-    let index = ServeFile::new(dir.join("index.html"));
-    match ServeDir::new(&dir).fallback(index).oneshot(request).await {
+    match pages.oneshot(request).await {
         Ok(response) => response.into_response(),
         Err(never) => match never {},
     }

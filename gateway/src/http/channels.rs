@@ -286,10 +286,7 @@ pub async fn update(
 ) -> ApiResult<Json<ChannelRow>> {
     let (row, role) = member_role(&state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::Conflict {
-            code: "dm_immutable",
-            message: "a dm has no name or description".into(),
-        });
+        return Err(AppError::conflict("dm_immutable", "a dm has no name or description"));
     }
     if !role.can_manage() {
         return Err(AppError::Forbidden("only owners and admins change a channel"));

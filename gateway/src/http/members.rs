@@ -221,10 +221,7 @@ async fn add(
 ) -> ApiResult<()> {
     let (row, role) = access(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::Conflict {
-            code: "dm_immutable",
-            message: "a dm has exactly two members".into(),
-        });
+        return Err(AppError::conflict("dm_immutable", "a dm has exactly two members"));
     }
     let self_join = row.kind.0 == ChannelKind::Public && target == user && role.is_none();
     let allowed = match (new_role, role) {
@@ -277,10 +274,7 @@ pub async fn remove_member(
 async fn remove(state: &AppState, user: UserId, channel: ChannelId, target: UserId) -> ApiResult<()> {
     let (row, role) = member_role(state, channel, user).await?;
     if row.kind.0 == ChannelKind::Dm {
-        return Err(AppError::Conflict {
-            code: "dm_immutable",
-            message: "a dm has exactly two members".into(),
-        });
+        return Err(AppError::conflict("dm_immutable", "a dm has exactly two members"));
     }
     let target_role =
         store::role_of(&state.db, channel, target).await?.ok_or(AppError::NotFound("member"))?;

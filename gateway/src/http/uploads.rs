@@ -126,10 +126,7 @@ pub async fn upload(
     };
     drop(field);
     if !matches!(form.next_field().await, Ok(None)) {
-        // Stored but not recorded; left behind, the sweeper would find it by its intent.
-        if state.uploads.delete(id).await.is_ok() {
-            let _ = crate::store::uploads::forget_intent(&state.db, id).await;
-        }
+        discard(&state, id).await;
         return Err(AppError::BadRequest(ONE_PART.into()));
     }
     let sniffed = sniff(&head);
@@ -143,13 +140,19 @@ pub async fn upload(
         filename,
     };
     if let Err(error) = crate::store::uploads::insert(&state.db, &upload).await {
-        if state.uploads.delete(id).await.is_ok() {
-            let _ = crate::store::uploads::forget_intent(&state.db, id).await;
-        }
+        discard(&state, id).await;
         return Err(error.into());
     }
     tracing::debug!(%id, size, content_type = %upload.content_type, "upload stored");
     Ok((StatusCode::CREATED, Json(upload.view())))
+}
+
+/// Removes a file stored but not recorded, and its intent once it is gone (if the delete
+/// fails, the sweeper finds the file by its intent later).
+async fn discard(state: &AppState, id: UploadId) {
+    if state.uploads.delete(id).await.is_ok() {
+        let _ = crate::store::uploads::forget_intent(&state.db, id).await;
+    }
 }
 
 /// The answer to a transfer that may not start: 503 when the gateway is busy, 429 `limit`

@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use utoipa::Modify;
 use utoipa::openapi::RefOr;
 
+use super::operations;
+
 /// `(parameter, runtime expression)`s of one link.
 type Arguments = &'static [(&'static str, &'static str)];
 
@@ -92,14 +94,8 @@ pub struct Links;
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for &(source, status, targets, arguments) in LINKS {
-            let response = openapi
-                .paths
-                .paths
-                .values_mut()
-                .flat_map(|item| {
-                    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-                })
-                .flatten()
+            let response = operations::each_mut(openapi)
+                .map(|(_, operation)| operation)
                 .find(|operation| operation.operation_id.as_deref() == Some(source))
                 .and_then(|operation| operation.responses.responses.get_mut(status));
             let Some(RefOr::T(response)) = response else {

@@ -24,6 +24,7 @@
 //! `cell/tests/api_fuzz.rs` runs schemathesis over the document against a live cell.
 
 pub mod links;
+mod operations;
 pub mod responses;
 pub mod rules;
 

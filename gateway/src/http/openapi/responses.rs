@@ -10,11 +10,13 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, ToResponse};
 
+use super::operations;
+
 /// Declares an error answer that several operations share: a component of the document's
 /// `responses`, named `$name`, with an `ErrorBody`. Operations name it with
 /// `(status = …, response = $name)`.
 macro_rules! shared_error {
-    ($(#[$doc:meta])* $name:ident, $description:literal) => {
+    ($(#[$doc:meta])* $name:ident, $description:expr) => {
         $(#[$doc])*
         pub struct $name;
 
@@ -99,8 +101,7 @@ shared_error!(
 shared_error!(
     /// 422 for a JSON body of the wrong shape, from operations whose handler has no 422 of its own.
     BodyShape,
-    "`bad_request`: a body of the wrong shape (a missing or unknown field, a wrong type); \
-    `too_deep`: JSON nested too deeply"
+    BODY_SHAPE
 );
 shared_error!(
     /// 500 for a fault of the gateway's own.
@@ -113,9 +114,9 @@ shared_error!(
     "`unavailable`: a store the request needs did not answer in time; retry"
 );
 
-/// What an operation's 422 says besides its handler's codes, when it takes a JSON body.
-const BODY_SHAPE: &str = "; `bad_request`: a body of the wrong shape (a missing or unknown \
-    field, a wrong type); `too_deep`: JSON nested too deeply";
+/// The 422 codes of a JSON body's shape: the whole of `BodyShape`, or added to a handler's own.
+const BODY_SHAPE: &str = "`bad_request`: a body of the wrong shape (a missing or unknown field, \
+    a wrong type); `too_deep`: JSON nested too deeply";
 
 /// Adds to each operation under `/api/v1` the statuses the layers and extractors answer:
 /// 400 where it reads a path, query or body; 413, 415 and 422 where it reads a JSON body;
@@ -125,23 +126,17 @@ pub struct CommonErrors;
 
 impl Modify for CommonErrors {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/api/v1/") {
-                continue;
-            }
-            let operations =
-                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-            operations.into_iter().flatten().for_each(add_common_errors);
-        }
+        operations::each_mut(openapi)
+            .filter(|(path, _)| path.starts_with("/api/v1/"))
+            .for_each(|(_, operation)| add_common_errors(operation));
     }
 }
 
 fn add_common_errors(operation: &mut Operation) {
     let json_body =
         operation.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"));
-    let reads_input = json_body
-        || operation.request_body.is_some()
-        || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    let reads_input =
+        operation.request_body.is_some() || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let responses = &mut operation.responses.responses;
     let mut add = |status: &str, name: &str| {
         responses.entry(status.to_owned()).or_insert_with(|| Ref::from_response_name(name).into());
@@ -158,6 +153,6 @@ fn add_common_errors(operation: &mut Operation) {
     add("500", "Internal");
     add("503", "Unavailable");
     if json_body && let Some(RefOr::T(own)) = operation.responses.responses.get_mut("422") {
-        own.description.push_str(BODY_SHAPE);
+        own.description = format!("{}; {BODY_SHAPE}", own.description);
     }
 }
