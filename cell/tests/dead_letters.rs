@@ -7,7 +7,7 @@
 use shared::events::StreamMessage;
 use shared::ids::{ChannelId, ClientMsgId};
 use shared::local::client::ChatSocket;
-use shared::local::{CellOptions, TestCell};
+use shared::local::{CellOptions, TestCell, eventually};
 use shared::protocol::{ContentType, SenderView, ServerFrame};
 use shared::snowflake::SnowflakeGenerator;
 use shared::subjects::Subjects;
@@ -71,6 +71,15 @@ async fn poison_messages_are_dead_lettered_and_the_partition_moves_on() {
 
     // The dead-letter stream: both, with reason, original subject and payload.
     let dead = js.get_stream("CHAT_DEAD_LETTERS").await.unwrap();
+    // A direct get may be served by a replica that has not applied the letter yet (seen on a
+    // loaded machine: NotFound right after the worker logged it): wait until every replica has.
+    eventually(Duration::from_secs(10), "both dead letters readable", || async {
+        let mut dead = dead.clone();
+        dead.info().await.is_ok_and(|info| info.state.messages >= 2)
+            && dead.direct_get(1).await.is_ok()
+            && dead.direct_get(2).await.is_ok()
+    })
+    .await;
     let mut reasons = HashSet::new();
     for sequence in 1..=2 {
         let letter = dead.direct_get(sequence).await.expect("two dead letters");
