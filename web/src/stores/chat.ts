@@ -143,8 +143,20 @@ export const useChat = defineStore('chat', () => {
     touch()
   }
 
+  /** Pages of history being fetched, by channel: one at a time, however often the view asks. */
+  const loading = new Map<string, Promise<void>>()
+
   /** The page of history before the oldest message held (the newest page at first). */
-  async function loadOlder(channel: string): Promise<void> {
+  function loadOlder(channel: string): Promise<void> {
+    let page = loading.get(channel)
+    if (!page) {
+      page = fetchOlder(channel).finally(() => loading.delete(channel))
+      loading.set(channel, page)
+    }
+    return page
+  }
+
+  async function fetchOlder(channel: string): Promise<void> {
     const before = timeline(channel).oldestSeq()
     const query = before === undefined ? { limit: PAGE } : { limit: PAGE, before_seq: before }
     const { data } = await session.api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channel }, query } })

@@ -24,7 +24,11 @@ export type Entry = { kind: 'stored'; message: MessageView } | ({ kind: 'own' } 
 
 export class Timeline {
   private readonly stored = new Map<number, MessageView>()
+  /** The stored messages by id, and the user's own by `client_id`: a quote or an edit finds its message at once. */
+  private readonly ids = new Map<string, MessageView>()
+  private readonly clientIds = new Set<string>()
   private readonly own = new Map<string, OwnSend>()
+  /** The `seq`s held, ascending. */
   private order: number[] = []
 
   /** The timeline as `me` (a user id) sees it: their sends are the own ones. */
@@ -34,12 +38,21 @@ export class Timeline {
   store(message: MessageView): void {
     const seq = Number(message.seq)
     if (message.client_id && message.sender?.id === this.me) this.own.delete(message.client_id)
-    if (!this.stored.has(seq)) {
-      const at = this.order.findIndex((s) => s > seq)
-      if (at === -1) this.order.push(seq)
-      else this.order.splice(at, 0, seq)
-    }
+    if (!this.stored.has(seq)) this.order.splice(this.insertionPoint(seq), 0, seq)
     this.stored.set(seq, message)
+    this.ids.set(message.message_id, message)
+    if (message.client_id && message.sender?.id === this.me) this.clientIds.add(message.client_id)
+  }
+
+  /** Where `seq` goes in `order`: after every lower one (a binary search; pages come in whole at either end). */
+  private insertionPoint(seq: number): number {
+    let [low, high] = [0, this.order.length]
+    while (low < high) {
+      const mid = (low + high) >>> 1
+      if (this.order[mid]! < seq) low = mid + 1
+      else high = mid
+    }
+    return low
   }
 
   /**
@@ -116,14 +129,10 @@ export class Timeline {
   }
 
   private byId(messageId: string): MessageView | undefined {
-    for (const message of this.stored.values()) if (message.message_id === messageId) return message
-    return undefined
+    return this.ids.get(messageId)
   }
 
   private isStored(clientId: string): boolean {
-    for (const message of this.stored.values()) {
-      if (message.client_id === clientId && message.sender?.id === this.me) return true
-    }
-    return false
+    return this.clientIds.has(clientId)
   }
 }
