@@ -141,6 +141,13 @@ try {
   await send(bob.page, 'thank you')
   await ada.page.getByTestId('message').filter({ hasText: 'thank you' }).getByTestId('quote').filter({ hasText: 'welcome' }).waitFor()
 
+  // The sidebar previews each channel's newest message, the most recently active first.
+  await ada.page.getByTestId('channel').first().getByTestId('preview').filter({ hasText: `${bob.name}: thank you` }).waitFor()
+  await ada.page.getByTestId('channel').nth(1).getByTestId('preview').filter({ hasText: 'You: a picture' }).waitFor()
+  await bob.page.reload() // and from the server's list, as it is after a reload
+  await bob.page.getByTestId('channel').first().getByTestId('preview').filter({ hasText: 'You: thank you' }).waitFor()
+  await bob.page.getByTestId('channel').nth(1).getByTestId('preview').filter({ hasText: 'a picture' }).waitFor()
+
   for (const who of [ada, bob]) {
     await who.page.addScriptTag({ content: axeSource })
     const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
@@ -153,7 +160,7 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

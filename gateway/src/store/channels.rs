@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::ids::{ChannelId, ChannelSeq, UserId};
+use shared::ids::{ChannelId, ChannelSeq, MessageId, UserId};
+use shared::protocol::{ContentType, SenderView};
+use sqlx::types::Json;
 use sqlx::PgPool;
 use std::collections::HashSet;
 
@@ -84,6 +86,28 @@ pub struct ChannelRow {
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<i64>,
+    /// The channel's newest message (in channel lists), for a preview; absent while it has none.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<LastMessage>)]
+    pub last_message: Option<Json<LastMessage>>,
+}
+
+/// How many characters of a channel's newest message its preview carries.
+pub const PREVIEW_CHARS: i32 = 100;
+
+/// A channel's newest message as its channel list previews it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LastMessage {
+    pub message_id: MessageId,
+    pub seq: ChannelSeq,
+    pub sender: SenderView,
+    /// The content's first 100 characters (Unicode scalar values); empty once deleted.
+    pub content: String,
+    pub content_type: ContentType,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// The `kind` column, checked by the database to be one of the three kinds.
@@ -129,7 +153,8 @@ pub async fn with_members_at_most(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// The caller's channels, ordered by id, after the `after` cursor.
+/// The caller's channels, ordered by id, after the `after` cursor, each with the caller's read
+/// position and unread count and the channel's newest message (an index lookup each).
 pub async fn list_for_user(
     db: &PgPool,
     user: UserId,
@@ -138,12 +163,23 @@ pub async fn list_for_user(
 ) -> Result<Vec<ChannelRow>, sqlx::Error> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}, m.role, m.last_read_seq,
-                greatest(c.message_count - coalesce(r.ordinal, 0), 0) AS unread_count
+                greatest(c.message_count - coalesce(r.ordinal, 0), 0) AS unread_count,
+                l.last_message
          FROM channel_members m JOIN channels c ON c.id = m.channel_id
          LEFT JOIN LATERAL (
              SELECT ordinal FROM messages
              WHERE channel_id = c.id AND seq <= m.last_read_seq ORDER BY seq DESC LIMIT 1
          ) r ON true
+         LEFT JOIN LATERAL (
+             SELECT json_build_object(
+                 'message_id', lm.message_id, 'seq', lm.seq,
+                 'sender', json_build_object('id', u.id, 'username', u.username, 'avatar_url', u.avatar_url),
+                 'content', CASE WHEN lm.deleted_at IS NULL THEN left(lm.content, {PREVIEW_CHARS}) ELSE '' END,
+                 'content_type', lm.content_type, 'created_at', lm.created_at,
+                 'deleted', lm.deleted_at IS NOT NULL) AS last_message
+             FROM messages lm JOIN users u ON u.id = lm.sender_id
+             WHERE lm.channel_id = c.id ORDER BY lm.seq DESC LIMIT 1
+         ) l ON true
          WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2)
          ORDER BY c.id LIMIT $3"
     )))

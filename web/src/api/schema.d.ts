@@ -533,6 +533,7 @@ export interface components {
             created_at: string;
             description?: string | null;
             id: components["schemas"]["ChannelId"];
+            last_message?: null | components["schemas"]["LastMessage"];
             last_read_seq?: null | components["schemas"]["ChannelSeq"];
             last_seq: components["schemas"]["ChannelSeq"];
             name?: string | null;
@@ -608,6 +609,18 @@ export interface components {
         HistoryPage: {
             has_more: boolean;
             messages: components["schemas"]["MessageView"][];
+        };
+        /** @description A channel's newest message as its channel list previews it. */
+        LastMessage: {
+            /** @description The content's first 100 characters (Unicode scalar values); empty once deleted. */
+            content: string;
+            content_type: components["schemas"]["ContentType"];
+            /** Format: date-time */
+            created_at: string;
+            deleted?: boolean;
+            message_id: components["schemas"]["MessageId"];
+            sender: components["schemas"]["SenderView"];
+            seq: components["schemas"]["ChannelSeq"];
         };
         /** @description Logs in by `username` or by `email` (the username wins when both are given). */
         LoginRequest: {

@@ -8,6 +8,8 @@ import { computed, reactive, ref, shallowRef } from 'vue'
 import type { components } from '../api/schema'
 import { ChatConnection, SendRefused, type Status } from '../protocol/client'
 import type { MessageView } from '../protocol/frames'
+import { useDirectory } from './directory'
+import { byActivity, noteChange, noteMessage } from './previews'
 import { useSession } from './session'
 import { Timeline, type Entry } from './timeline'
 
@@ -17,14 +19,11 @@ const PAGE = 50
 
 export const useChat = defineStore('chat', () => {
   const session = useSession()
+  const directory = useDirectory()
   const channels = ref<Channel[]>([])
   const current = ref<string | null>(null)
   const status = ref<Status>('idle')
   const hasOlder = reactive<Record<string, boolean>>({})
-  /** The other member's name, for each dm (a dm has no name of its own). */
-  const dmNames = reactive<Record<string, string>>({})
-  /** The other member of each dm, for their presence. */
-  const dmPeers = reactive<Record<string, string>>({})
   /** Who is typing in each channel now (user ids, the user left out). */
   const typing = reactive<Record<string, string[]>>({})
   /** The names of the senders seen, for the typing indicator. */
@@ -46,29 +45,9 @@ export const useChat = defineStore('chat', () => {
     void version.value
     return current.value ? timeline(current.value).entries() : []
   })
+  /** The channels, the most recently active first (as the sidebar lists them). */
+  const ordered = computed(() => [...channels.value].sort(byActivity))
   const currentChannel = computed(() => channels.value.find((c) => c.id === current.value) ?? null)
-
-  /** What a channel is called: its name, or for a dm the other member's. */
-  function nameOf(channel: Channel): string {
-    if (channel.type !== 'dm') return channel.name ?? ''
-    if (!(channel.id in dmNames)) {
-      dmNames[channel.id] = 'Direct message'
-      void session.api
-        .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel.id }, query: { limit: 2 } } })
-        .then(({ data }) => {
-          const other = data?.members.find((m) => m.user_id !== me())
-          if (other) {
-            dmNames[channel.id] = other.display_name
-            dmPeers[channel.id] = other.user_id
-            // Their presence now; `presence.update` tells its changes from here on.
-            void session.api.GET('/api/v1/users/{id}', { params: { path: { id: other.user_id } } }).then(({ data: user }) => {
-              if (user && !(other.user_id in presence)) presence[other.user_id] = user.status
-            })
-          }
-        })
-    }
-    return dmNames[channel.id]
-  }
 
   async function start(): Promise<void> {
     const { data } = await session.api.GET('/api/v1/channels', { params: { query: { limit: 500 } } })
@@ -85,17 +64,19 @@ export const useChat = defineStore('chat', () => {
     live.on('message', received)
     live.on('change', (change) => {
       timeline(change.payload.channel_id).apply(change)
+      const channel = channels.value.find((c) => c.id === change.payload.channel_id)
+      if (channel) noteChange(channel, change)
       touch()
     })
     live.on('frame', (frame) => {
       if (frame.type === 'typing.update') typing[frame.payload.channel_id as string] = frame.payload.users as string[]
-      if (frame.type === 'presence.update') presence[frame.payload.user_id as string] = frame.payload.status as string
+      if (frame.type === 'presence.update') directory.presence[frame.payload.user_id as string] = frame.payload.status as string
     })
     live.start()
     connection.value = live
     window.addEventListener('offline', networkDown)
     window.addEventListener('online', networkUp)
-    if (!current.value && channels.value[0]) await open(channels.value[0].id)
+    if (!current.value && ordered.value[0]) await open(ordered.value[0].id)
   }
 
   const networkDown = () => connection.value?.networkDown()
@@ -111,9 +92,10 @@ export const useChat = defineStore('chat', () => {
     current.value = null
     replyTo.value = null
     // What one user may see is not the next one's: every cache goes with the session.
-    for (const cache of [hasOlder, dmNames, dmPeers, typing, names, links, presence, members]) {
+    for (const cache of [hasOlder, typing, names]) {
       for (const key of Object.keys(cache)) delete (cache as Record<string, unknown>)[key]
     }
+    directory.clear()
   }
 
   function received(message: MessageView): void {
@@ -122,6 +104,7 @@ export const useChat = defineStore('chat', () => {
     const channel = channels.value.find((c) => c.id === message.channel_id)
     if (channel) {
       channel.last_seq = Math.max(Number(channel.last_seq), Number(message.seq))
+      noteMessage(channel, message)
       if (message.channel_id === current.value) markRead(channel)
       else if (message.sender.id !== me()) channel.unread_count = (channel.unread_count ?? 0) + 1
     } else {
@@ -183,19 +166,6 @@ export const useChat = defineStore('chat', () => {
   function find(messageId: string): MessageView | undefined {
     void version.value
     return current.value ? timeline(current.value).find(messageId) : undefined
-  }
-
-  /** Members of each channel, for mention suggestions (fetched once per channel). */
-  const members = reactive<Record<string, { username: string; display_name: string }[]>>({})
-
-  function membersOf(channel: string) {
-    if (!(channel in members)) {
-      members[channel] = []
-      void session.api
-        .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel }, query: { limit: 500 } } })
-        .then(({ data }) => (members[channel] = (data?.members ?? []).filter((m) => m.user_id !== me())))
-    }
-    return members[channel]
   }
 
   /** Sends `content` (with uploads, as a reply); a retry passes the failed send's `clientId`. */
@@ -260,19 +230,6 @@ export const useChat = defineStore('chat', () => {
     await open(data.id)
   }
 
-  /** Signed links of attachments (an `<img>` cannot send a token), by upload id. */
-  const links = reactive<Record<string, string>>({})
-
-  function linkOf(upload: string): string | undefined {
-    if (!(upload in links)) {
-      links[upload] = ''
-      void session.api.GET('/api/v1/upload/{id}/link', { params: { path: { id: upload } } }).then(({ data }) => {
-        if (data) links[upload] = data.url
-      })
-    }
-    return links[upload] || undefined
-  }
-
   /** Public channels whose name contains `q`, with whether the user is in each. */
   async function browse(q: string): Promise<Channel[]> {
     const query = q.trim() ? { q: q.trim(), limit: 50 } : { limit: 50 }
@@ -288,9 +245,6 @@ export const useChat = defineStore('chat', () => {
     await open(channel)
   }
 
-  /** Who is online, away or offline, as `presence.update` says (channels of up to 250). */
-  const presence = reactive<Record<string, string>>({})
-
   async function createGroup(name: string, kind: 'group' | 'public'): Promise<void> {
     const { data } = await session.api.POST('/api/v1/channels', { body: { type: kind, name } })
     if (!data) return
@@ -299,8 +253,8 @@ export const useChat = defineStore('chat', () => {
   }
 
   return {
-    channels, current, currentChannel, status, entries, hasOlder, nameOf, change, typed, typingNow,
-    browse, join, presence, dmPeers, linkOf, replyTo, find, membersOf, me,
+    channels, ordered, current, currentChannel, status, entries, hasOlder, change, typed, typingNow,
+    browse, join, replyTo, find, me,
     start, stop, open, loadOlder, send, retry, openDm, createGroup,
   }
 })
