@@ -46,7 +46,11 @@ async fn the_channel_list_previews_each_channels_newest_message_as_it_is_now() {
     assert_eq!(preview["sender"]["id"], alice.user_id.to_string());
     assert_eq!(preview["sender"]["username"], alice.username);
     assert_eq!(preview["content_type"], "text");
-    assert_eq!(preview["content"].as_str().unwrap(), long.chars().take(100).collect::<String>(), "100 characters");
+    assert_eq!(
+        preview["content"].as_str().unwrap(),
+        long.chars().take(100).collect::<String>(),
+        "100 characters"
+    );
     assert!(preview["created_at"].is_string() && preview["message_id"].is_string(), "{preview}");
     assert!(preview.get("deleted").is_none(), "{preview}");
 

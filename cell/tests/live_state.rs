@@ -2,7 +2,8 @@
 //! devices follow, positions never move backwards, unread counts and who-read-what over
 //! REST) and typing indicators (told to the channel's other members, ended when the typer
 //! goes quiet, never stored) and presence (online while any device is, away by choice,
-//! offline with a last-seen time, told only to those who share a channel).
+//! offline with a last-seen time, told only to those who share a channel) and the receipts of
+//! others in small channels ("seen by").
 
 use shared::ids::{ChannelId, ChannelSeq};
 use shared::local::client::{ChatClient, ChatSocket, expect};
@@ -317,4 +318,56 @@ async fn presence_is_told_over_small_channels_only() {
     let _dave_ws = dave.connect(&cell.ws_url(0)).await.unwrap();
     let update = presence_update(&mut alice_ws).await;
     assert_eq!((update.user_id, update.status), (dave.user_id, PresenceStatus::Online));
+}
+
+/// The `(user, last_read_seq)` of the next `receipt.updated` of `channel`.
+async fn receipt(socket: &mut ChatSocket, channel: ChannelId) -> (shared::ids::UserId, i64) {
+    next_matching(socket, |frame| match frame {
+        ServerFrame::ReceiptUpdated { payload } if payload.channel_id == channel => {
+            Some((payload.user_id, payload.last_read_seq.0))
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Read receipts of others ("seen by") go to the other members of channels of at most
+/// `gateway.receipts_max_members` members (2 here), across gateways, each way; never to the
+/// reader's own sockets (they have `read.updated`), never over a larger channel (a message
+/// read by all N members would cost N² frames).
+#[tokio::test]
+async fn members_of_small_channels_are_told_how_far_the_others_have_read() {
+    let options =
+        CellOptions { gateways: 2, gateway_config: "receipts_max_members = 2".into(), ..Default::default() };
+    let cell = TestCell::start(options).await.expect("cell starts");
+    let (alice, bob, small) = cell.two_members(0, 1).await.unwrap();
+    let carol = ChatClient::register(&cell.gateway_url(0), "carol").await.unwrap();
+    let dave = ChatClient::register(&cell.gateway_url(0), "dave").await.unwrap();
+    let big = alice.create_channel("group", "big", &[carol.user_id, dave.user_id]).await.unwrap();
+    let mut alice_ws = alice.connect(&cell.ws_url(0)).await.unwrap();
+    let mut bob_ws = bob.connect(&cell.ws_url(1)).await.unwrap();
+    let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
+    alice_ws.send_message(small, "s1", "to bob").await.unwrap();
+    alice_ws.send_message(big, "b1", "to all").await.unwrap();
+    for (socket, channel) in [(&mut bob_ws, small), (&mut carol_ws, big)] {
+        next_matching(socket, |f| matches!(f, ServerFrame::MessageNew { .. }).then_some(())).await;
+        read(socket, channel, 1).await;
+        assert_eq!(read_updated(socket).await, (channel, 1));
+    }
+
+    // Carol read first, in the channel of 3: alice's first receipt is bob's, from the other gateway.
+    assert_eq!(receipt(&mut alice_ws, small).await, (bob.user_id, 1));
+    while let Some(frame) = alice_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
+        assert!(!matches!(frame, ServerFrame::ReceiptUpdated { .. }), "alice was told {frame:?}");
+    }
+
+    // The other way: bob writes, alice reads; bob hears it, alice's own socket does not.
+    bob_ws.send_message(small, "s2", "to alice").await.unwrap();
+    next_matching(&mut alice_ws, |f| matches!(f, ServerFrame::MessageNew { .. }).then_some(())).await;
+    read(&mut alice_ws, small, 2).await;
+    assert_eq!(receipt(&mut bob_ws, small).await, (alice.user_id, 2));
+    assert_eq!(read_updated(&mut alice_ws).await, (small, 2));
+    while let Some(frame) = alice_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
+        assert!(!matches!(frame, ServerFrame::ReceiptUpdated { .. }), "alice was told her own: {frame:?}");
+    }
 }

@@ -176,6 +176,10 @@ pub struct GatewayConfig {
     /// transition of a member reaches every member, so a channel of N members costs N² frames
     /// as they come and go; members of larger channels read presence from `GET /users/{id}`.
     pub presence_max_members: u32,
+    /// Members of channels of at most this many members are told each other's read
+    /// positions (`receipt.updated`). Each position that moves reaches every member, so a
+    /// message read by all N members costs N² frames; larger channels show none.
+    pub receipts_max_members: u32,
     /// Largest WebSocket message accepted, in bytes.
     pub max_ws_message_bytes: usize,
     /// Largest WebSocket frame accepted, in bytes (a message may span frames).
@@ -362,6 +366,7 @@ impl Default for GatewayConfig {
             socket_queue_bytes: 1024 * 1024,
             sync_backlog_max: 1000,
             presence_max_members: 250,
+            receipts_max_members: 20,
             max_ws_message_bytes: 64 * 1024,
             max_ws_frame_bytes: 16 * 1024,
             allowed_origins: Vec::new(),

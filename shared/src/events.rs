@@ -27,6 +27,10 @@ pub const TYPING_HEADER: &str = "Chat-Typing";
 /// changed (the payload is the `presence.update` frame). No `seq`, never stored.
 pub const PRESENCE_HEADER: &str = "Chat-Presence";
 
+/// Header of a read receipt on a channel's delivery subject: the reader (the payload is the
+/// `receipt.updated` frame). No `seq`, never stored: Postgres has the position itself.
+pub const RECEIPT_HEADER: &str = "Chat-Receipt";
+
 /// Header of a frame on the user-frames subject: the user whose sockets get it.
 pub const USER_HEADER: &str = "Chat-User";
 

@@ -73,6 +73,8 @@ try {
   await send(bob.page, 'hi ada')
   await shows(ada.page, ['hi ada'])
   await shows(bob.page, ['hi ada'])
+  // Bob has read ada's message: she sees it under her newest one.
+  await ada.page.getByTestId('message').filter({ hasText: 'hello bob' }).getByTestId('seen').filter({ hasText: 'Seen' }).waitFor()
 
   // Bob drops off; ada sends 20; bob comes back and has each of them once, in order.
   await bob.context.setOffline(true)
@@ -85,6 +87,7 @@ try {
   const seen = await contents(bob.page)
   assert.deepEqual(seen, ['hello bob', 'hi ada', ...burst], 'every message once, in order')
   assert.deepEqual(await contents(ada.page), ['hello bob', 'hi ada', ...burst])
+  await ada.page.getByTestId('message').filter({ hasText: 'burst 20' }).getByTestId('seen').waitFor()
 
   // Reactions, edits and typing, both ways.
   const bobsMessage = ada.page.getByTestId('message').filter({ hasText: 'hi ada' })
@@ -160,7 +163,7 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; no serious axe violations)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

@@ -12,7 +12,7 @@ use crate::conn::ConnHandle;
 use crate::metrics::GatewayMetrics;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::events::{MembershipChange, MembershipEvent, USER_HEADER};
+use shared::events::{MembershipChange, MembershipEvent, RECEIPT_HEADER, USER_HEADER};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
 use shared::subjects::Subjects;
@@ -106,6 +106,18 @@ impl Fanout {
     pub async fn send_to_user(&self, user: UserId, frame: &ServerFrame) {
         if let Err(error) = shared::events::publish_to_user(&self.nats, &self.subjects, user, frame).await {
             tracing::warn!(%error, %user, "frame for a user's sockets not published");
+        }
+    }
+
+    /// Publishes a read receipt of `reader` on `channel`'s delivery subject: every gateway
+    /// with sockets in the channel hands it to them (core NATS; a socket not connected now
+    /// reads positions from `GET /channels/{id}/reads`).
+    pub async fn publish_receipt(&self, channel: ChannelId, reader: UserId, frame: &ServerFrame) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(RECEIPT_HEADER, reader.to_string().as_str());
+        let subject = self.subjects.deliver(channel);
+        if let Err(error) = self.nats.publish_with_headers(subject, headers, frame.to_json().into()).await {
+            tracing::debug!(%error, %channel, "receipt not published");
         }
     }
 

@@ -10,7 +10,9 @@ use crate::metrics::GatewayMetrics;
 use crate::store::messages::log_after;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::events::{CREATED_HEADER, FRAME_HEADER, PRESENCE_HEADER, SEQ_HEADER, TYPING_HEADER};
+use shared::events::{
+    CREATED_HEADER, FRAME_HEADER, PRESENCE_HEADER, RECEIPT_HEADER, SEQ_HEADER, TYPING_HEADER,
+};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use std::sync::Arc;
 
@@ -64,8 +66,8 @@ impl Forwarder {
         self.route.send_typing(self.channel, &self.typing, &expired);
     }
 
-    /// One delivery of the channel's subject: a typing signal, a presence change or a
-    /// message (new, or a change with its whole frame).
+    /// One delivery of the channel's subject: a typing signal, a presence change, a read
+    /// receipt or a message (new, or a change with its whole frame).
     async fn handle(&mut self, delivery: async_nats::Message) {
         if let Some(typer) = header(&delivery, TYPING_HEADER).and_then(|v| v.parse().ok()).map(UserId) {
             if self.typing.start(typer, tokio::time::Instant::now()) {
@@ -75,6 +77,10 @@ impl Forwarder {
         }
         if header(&delivery, PRESENCE_HEADER).is_some() {
             self.route.send_presence(&delivery.payload);
+            return;
+        }
+        if let Some(reader) = header(&delivery, RECEIPT_HEADER).and_then(|v| v.parse().ok()).map(UserId) {
+            self.route.send_receipt(reader, &delivery.payload);
             return;
         }
         let Some(seq) = header(&delivery, SEQ_HEADER).and_then(|v| v.parse::<i64>().ok()) else {

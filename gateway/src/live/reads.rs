@@ -1,6 +1,8 @@
 //! Read receipts. `message.read {channel_id, seq}` moves the reader's position in a channel
 //! forward (never backwards, never past the channel's last `seq`); the reader's sockets, on
-//! every gateway, get `read.updated` so their other devices clear the same unread badge.
+//! every gateway, get `read.updated` so their other devices clear the same unread badge, and
+//! in a channel of at most `gateway.receipts_max_members` members the others' sockets get
+//! `receipt.updated` ("seen by"), on the channel's delivery subject like presence.
 //! A socket's reads are coalesced: it keeps the highest `seq` per channel and writes them
 //! every `READ_FLUSH`, so a client marking every message it shows costs Postgres one
 //! statement per half second at most. Senders' own messages count as read (the worker moves
@@ -26,23 +28,58 @@ impl PendingReads {
     }
 
     /// Writes what is pending, in the background.
-    pub fn flush(&mut self, db: &sqlx::PgPool, fanout: &Arc<Fanout>, user: UserId) {
+    pub fn flush(
+        &mut self,
+        db: &sqlx::PgPool,
+        fanout: &Arc<Fanout>,
+        user: UserId,
+        receipts_max_members: u32,
+    ) {
         if self.0.is_empty() {
             return;
         }
         let reads: Vec<(ChannelId, ChannelSeq)> = self.0.drain().collect();
-        tokio::spawn(store(db.clone(), fanout.clone(), user, reads));
+        tokio::spawn(store(db.clone(), fanout.clone(), user, reads, receipts_max_members));
     }
 }
 
-async fn store(db: sqlx::PgPool, fanout: Arc<Fanout>, user: UserId, reads: Vec<(ChannelId, ChannelSeq)>) {
+async fn store(
+    db: sqlx::PgPool,
+    fanout: Arc<Fanout>,
+    user: UserId,
+    reads: Vec<(ChannelId, ChannelSeq)>,
+    receipts_max_members: u32,
+) {
     let moved = match crate::store::channels::mark_read(&db, user, &reads).await {
         Ok(moved) => moved,
         Err(error) => return tracing::warn!(%error, %user, "read positions not stored"),
     };
-    for (channel_id, last_read_seq) in moved {
+    for &(channel_id, last_read_seq) in &moved {
         let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
         fanout.send_to_user(user, &ServerFrame::ReadUpdated { payload }).await;
+    }
+    tell_members(&db, &fanout, user, &moved, receipts_max_members).await;
+}
+
+/// Tells the other members of the small channels among `moved` how far `user` has read.
+async fn tell_members(
+    db: &sqlx::PgPool,
+    fanout: &Fanout,
+    user: UserId,
+    moved: &[(ChannelId, ChannelSeq)],
+    max_members: u32,
+) {
+    if moved.is_empty() || max_members == 0 {
+        return;
+    }
+    let channels: Vec<ChannelId> = moved.iter().map(|(c, _)| *c).collect();
+    let small = match crate::store::channels::with_members_at_most(db, &channels, max_members).await {
+        Ok(small) => small,
+        Err(error) => return tracing::debug!(%error, %user, "receipts not sent: channel sizes unknown"),
+    };
+    for (channel_id, last_read_seq) in moved.iter().copied().filter(|(c, _)| small.contains(c)) {
+        let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
+        fanout.publish_receipt(channel_id, user, &ServerFrame::ReceiptUpdated { payload }).await;
     }
 }
 

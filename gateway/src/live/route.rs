@@ -64,6 +64,16 @@ impl ChannelRoute {
         }
     }
 
+    /// Sends a `receipt.updated` (its frame as published) to the route's sockets but the
+    /// reader's own, which have `read.updated`.
+    pub fn send_receipt(&self, reader: UserId, frame: &[u8]) {
+        let Ok(text) = std::str::from_utf8(frame) else { return };
+        let frame = Utf8Bytes::from(text);
+        for conn in self.conns().values().filter(|c| c.user != reader) {
+            conn.deliver(frame.clone());
+        }
+    }
+
     /// Closes every socket of the route with `code`.
     pub fn close_all(&self, code: u16) {
         for conn in self.conns().values() {

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ids::{ChannelId, ChannelSeq, MessageId, UserId};
 use shared::protocol::{ContentType, SenderView};
-use sqlx::types::Json;
 use sqlx::PgPool;
+use sqlx::types::Json;
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -295,7 +295,8 @@ impl<'a> Frames<'a> {
 
     /// Writes pending read positions and presence choices, in the background.
     pub fn flush(&mut self) -> Flow {
-        self.reads.flush(&self.state.db, &self.state.fanout, self.conn.user);
+        let receipts = self.state.config.receipts_max_members;
+        self.reads.flush(&self.state.db, &self.state.fanout, self.conn.user, receipts);
         self.presence.flush(&self.state.presence, self.conn);
         Flow::Continue
     }

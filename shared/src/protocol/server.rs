@@ -43,6 +43,10 @@ pub enum ServerFrame {
     /// devices included).
     #[serde(rename = "read.updated")]
     ReadUpdated { payload: ReadUpdatedPayload },
+    /// Another member's read position in a channel of at most `gateway.receipts_max_members`
+    /// members moved: sent to the other members' sockets.
+    #[serde(rename = "receipt.updated")]
+    ReceiptUpdated { payload: ReadUpdatedPayload },
     /// Who is typing in a channel now (the recipient left out); an empty list ends it.
     #[serde(rename = "typing.update")]
     TypingUpdate { payload: TypingUpdatePayload },

@@ -61,6 +61,7 @@ export type ServerFrame =
   | Envelope<
       | 'change.rejected'
       | 'read.updated'
+      | 'receipt.updated'
       | 'typing.update'
       | 'presence.update',
       Record<string, unknown>

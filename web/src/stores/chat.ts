@@ -9,6 +9,7 @@ import type { components } from '../api/schema'
 import { ChatConnection, SendRefused, type Status } from '../protocol/client'
 import type { MessageView } from '../protocol/frames'
 import { useDirectory } from './directory'
+import { useReceipts } from './receipts'
 import { byActivity, noteChange, noteMessage } from './previews'
 import { useSession } from './session'
 import { Timeline, type Entry } from './timeline'
@@ -20,6 +21,7 @@ const PAGE = 50
 export const useChat = defineStore('chat', () => {
   const session = useSession()
   const directory = useDirectory()
+  const receipts = useReceipts()
   const channels = ref<Channel[]>([])
   const current = ref<string | null>(null)
   const status = ref<Status>('idle')
@@ -71,6 +73,11 @@ export const useChat = defineStore('chat', () => {
     live.on('frame', (frame) => {
       if (frame.type === 'typing.update') typing[frame.payload.channel_id as string] = frame.payload.users as string[]
       if (frame.type === 'presence.update') directory.presence[frame.payload.user_id as string] = frame.payload.status as string
+      if (frame.type === 'receipt.updated') {
+        const { channel_id, user_id, last_read_seq } = frame.payload as { channel_id: string; user_id: string; last_read_seq: number }
+        receipts.apply(channel_id, user_id, last_read_seq)
+      }
+      if (frame.type === 'read.updated') readElsewhere(frame.payload.channel_id as string, frame.payload.last_read_seq as number)
     })
     live.start()
     connection.value = live
@@ -96,11 +103,13 @@ export const useChat = defineStore('chat', () => {
       for (const key of Object.keys(cache)) delete (cache as Record<string, unknown>)[key]
     }
     directory.clear()
+    receipts.clear()
   }
 
   function received(message: MessageView): void {
     names[message.sender.id] = message.sender.username
     timeline(message.channel_id).store(message)
+    receipts.apply(message.channel_id, message.sender.id, Number(message.seq))
     const channel = channels.value.find((c) => c.id === message.channel_id)
     if (channel) {
       channel.last_seq = Math.max(Number(channel.last_seq), Number(message.seq))
@@ -120,6 +129,7 @@ export const useChat = defineStore('chat', () => {
 
   async function open(channel: string): Promise<void> {
     current.value = channel
+    void receipts.load(channel)
     if (!timelines.has(channel)) await loadOlder(channel)
     const row = channels.value.find((c) => c.id === channel)
     if (row) markRead(row)
@@ -146,9 +156,18 @@ export const useChat = defineStore('chat', () => {
     for (const message of data?.messages ?? []) {
       names[message.sender.id] = message.sender.username
       timeline(channel).store(message)
+      receipts.apply(channel, message.sender.id, Number(message.seq))
     }
     hasOlder[channel] = data?.has_more ?? false
     touch()
+  }
+
+  /** The user read a channel on another device: read here too once it is read to its end. */
+  function readElsewhere(id: string, seq: number): void {
+    const channel = channels.value.find((c) => c.id === id)
+    if (!channel) return
+    channel.last_read_seq = Math.max(Number(channel.last_read_seq ?? 0), seq)
+    if (seq >= Number(channel.last_seq)) channel.unread_count = 0
   }
 
   function markRead(channel: Channel): void {

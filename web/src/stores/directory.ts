@@ -11,7 +11,7 @@ import type { components } from '../api/schema'
 import { useSession } from './session'
 
 type Channel = components['schemas']['Channel']
-type Member = { username: string; display_name: string }
+type Member = { user_id: string; username: string; display_name: string }
 
 export const useDirectory = defineStore('directory', () => {
   const session = useSession()
