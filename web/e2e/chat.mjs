@@ -89,12 +89,21 @@ try {
   assert.deepEqual(await contents(ada.page), ['hello bob', 'hi ada', ...burst])
   await ada.page.getByTestId('message').filter({ hasText: 'burst 20' }).getByTestId('seen').waitFor()
 
+  // The keyboard alone: from the message list, Up to the newest message, Tab to its first action.
+  await ada.page.getByTestId('messages').focus()
+  await ada.page.keyboard.press('ArrowUp')
+  await ada.page.keyboard.press('ArrowUp')
+  await ada.page.keyboard.press('Tab')
+  await ada.page.keyboard.press('Enter')
+  await bob.page.getByTestId('message').filter({ hasText: 'burst 19' }).getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
+
   // Reactions, edits and typing, both ways.
   const bobsMessage = ada.page.getByTestId('message').filter({ hasText: 'hi ada' })
   await bobsMessage.getByTestId('content').hover()
   await bobsMessage.getByRole('button', { name: 'React 👍' }).click()
-  await bob.page.getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
-  await ada.page.getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
+  for (const who of [bob, ada]) {
+    await who.page.getByTestId('message').filter({ hasText: 'hi ada' }).getByTestId('reaction').filter({ hasText: '👍 1' }).waitFor()
+  }
   const own = bob.page.getByTestId('message').filter({ hasText: 'hi ada' })
   await own.getByTestId('content').hover()
   await own.getByRole('button', { name: 'Edit' }).click()
@@ -151,19 +160,26 @@ try {
   await bob.page.getByTestId('channel').first().getByTestId('preview').filter({ hasText: 'You: thank you' }).waitFor()
   await bob.page.getByTestId('channel').nth(1).getByTestId('preview').filter({ hasText: 'a picture' }).waitFor()
 
-  for (const who of [ada, bob]) {
-    await who.page.addScriptTag({ content: axeSource })
-    const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
-    const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    assert.deepEqual(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [], 'accessibility')
+  // Accessibility in light and dark mode: no serious or critical axe violation on either page.
+  for (const who of [ada, bob]) await who.page.addScriptTag({ content: axeSource })
+  for (const colorScheme of ['light', 'dark']) {
+    for (const who of [ada, bob]) {
+      await who.page.emulateMedia({ colorScheme })
+      const result = await who.page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }))
+      const serious = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      assert.deepEqual(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length}: ${v.nodes.slice(0, 4).map((n) => n.html.slice(0, 120) + " " + (n.any[0]?.message ?? "")).join(" | ")})`), [], `accessibility, ${colorScheme}`)
+    }
   }
+  if (shots) await ada.page.screenshot({ path: `${shots}/chat-dark.png` })
+  await ada.page.emulateMedia({ colorScheme: 'light' })
+  await bob.page.emulateMedia({ colorScheme: 'light' })
 
   if (shots) {
     await ada.page.screenshot({ path: `${shots}/chat.png` })
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; no serious axe violations)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; a reaction by keyboard alone; no serious axe violations, light or dark)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {
