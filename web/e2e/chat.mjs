@@ -179,7 +179,13 @@ try {
     await bob.page.setViewportSize({ width: 390, height: 760 })
     await bob.page.screenshot({ path: `${shots}/chat-narrow.png` })
   }
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; a reaction by keyboard alone; no serious axe violations, light or dark)`)
+  // A delete (after the screenshots): the message keeps its place, its content gone, on both sides.
+  const welcomed = ada.page.getByTestId('message').filter({ hasText: `@${bob.name} welcome` }).first() // not the reply quoting it
+  await welcomed.getByTestId('content').hover()
+  await welcomed.getByRole('button', { name: 'Delete' }).click()
+  for (const who of [ada, bob]) await who.page.getByTestId('content').filter({ hasText: 'This message was deleted.' }).waitFor()
+
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, a delete, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; a reaction by keyboard alone; no serious axe violations, light or dark)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {
