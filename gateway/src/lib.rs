@@ -5,12 +5,14 @@
 //! The modules, from the top down (each imports only those below it; `docs/architecture.md`
 //! draws them): `run` starts and stops a gateway; `app` is the HTTP application; `http` (REST
 //! handlers) and `ws` (sockets) serve requests; `changes` checks and publishes sends and
-//! changes; `state` holds the services; `auth`, `live`, `uploads` are the features' services;
+//! changes; `state` holds the services; `auth`, `calls`, `live`, `uploads` are the features'
+//! services;
 //! `conn` is a socket's handle; `publish`, `ratelimit`, `store`, `serve`, `origins`, `error`
 //! and `metrics` are the floor.
 
 mod app;
 mod auth;
+mod calls;
 mod changes;
 mod conn;
 mod error;

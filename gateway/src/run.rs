@@ -243,6 +243,7 @@ async fn build(
     let state = AppState::new(Inner {
         snowflake,
         config: config.gateway.clone(),
+        calls: config.calls.clone(),
         syncer: Syncer::new(c.db.clone(), config.gateway.sync_backlog_max, metrics.clone()),
         uploads,
         partitions: config.nats.partitions,

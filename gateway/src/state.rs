@@ -13,7 +13,7 @@ use crate::publish::Publisher;
 use crate::ratelimit::RateLimiter;
 use crate::uploads::store::Uploads;
 use axum::extract::FromRef;
-use shared::config::GatewayConfig;
+use shared::config::{CallsConfig, GatewayConfig};
 use shared::snowflake::SnowflakeGenerator;
 use shared::subjects::Subjects;
 use std::ops::Deref;
@@ -26,6 +26,7 @@ pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub config: GatewayConfig,
+    pub calls: CallsConfig,
     pub db: sqlx::PgPool,
     pub redis: deadpool_redis::Pool,
     pub nats: async_nats::Client,

@@ -24,7 +24,37 @@ pub struct Config {
     pub worker: WorkerConfig,
     pub limits: LimitsConfig,
     pub uploads: UploadsConfig,
+    pub calls: CallsConfig,
     pub log: LogConfig,
+}
+
+/// Calls: the cell relays their signaling; media goes peer to peer, or through the TURN
+/// servers (or an SFU) the operator runs. Clients get the ICE servers from
+/// `GET /api/v1/calls/ice-servers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CallsConfig {
+    /// STUN servers, as `stun:host:port`.
+    pub stun_urls: Vec<String>,
+    /// TURN servers (`turn:host:3478?transport=udp`, `turns:host:5349`), given out with a
+    /// credential of coturn's `use-auth-secret` scheme when `turn_secret` is set.
+    pub turn_urls: Vec<String>,
+    /// coturn's `static-auth-secret`. Unset: no TURN server is given out.
+    pub turn_secret: Option<SecretString>,
+    /// How long a TURN credential works.
+    #[serde(with = "secs")]
+    pub turn_credential_ttl: Duration,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            stun_urls: Vec::new(),
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl: Duration::from_secs(3600),
+        }
+    }
 }
 
 /// Rate and connection limits, shared by every gateway of a cell through Redis (sliding

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`, plus `/health` and `/ready`, and its OpenAPI document.
 
 pub mod auth;
+pub mod calls;
 pub mod channels;
 pub mod health;
 pub mod members;
@@ -73,6 +74,7 @@ fn routes_and_document(
         .routes(routes!(messages::get, messages::edit, messages::delete))
         .routes(routes!(messages::react, messages::unreact))
         .routes(routes!(members::reads))
+        .routes(routes!(calls::ice_servers))
         .merge(upload_routes(uploads));
     let (routes, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/v1", api)

@@ -78,6 +78,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/calls/ice-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The STUN and TURN servers for the caller's calls, with a short-lived TURN credential of
+         *     coturn's `use-auth-secret` scheme (`calls.turn_secret`, `calls.turn_credential_ttl`).
+         */
+        get: operations["ice_servers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/channels": {
         parameters: {
             query?: never;
@@ -610,6 +630,27 @@ export interface components {
             has_more: boolean;
             messages: components["schemas"]["MessageView"][];
         };
+        /** @description One entry of `RTCConfiguration.iceServers`. */
+        IceServer: {
+            /** @description For TURN: base64(HMAC-SHA1(secret, username)). */
+            credential?: string | null;
+            urls: string[];
+            /** @description For TURN: `<expiry>:<user_id>`. */
+            username?: string | null;
+        };
+        IceServers: {
+            /**
+             * Format: date-time
+             * @description When the TURN credential stops working; absent without TURN servers. Ask again
+             *     before a call that starts after it.
+             */
+            expires_at?: string | null;
+            /**
+             * @description STUN servers, then TURN servers with the caller's credential; empty when the cell
+             *     has none configured (`[calls]`): peers on one network still connect directly.
+             */
+            ice_servers: components["schemas"]["IceServer"][];
+        };
         /** @description A channel's newest message as its channel list previews it. */
         LastMessage: {
             /** @description The content's first 100 characters (Unicode scalar values); empty once deleted. */
@@ -1109,6 +1150,31 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    ice_servers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ICE servers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IceServers"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            408: components["responses"]["RequestTimeout"];
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

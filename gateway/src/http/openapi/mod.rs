@@ -78,6 +78,7 @@ pub const SWAGGER_UI_PATH: &str = "/docs";
         (name = "messages", description = "One message; its edits, deletion and reactions."),
         (name = "search", description = "Full-text message search in the caller's channels."),
         (name = "uploads", description = "Files attached to messages: upload, read, signed links, delete."),
+        (name = "calls", description = "Calls: the ICE servers (STUN, TURN with short-lived credentials) their media uses."),
         (name = "health", description = "Liveness and readiness, outside `/api/v1`."),
     )
 )]
