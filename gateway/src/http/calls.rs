@@ -49,7 +49,10 @@ pub struct IceServers {
         (status = 429, response = RateLimited),
     )
 )]
-pub async fn ice_servers(State(state): State<AppState>, AuthUser(me): AuthUser) -> ApiResult<Json<IceServers>> {
+pub async fn ice_servers(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> ApiResult<Json<IceServers>> {
     let calls = &state.calls;
     let mut ice_servers = Vec::new();
     if !calls.stun_urls.is_empty() {
@@ -58,7 +61,8 @@ pub async fn ice_servers(State(state): State<AppState>, AuthUser(me): AuthUser) 
     let mut expires_at = None;
     if let (Some(secret), false) = (&calls.turn_secret, calls.turn_urls.is_empty()) {
         let expires = Utc::now() + calls.turn_credential_ttl;
-        let (username, password) = turn::credential(secret.expose_secret().as_bytes(), me, expires.timestamp());
+        let (username, password) =
+            turn::credential(secret.expose_secret().as_bytes(), me, expires.timestamp());
         ice_servers.push(IceServer {
             urls: calls.turn_urls.clone(),
             username: Some(username),

@@ -9,6 +9,7 @@
 //! their position when it stores them).
 
 use super::fanout::Fanout;
+use crate::store::channels::ReadMoved;
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::{ReadUpdatedPayload, ServerFrame};
 use std::collections::HashMap;
@@ -54,32 +55,13 @@ async fn store(
         Ok(moved) => moved,
         Err(error) => return tracing::warn!(%error, %user, "read positions not stored"),
     };
-    for &(channel_id, last_read_seq) in &moved {
+    // The update returns each channel's member count: receipts cost no second statement.
+    for ReadMoved { channel_id, last_read_seq, member_count } in moved {
         let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
-        fanout.send_to_user(user, &ServerFrame::ReadUpdated { payload }).await;
-    }
-    tell_members(&db, &fanout, user, &moved, receipts_max_members).await;
-}
-
-/// Tells the other members of the small channels among `moved` how far `user` has read.
-async fn tell_members(
-    db: &sqlx::PgPool,
-    fanout: &Fanout,
-    user: UserId,
-    moved: &[(ChannelId, ChannelSeq)],
-    max_members: u32,
-) {
-    if moved.is_empty() || max_members == 0 {
-        return;
-    }
-    let channels: Vec<ChannelId> = moved.iter().map(|(c, _)| *c).collect();
-    let small = match crate::store::channels::with_members_at_most(db, &channels, max_members).await {
-        Ok(small) => small,
-        Err(error) => return tracing::debug!(%error, %user, "receipts not sent: channel sizes unknown"),
-    };
-    for (channel_id, last_read_seq) in moved.iter().copied().filter(|(c, _)| small.contains(c)) {
-        let payload = ReadUpdatedPayload { channel_id, user_id: user, last_read_seq };
-        fanout.publish_receipt(channel_id, user, &ServerFrame::ReceiptUpdated { payload }).await;
+        fanout.send_to_user(user, &ServerFrame::ReadUpdated { payload: payload.clone() }).await;
+        if i64::from(member_count) <= i64::from(receipts_max_members) {
+            fanout.publish_receipt(channel_id, user, &ServerFrame::ReceiptUpdated { payload }).await;
+        }
     }
 }
 

@@ -381,13 +381,22 @@ pub async fn reads(
     .await
 }
 
+/// A read position that moved, and how many members its channel has (receipts go only over
+/// small channels).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct ReadMoved {
+    pub channel_id: ChannelId,
+    pub last_read_seq: ChannelSeq,
+    pub member_count: i32,
+}
+
 /// Moves `user`'s read positions forward: never backwards, never past the channel's last
 /// `seq`, only in channels they are a member of. Returns the positions that moved.
 pub async fn mark_read(
     db: &PgPool,
     user: UserId,
     reads: &[(ChannelId, ChannelSeq)],
-) -> Result<Vec<(ChannelId, ChannelSeq)>, sqlx::Error> {
+) -> Result<Vec<ReadMoved>, sqlx::Error> {
     let channels: Vec<uuid::Uuid> = reads.iter().map(|(c, _)| c.0).collect();
     let seqs: Vec<i64> = reads.iter().map(|(_, s)| s.0).collect();
     sqlx::query_as(
@@ -396,7 +405,7 @@ pub async fn mark_read(
          JOIN channels c ON c.id = r.channel_id
          WHERE m.user_id = $1 AND m.channel_id = r.channel_id
            AND least(r.seq, c.last_seq) > m.last_read_seq
-         RETURNING m.channel_id, m.last_read_seq",
+         RETURNING m.channel_id, m.last_read_seq, c.member_count",
     )
     .bind(user)
     .bind(&channels)
