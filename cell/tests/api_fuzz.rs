@@ -33,6 +33,7 @@ async fn schemathesis_finds_nothing_the_document_does_not_say() {
     let config = report.path().join("schemathesis.toml");
     std::fs::write(&config, config_of(&users)).unwrap();
     let output = Command::new("st")
+        .current_dir(report.path()) // its cache (.schemathesis/) goes with the report
         .arg("--config-file")
         .arg(&config)
         .arg("run")

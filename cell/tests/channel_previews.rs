@@ -1,6 +1,7 @@
 //! The channel list previews each channel's newest message: who sent it, when, and the start
 //! of its content, so a client's sidebar can show it (and sort by it) without a history call
-//! per channel. Through real servers: sends over a socket, the list over REST.
+//! per channel, on every page of the list. Through real servers: sends over a socket, the list
+//! over REST.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -77,4 +78,45 @@ async fn the_channel_list_previews_each_channels_newest_message_as_it_is_now() {
     // A newer message takes its place.
     socket.send_message(channel, "p3", "third").await.unwrap();
     assert_eq!(preview_at(&bob, channel, 5).await["content"], "third");
+}
+
+/// The list pages by channel id: each page holds the next channels after the cursor, each
+/// with its preview, and the pages together hold each channel once.
+#[tokio::test]
+async fn the_channel_list_pages_by_id_with_previews_on_every_page() {
+    let cell = TestCell::start(CellOptions::default()).await.expect("the cell starts");
+    let (alice, bob, first) = cell.two_members(0, 0).await.unwrap();
+    let mut channels = vec![first];
+    for name in ["second", "third"] {
+        channels.push(alice.create_channel("group", name, &[bob.user_id]).await.unwrap());
+    }
+    let mut socket = alice.connect(&cell.ws_url(0)).await.unwrap();
+    for (i, channel) in channels.iter().enumerate() {
+        socket.send_message(*channel, &format!("c{i}"), &format!("in {i}")).await.unwrap();
+    }
+    for channel in &channels {
+        preview_at(&bob, *channel, 1).await;
+    }
+    let page = |query: String| {
+        let bob = &bob;
+        async move {
+            expect(bob.request(Method::GET, &format!("/channels?{query}")).send().await.unwrap(), 200)
+                .await
+                .unwrap()
+        }
+    };
+    let one = page("limit=2".into()).await;
+    let cursor = one["next_cursor"].as_str().expect("a next page").to_owned();
+    let two = page(format!("limit=2&cursor={cursor}")).await;
+    assert!(two.get("next_cursor").is_none_or(Value::is_null), "{two}");
+    let listed: Vec<&Value> =
+        one["channels"].as_array().unwrap().iter().chain(two["channels"].as_array().unwrap()).collect();
+    let ids: Vec<String> = listed.iter().map(|c| c["id"].as_str().unwrap().to_owned()).collect();
+    let mut expected: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "each channel once, by id");
+    assert!(
+        listed.iter().all(|c| c["last_message"]["content"].as_str().unwrap().starts_with("in ")),
+        "{listed:?}"
+    );
 }

@@ -320,15 +320,28 @@ async fn presence_is_told_over_small_channels_only() {
     assert_eq!((update.user_id, update.status), (dave.user_id, PresenceStatus::Online));
 }
 
-/// The `(user, last_read_seq)` of the next `receipt.updated` of `channel`.
-async fn receipt(socket: &mut ChatSocket, channel: ChannelId) -> (shared::ids::UserId, i64) {
+/// The `(channel, user, last_read_seq)` of the next `receipt.updated`, whatever its channel:
+/// a receipt that should not have come is the one returned, and fails the comparison.
+async fn receipt(socket: &mut ChatSocket) -> (ChannelId, shared::ids::UserId, i64) {
     next_matching(socket, |frame| match frame {
-        ServerFrame::ReceiptUpdated { payload } if payload.channel_id == channel => {
-            Some((payload.user_id, payload.last_read_seq.0))
+        ServerFrame::ReceiptUpdated { payload } => {
+            Some((payload.channel_id, payload.user_id, payload.last_read_seq.0))
         }
         _ => None,
     })
     .await
+}
+
+/// Frames up to `channel`'s next `typing.update`: the barrier after which a receipt published
+/// before it would have arrived (both go over the channel's delivery subject).
+async fn until_typing(socket: &mut ChatSocket, channel: ChannelId) -> Vec<ServerFrame> {
+    let mut before = Vec::new();
+    loop {
+        match socket.next_frame(WAIT).await.unwrap().expect("the typing update comes") {
+            ServerFrame::TypingUpdate { payload } if payload.channel_id == channel => return before,
+            frame => before.push(frame),
+        }
+    }
 }
 
 /// Read receipts of others ("seen by") go to the other members of channels of at most
@@ -349,25 +362,29 @@ async fn members_of_small_channels_are_told_how_far_the_others_have_read() {
     let mut carol_ws = carol.connect(&cell.ws_url(0)).await.unwrap();
     alice_ws.send_message(small, "s1", "to bob").await.unwrap();
     alice_ws.send_message(big, "b1", "to all").await.unwrap();
-    for (socket, channel) in [(&mut bob_ws, small), (&mut carol_ws, big)] {
+    // Carol reads first, in the channel of 3; then bob, in the channel of 2.
+    for (socket, channel) in [(&mut carol_ws, big), (&mut bob_ws, small)] {
         next_matching(socket, |f| matches!(f, ServerFrame::MessageNew { .. }).then_some(())).await;
         read(socket, channel, 1).await;
         assert_eq!(read_updated(socket).await, (channel, 1));
     }
-
-    // Carol read first, in the channel of 3: alice's first receipt is bob's, from the other gateway.
-    assert_eq!(receipt(&mut alice_ws, small).await, (bob.user_id, 1));
-    while let Some(frame) = alice_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
-        assert!(!matches!(frame, ServerFrame::ReceiptUpdated { .. }), "alice was told {frame:?}");
-    }
+    // Alice's first receipt is bob's, from the other gateway: carol's was not sent.
+    assert_eq!(receipt(&mut alice_ws).await, (small, bob.user_id, 1));
 
     // The other way: bob writes, alice reads; bob hears it, alice's own socket does not.
     bob_ws.send_message(small, "s2", "to alice").await.unwrap();
     next_matching(&mut alice_ws, |f| matches!(f, ServerFrame::MessageNew { .. }).then_some(())).await;
     read(&mut alice_ws, small, 2).await;
-    assert_eq!(receipt(&mut bob_ws, small).await, (alice.user_id, 2));
+    assert_eq!(receipt(&mut bob_ws).await, (small, alice.user_id, 2));
     assert_eq!(read_updated(&mut alice_ws).await, (small, 2));
-    while let Some(frame) = alice_ws.next_frame(Duration::from_secs(2)).await.unwrap() {
-        assert!(!matches!(frame, ServerFrame::ReceiptUpdated { .. }), "alice was told her own: {frame:?}");
-    }
+    // Bob types once he has alice's receipt: by his typing, alice would have her own too.
+    bob_ws
+        .send_text(serde_json::json!({"type": "typing.start", "payload": {"channel_id": small}}).to_string())
+        .await
+        .unwrap();
+    let before = until_typing(&mut alice_ws, small).await;
+    assert!(
+        !before.iter().any(|f| matches!(f, ServerFrame::ReceiptUpdated { .. })),
+        "alice was told: {before:?}"
+    );
 }

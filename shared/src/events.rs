@@ -47,6 +47,23 @@ pub async fn publish_to_user(
     nats.publish_with_headers(subjects.user_frames(), headers, frame.to_json().into()).await
 }
 
+/// Publishes a live signal of `user` on `channel`'s delivery subject: `header` (the
+/// [`TYPING_HEADER`], [`PRESENCE_HEADER`] or [`RECEIPT_HEADER`]) names them, `payload` is the
+/// frame the members' sockets get (empty for typing). Core NATS, no `seq`, never stored:
+/// every gateway with sockets in the channel hands it to them.
+pub async fn publish_on_channel(
+    nats: &async_nats::Client,
+    subjects: &crate::subjects::Subjects,
+    channel: crate::ids::ChannelId,
+    header: &'static str,
+    user: UserId,
+    payload: bytes::Bytes,
+) -> Result<(), async_nats::PublishError> {
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(header, user.to_string().as_str());
+    nats.publish_with_headers(subjects.deliver(channel), headers, payload).await
+}
+
 /// Header of a stream message that is a [`StreamChange`] (value `1`); without it, the stream
 /// message is a [`StreamMessage`].
 pub const CHANGE_HEADER: &str = "Chat-Change";

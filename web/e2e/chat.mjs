@@ -89,7 +89,8 @@ try {
   assert.deepEqual(await contents(ada.page), ['hello bob', 'hi ada', ...burst])
   await ada.page.getByTestId('message').filter({ hasText: 'burst 20' }).getByTestId('seen').waitFor()
 
-  // The keyboard alone: from the message list, Up to the newest message, Tab to its first action.
+  // The keyboard alone: from the message list, Up to the newest message, Up again to the one
+  // before it (burst 19), Tab to its first action.
   await ada.page.getByTestId('messages').focus()
   await ada.page.keyboard.press('ArrowUp')
   await ada.page.keyboard.press('ArrowUp')

@@ -1,9 +1,9 @@
 // A long channel in a real browser (Debian's Chromium, driven by playwright-core) against a live
 // cell: N messages are sent over a socket, then the web client opens the channel at its newest
 // page and is scrolled up, a step each frame, until the first message shows. What it checks:
-// every message shows, in order, once (none skipped, none twice, while older pages are
-// prepended), and the view keeps its place when a page comes in (the message at the top
-// before the page is where it was after). What it prints (one JSON line): frame times while
+// every message shows, once (none skipped, none twice, while older pages are prepended), in
+// order down the screen in every frame, and the view keeps its place when a page comes in
+// (the message at the top before the page is where it was after). What it prints (one JSON line): frame times while
 // scrolling, the most message rows in the document at once, and the page's JS heap.
 //
 //   node e2e/history.mjs http://127.0.0.1:8080 10000        # the benchmark (docs/benchmarks.md)
@@ -101,6 +101,7 @@ try {
     let jumps = 0 // a page came in and the row at the top moved
     const moves = []
     const twice = []
+    let misordered = 0 // frames whose rows were not in seq order down the screen
     let last = performance.now()
     const deadline = last + 600_000
     return new Promise((done) => {
@@ -110,6 +111,11 @@ try {
         const shown = rows()
         mostRows = Math.max(mostRows, shown.length)
         const box = list.getBoundingClientRect()
+        // On screen, top to bottom, the seqs ascend: rows are where their order says.
+        const onScreen = shown
+          .map((row) => ({ seq: seqOf(row), top: row.getBoundingClientRect().top }))
+          .sort((a, b) => a.top - b.top)
+        if (onScreen.some((row, i) => i > 0 && row.seq <= onScreen[i - 1].seq)) misordered += 1
         for (const row of shown) {
           const r = row.getBoundingClientRect()
           if (r.bottom > box.top && r.top < box.bottom) {
@@ -122,7 +128,7 @@ try {
         const top = shown.find((row) => row.getBoundingClientRect().bottom > box.top)
         const anchor = top && { seq: seqOf(top), y: top.getBoundingClientRect().top }
         if (seen.has(1) || now > deadline) {
-          return done({ frames, mostRows, jumps, moves, twice, seen: [...seen.entries()].sort((a, b) => a[0] - b[0]) })
+          return done({ frames, mostRows, jumps, moves, twice, misordered, seen: [...seen.entries()].sort((a, b) => a[0] - b[0]) })
         }
         list.scrollTop -= STEP
         requestAnimationFrame((next) => {
@@ -157,6 +163,7 @@ try {
     'in seq order, each once',
   )
   assert.deepEqual(result.twice, [], 'each seq showed one content')
+  assert.equal(result.misordered, 0, 'rows in seq order down the screen, every frame')
   assert.equal(result.jumps, 0, `the view kept its place as older pages came in (moved: ${JSON.stringify(result.moves)})`)
   const frames = result.frames.slice(1).sort((a, b) => a - b)
   const at = (q) => Math.round(frames[Math.min(frames.length - 1, Math.floor(q * frames.length))] * 10) / 10

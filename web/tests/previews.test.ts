@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { byActivity, noteChange, noteMessage, previewLine } from '../src/stores/previews'
+import { byActivity, keepNewer, noteChange, noteMessage, previewLine } from '../src/stores/previews'
 
 const ME = 'user-me'
 const channel = (id: string, type = 'group', created_at = '2026-12-01T00:00:00Z') =>
@@ -47,5 +47,17 @@ describe('channel previews', () => {
     expect([a, quiet, b].sort(byActivity).map((c) => c.id)).toEqual(['b', 'quiet', 'a'])
     noteMessage(a, message(2, 'a again', 'ada', '2026-12-08T00:00:10Z'))
     expect([a, quiet, b].sort(byActivity).map((c) => c.id)).toEqual(['a', 'b', 'quiet'])
+  })
+})
+
+describe('a refreshed channel list', () => {
+  it('keeps what came live while it was asked for, and takes the rest as the server says', () => {
+    const fresh = { ...channel('c'), last_seq: 4, unread_count: 1, name: 'renamed' }
+    const held = { ...channel('c'), last_seq: 5, unread_count: 2 }
+    noteMessage(held, message(5, 'came live'))
+    expect([keepNewer(fresh, held).name, keepNewer(fresh, held).last_seq, keepNewer(fresh, held).unread_count]).toEqual(['renamed', 5, 2])
+    expect(keepNewer(fresh, held).last_message!.content).toBe('came live')
+    expect(keepNewer({ ...fresh, last_seq: 6 }, held)).toEqual({ ...fresh, last_seq: 6 })
+    expect(keepNewer(fresh, undefined)).toBe(fresh)
   })
 })

@@ -12,7 +12,7 @@ use crate::conn::ConnHandle;
 use crate::metrics::GatewayMetrics;
 use axum::extract::ws::Utf8Bytes;
 use futures::StreamExt;
-use shared::events::{MembershipChange, MembershipEvent, RECEIPT_HEADER, USER_HEADER};
+use shared::events::{MembershipChange, MembershipEvent, RECEIPT_HEADER, USER_HEADER, publish_on_channel};
 use shared::ids::{ChannelId, ChannelSeq, UserId};
 use shared::protocol::ServerFrame;
 use shared::subjects::Subjects;
@@ -113,10 +113,15 @@ impl Fanout {
     /// with sockets in the channel hands it to them (core NATS; a socket not connected now
     /// reads positions from `GET /channels/{id}/reads`).
     pub async fn publish_receipt(&self, channel: ChannelId, reader: UserId, frame: &ServerFrame) {
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(RECEIPT_HEADER, reader.to_string().as_str());
-        let subject = self.subjects.deliver(channel);
-        if let Err(error) = self.nats.publish_with_headers(subject, headers, frame.to_json().into()).await {
+        let receipt = publish_on_channel(
+            &self.nats,
+            &self.subjects,
+            channel,
+            RECEIPT_HEADER,
+            reader,
+            frame.to_json().into(),
+        );
+        if let Err(error) = receipt.await {
             tracing::debug!(%error, %channel, "receipt not published");
         }
     }

@@ -28,7 +28,7 @@
 
 use crate::conn::ConnHandle;
 use crate::ratelimit::RateLimiter;
-use shared::events::PRESENCE_HEADER;
+use shared::events::{PRESENCE_HEADER, publish_on_channel};
 use shared::ids::{ChannelId, UserId};
 use shared::protocol::{PresenceStatus, PresenceView, ServerFrame};
 use shared::subjects::Subjects;
@@ -168,10 +168,15 @@ impl Presence {
         };
         let frame: bytes::Bytes = ServerFrame::PresenceUpdate { payload: presence }.to_json().into();
         for channel in &channels {
-            let mut headers = async_nats::HeaderMap::new();
-            headers.insert(PRESENCE_HEADER, user.to_string().as_str());
-            let subject = self.subjects.deliver(*channel);
-            if let Err(error) = self.nats.publish_with_headers(subject, headers, frame.clone()).await {
+            let signal = publish_on_channel(
+                &self.nats,
+                &self.subjects,
+                *channel,
+                PRESENCE_HEADER,
+                user,
+                frame.clone(),
+            );
+            if let Err(error) = signal.await {
                 tracing::debug!(%error, "presence not published");
             }
         }

@@ -4,7 +4,7 @@
 //! who is typing and tells its sockets `typing.update {channel_id, users}` only when that set
 //! changes: a new typer, or one not heard from for `TYPING_TTL`.
 
-use shared::events::TYPING_HEADER;
+use shared::events::{TYPING_HEADER, publish_on_channel};
 use shared::ids::{ChannelId, UserId};
 use shared::subjects::Subjects;
 use std::collections::HashMap;
@@ -73,10 +73,8 @@ impl TypingThrottle {
             return;
         }
         self.0.insert(channel, now);
-        let mut headers = async_nats::HeaderMap::new();
-        headers.insert(TYPING_HEADER, user.to_string().as_str());
-        let subject = subjects.deliver(channel);
-        if let Err(error) = nats.publish_with_headers(subject, headers, bytes::Bytes::new()).await {
+        let signal = publish_on_channel(nats, subjects, channel, TYPING_HEADER, user, bytes::Bytes::new());
+        if let Err(error) = signal.await {
             tracing::debug!(%error, "typing not published");
         }
     }

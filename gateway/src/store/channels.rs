@@ -154,7 +154,9 @@ pub async fn with_members_at_most(
 }
 
 /// The caller's channels, ordered by id, after the `after` cursor, each with the caller's read
-/// position and unread count and the channel's newest message (an index lookup each).
+/// position and unread count and the channel's newest message (an index lookup each). The
+/// page is chosen first, so the lookups run for its channels only, however many the caller
+/// is in.
 pub async fn list_for_user(
     db: &PgPool,
     user: UserId,
@@ -165,7 +167,11 @@ pub async fn list_for_user(
         "SELECT {COLUMNS}, m.role, m.last_read_seq,
                 greatest(c.message_count - coalesce(r.ordinal, 0), 0) AS unread_count,
                 l.last_message
-         FROM channel_members m JOIN channels c ON c.id = m.channel_id
+         FROM (
+             SELECT channel_id, role, last_read_seq FROM channel_members
+             WHERE user_id = $1 AND ($2::uuid IS NULL OR channel_id > $2)
+             ORDER BY channel_id LIMIT $3
+         ) m JOIN channels c ON c.id = m.channel_id
          LEFT JOIN LATERAL (
              SELECT ordinal FROM messages
              WHERE channel_id = c.id AND seq <= m.last_read_seq ORDER BY seq DESC LIMIT 1
@@ -180,8 +186,7 @@ pub async fn list_for_user(
              FROM messages lm JOIN users u ON u.id = lm.sender_id
              WHERE lm.channel_id = c.id ORDER BY lm.seq DESC LIMIT 1
          ) l ON true
-         WHERE m.user_id = $1 AND ($2::uuid IS NULL OR c.id > $2)
-         ORDER BY c.id LIMIT $3"
+         ORDER BY c.id"
     )))
     .bind(user)
     .bind(after)

@@ -10,7 +10,7 @@ import { ChatConnection, SendRefused, type Status } from '../protocol/client'
 import type { MessageView } from '../protocol/frames'
 import { useDirectory } from './directory'
 import { useReceipts } from './receipts'
-import { byActivity, noteChange, noteMessage } from './previews'
+import { byActivity, keepNewer, noteChange, noteMessage } from './previews'
 import { useSession } from './session'
 import { Timeline, type Entry } from './timeline'
 
@@ -51,9 +51,28 @@ export const useChat = defineStore('chat', () => {
   const ordered = computed(() => [...channels.value].sort(byActivity))
   const currentChannel = computed(() => channels.value.find((c) => c.id === current.value) ?? null)
 
+  /** Bumped by `stop()`: an answer asked for before it belongs to a session that is over. */
+  let epoch = 0
+
+  /** Every channel of the user, page after page (500 each). */
+  async function allChannels(): Promise<Channel[] | undefined> {
+    const all: Channel[] = []
+    let cursor: string | undefined
+    do {
+      const query = cursor ? { limit: 500, cursor } : { limit: 500 }
+      const { data } = await session.api.GET('/api/v1/channels', { params: { query } })
+      if (!data) return undefined
+      all.push(...data.channels)
+      cursor = data.next_cursor ?? undefined
+    } while (cursor)
+    return all
+  }
+
   async function start(): Promise<void> {
-    const { data } = await session.api.GET('/api/v1/channels', { params: { query: { limit: 500 } } })
-    channels.value = data?.channels ?? []
+    const asked = epoch
+    const listed = await allChannels()
+    if (asked !== epoch) return
+    channels.value = listed ?? []
     const base = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`
     const seqs = Object.fromEntries(channels.value.map((c) => [c.id, Number(c.last_seq)]))
     const live = new ChatConnection({
@@ -62,7 +81,17 @@ export const useChat = defineStore('chat', () => {
       refresh: async () => (await session.refresh()) ?? Promise.reject(new Error('logged out')),
       channels: seqs,
     })
-    live.on('status', (s) => (status.value = s))
+    let dropped = false
+    live.on('status', (s) => {
+      // Back after a drop: receipts sent meanwhile were missed; read the positions again.
+      if (s === 'reconnecting') dropped = true
+      if (s === 'open' && dropped) {
+        dropped = false
+        receipts.reset()
+        if (current.value) void receipts.load(current.value)
+      }
+      status.value = s
+    })
     live.on('message', received)
     live.on('change', (change) => {
       timeline(change.payload.channel_id).apply(change)
@@ -90,6 +119,8 @@ export const useChat = defineStore('chat', () => {
   const networkUp = () => connection.value?.networkUp()
 
   function stop(): void {
+    epoch += 1
+    loading.clear()
     window.removeEventListener('offline', networkDown)
     window.removeEventListener('online', networkUp)
     connection.value?.stop()
@@ -103,7 +134,7 @@ export const useChat = defineStore('chat', () => {
       for (const key of Object.keys(cache)) delete (cache as Record<string, unknown>)[key]
     }
     directory.clear()
-    receipts.clear()
+    receipts.reset()
   }
 
   function received(message: MessageView): void {
@@ -122,9 +153,13 @@ export const useChat = defineStore('chat', () => {
     touch()
   }
 
+  /** The list again (a channel joined or new), keeping what came live while it was asked for. */
   async function refreshChannels(): Promise<void> {
-    const { data } = await session.api.GET('/api/v1/channels', { params: { query: { limit: 500 } } })
-    if (data) channels.value = data.channels
+    const asked = epoch
+    const listed = await allChannels()
+    if (!listed || asked !== epoch) return
+    const held = new Map(channels.value.map((c) => [c.id, c]))
+    channels.value = listed.map((fresh) => keepNewer(fresh, held.get(fresh.id)))
   }
 
   async function open(channel: string): Promise<void> {
@@ -152,7 +187,9 @@ export const useChat = defineStore('chat', () => {
   async function fetchOlder(channel: string): Promise<void> {
     const before = timeline(channel).oldestSeq()
     const query = before === undefined ? { limit: PAGE } : { limit: PAGE, before_seq: before }
+    const asked = epoch
     const { data } = await session.api.GET('/api/v1/channels/{id}/messages', { params: { path: { id: channel }, query } })
+    if (asked !== epoch) return
     for (const message of data?.messages ?? []) {
       names[message.sender.id] = message.sender.username
       timeline(channel).store(message)

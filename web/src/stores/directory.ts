@@ -26,6 +26,15 @@ export const useDirectory = defineStore('directory', () => {
   const members = reactive<Record<string, Member[]>>({})
   /** Signed links of attachments, by upload id ('' while being fetched). */
   const links = reactive<Record<string, string>>({})
+  /** Bumped by `clear()`: an answer asked for before it belongs to the session that ended. */
+  let epoch = 0
+  /** `then` for an answer of this session only. */
+  const current = <T>(use: (value: T) => void) => {
+    const asked = epoch
+    return (value: T) => {
+      if (asked === epoch) use(value)
+    }
+  }
 
   /** What a channel is called: its name, or for a dm the other member's. */
   function nameOf(channel: Channel): string {
@@ -34,16 +43,18 @@ export const useDirectory = defineStore('directory', () => {
       dmNames[channel.id] = 'Direct message'
       void session.api
         .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel.id }, query: { limit: 2 } } })
-        .then(({ data }) => {
+        .then(current(({ data }) => {
           const other = data?.members.find((m) => m.user_id !== me())
           if (!other) return
           dmNames[channel.id] = other.display_name
           dmPeers[channel.id] = other.user_id
           // Their presence now; `presence.update` tells its changes from here on.
-          void session.api.GET('/api/v1/users/{id}', { params: { path: { id: other.user_id } } }).then(({ data: user }) => {
-            if (user && !(other.user_id in presence)) presence[other.user_id] = user.status
-          })
-        })
+          void session.api.GET('/api/v1/users/{id}', { params: { path: { id: other.user_id } } }).then(
+            current(({ data: user }) => {
+              if (user && !(other.user_id in presence)) presence[other.user_id] = user.status
+            }),
+          )
+        }))
     }
     return dmNames[channel.id]!
   }
@@ -56,7 +67,7 @@ export const useDirectory = defineStore('directory', () => {
       members[channel] = []
       void session.api
         .GET('/api/v1/channels/{id}/members', { params: { path: { id: channel }, query: { limit: 500 } } })
-        .then(({ data }) => (members[channel] = (data?.members ?? []).filter((m) => m.user_id !== me())))
+        .then(current(({ data }) => void (members[channel] = (data?.members ?? []).filter((m) => m.user_id !== me()))))
     }
     return members[channel]!
   }
@@ -64,14 +75,17 @@ export const useDirectory = defineStore('directory', () => {
   function linkOf(upload: string): string | undefined {
     if (!(upload in links)) {
       links[upload] = ''
-      void session.api.GET('/api/v1/upload/{id}/link', { params: { path: { id: upload } } }).then(({ data }) => {
-        if (data) links[upload] = data.url
-      })
+      void session.api.GET('/api/v1/upload/{id}/link', { params: { path: { id: upload } } }).then(
+        current(({ data }) => {
+          if (data) links[upload] = data.url
+        }),
+      )
     }
     return links[upload] || undefined
   }
 
   function clear(): void {
+    epoch += 1
     for (const cache of [dmNames, dmPeers, presence, members, links]) {
       for (const key of Object.keys(cache)) delete (cache as Record<string, unknown>)[key]
     }

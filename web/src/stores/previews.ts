@@ -37,6 +37,16 @@ export function noteChange(channel: Channel, change: ChangeApplied): void {
   if (change.type === 'message.deleted') Object.assign(held, { content: '', deleted: true })
 }
 
+/**
+ * A channel as a fresh list gives it, but with what the one held already knew if that is
+ * newer: a message that came live while the list was being read moved the preview, the last
+ * `seq` and the unread count past what the list says.
+ */
+export function keepNewer(fresh: Channel, held: Channel | undefined): Channel {
+  if (!held || Number(held.last_seq) <= Number(fresh.last_seq)) return fresh
+  return { ...fresh, last_seq: held.last_seq, last_message: held.last_message, unread_count: held.unread_count }
+}
+
 /** When a channel was last active: its newest message, or its creation. */
 const activeAt = (channel: Channel) => Date.parse(channel.last_message?.created_at ?? channel.created_at)
 
