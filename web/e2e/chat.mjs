@@ -161,6 +161,15 @@ try {
   await bob.page.getByTestId('channel').first().getByTestId('preview').filter({ hasText: 'You: thank you' }).waitFor()
   await bob.page.getByTestId('channel').nth(1).getByTestId('preview').filter({ hasText: 'a picture' }).waitFor()
 
+  // Bob mutes the dm for an hour: the sidebar says so, and still does after a reload.
+  await bob.page.getByTestId('channel').nth(1).click()
+  await bob.page.getByTestId('notifications').click()
+  await bob.page.getByRole('button', { name: 'Mute for an hour' }).click()
+  await bob.page.getByTestId('channel').nth(1).getByRole('img', { name: 'muted' }).waitFor()
+  await bob.page.reload()
+  await bob.page.getByTestId('channel').filter({ hasText: ada.name }).getByRole('img', { name: 'muted' }).waitFor()
+  await bob.page.getByTestId('channel').first().click()
+
   // Accessibility in light and dark mode: no serious or critical axe violation on either page.
   for (const who of [ada, bob]) await who.page.addScriptTag({ content: axeSource })
   for (const colorScheme of ['light', 'dark']) {
@@ -186,7 +195,7 @@ try {
   await welcomed.getByRole('button', { name: 'Delete' }).click()
   for (const who of [ada, bob]) await who.page.getByTestId('content').filter({ hasText: 'This message was deleted.' }).waitFor()
 
-  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, a delete, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; a reaction by keyboard alone; no serious axe violations, light or dark)`)
+  console.log(`web e2e: ok (${seen.length} messages in order on both sides; reactions, edits, a delete, typing; an image; a public channel made, found and joined; a mention completed; a reply quoted; previews in the sidebar, live and reloaded; read receipts; a dm muted; a reaction by keyboard alone; no serious axe violations, light or dark)`)
 } catch (error) {
   console.error('web e2e failed:', error)
   for (const [i, context] of browser.contexts().entries()) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { byActivity, keepNewer, noteChange, noteMessage, previewLine } from '../src/stores/previews'
+import { byActivity, isMuted, keepNewer, noteChange, noteMessage, previewLine } from '../src/stores/previews'
 
 const ME = 'user-me'
 const channel = (id: string, type = 'group', created_at = '2026-12-01T00:00:00Z') =>
@@ -59,5 +59,15 @@ describe('a refreshed channel list', () => {
     expect(keepNewer(fresh, held).last_message!.content).toBe('came live')
     expect(keepNewer({ ...fresh, last_seq: 6 }, held)).toEqual({ ...fresh, last_seq: 6 })
     expect(keepNewer(fresh, undefined)).toBe(fresh)
+  })
+})
+
+describe('a muted channel', () => {
+  it('is one whose level is none, or whose mute has not run out', () => {
+    const now = Date.parse('2026-12-08T12:00:00Z')
+    expect(isMuted({ ...channel('c'), notify_level: 'none' }, now)).toBe(true)
+    expect(isMuted({ ...channel('c'), muted_until: '2026-12-08T13:00:00Z' }, now)).toBe(true)
+    expect(isMuted({ ...channel('c'), notify_level: 'all', muted_until: '2026-12-08T11:00:00Z' }, now)).toBe(false)
+    expect(isMuted(channel('c'), now)).toBe(false)
   })
 })

@@ -8,6 +8,7 @@ pub mod members;
 pub mod messages;
 pub mod openapi;
 pub mod paging;
+pub mod preferences;
 pub mod search;
 pub mod uploads;
 pub mod users;
@@ -74,6 +75,7 @@ fn routes_and_document(
         .routes(routes!(messages::get, messages::edit, messages::delete))
         .routes(routes!(messages::react, messages::unreact))
         .routes(routes!(members::reads))
+        .routes(routes!(preferences::get, preferences::set))
         .routes(routes!(calls::ice_servers))
         .merge(upload_routes(uploads));
     let (routes, mut document) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -1,5 +1,6 @@
 //! Channels and their members.
 
+use super::preferences::NotifyLevel;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::ids::{ChannelId, ChannelSeq, MessageId, UserId};
@@ -91,6 +92,15 @@ pub struct ChannelRow {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<LastMessage>)]
     pub last_message: Option<Json<LastMessage>>,
+    /// The caller's notification level (in channel lists); absent: the kind's default (see
+    /// `GET /channels/{id}/notifications`).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notify_level: Option<NotifyLevel>,
+    /// The caller muted the channel until then (in channel lists; it may have passed).
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<DateTime<Utc>>,
 }
 
 /// How many characters of a channel's newest message its preview carries.
@@ -166,9 +176,9 @@ pub async fn list_for_user(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS}, m.role, m.last_read_seq,
                 greatest(c.message_count - coalesce(r.ordinal, 0), 0) AS unread_count,
-                l.last_message
+                l.last_message, m.notify_level, m.muted_until
          FROM (
-             SELECT channel_id, role, last_read_seq FROM channel_members
+             SELECT channel_id, role, last_read_seq, notify_level, muted_until FROM channel_members
              WHERE user_id = $1 AND ($2::uuid IS NULL OR channel_id > $2)
              ORDER BY channel_id LIMIT $3
          ) m JOIN channels c ON c.id = m.channel_id

@@ -3,6 +3,7 @@
 
 pub mod channels;
 pub mod messages;
+pub mod preferences;
 pub mod tokens;
 pub mod uploads;
 pub mod users;

@@ -298,6 +298,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/channels/{id}/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's notification preferences for a channel they are in. */
+        get: operations["get_notifications"];
+        /** Sets the caller's notification preferences for a channel they are in. */
+        put: operations["set_notifications"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/channels/{id}/reads": {
         parameters: {
             query?: never;
@@ -556,7 +574,13 @@ export interface components {
             last_message?: null | components["schemas"]["LastMessage"];
             last_read_seq?: null | components["schemas"]["ChannelSeq"];
             last_seq: components["schemas"]["ChannelSeq"];
+            /**
+             * Format: date-time
+             * @description The caller muted the channel until then (in channel lists; it may have passed).
+             */
+            muted_until?: string | null;
             name?: string | null;
+            notify_level?: null | components["schemas"]["NotifyLevel"];
             role?: null | components["schemas"]["Role"];
             type: components["schemas"]["ChannelKind"];
             /**
@@ -725,6 +749,23 @@ export interface components {
             sender: components["schemas"]["SenderView"];
             seq: components["schemas"]["ChannelSeq"];
         };
+        /** @description The caller's preferences for a channel. */
+        Notifications: {
+            /** @description No level was chosen: `level` is the default (`all` in a dm, `mentions` elsewhere). */
+            default: boolean;
+            /** @description The level in force: the one chosen, or the channel kind's default. */
+            level: components["schemas"]["NotifyLevel"];
+            /**
+             * Format: date-time
+             * @description Silent until then, whatever the level; absent when not muted.
+             */
+            muted_until?: string | null;
+        };
+        /**
+         * @description Which messages of a channel its member is told of when not looking.
+         * @enum {string}
+         */
+        NotifyLevel: "all" | "mentions" | "none";
         /**
          * @description A user's presence: `offline` when no socket of theirs is open anywhere in the cell.
          * @enum {string}
@@ -799,6 +840,15 @@ export interface components {
             /** @example Bearer */
             token_type: string;
             user?: null | components["schemas"]["User"];
+        };
+        /** @description New preferences, replacing the old ones. */
+        SetNotifications: {
+            level?: null | components["schemas"]["NotifyLevel"];
+            /**
+             * Format: date-time
+             * @description Muted until then; absent or `null`: not muted.
+             */
+            muted_until?: string | null;
         };
         /** @description A signed link to an upload. */
         SignedLink: {
@@ -2001,6 +2051,75 @@ export interface operations {
             429: components["responses"]["RateLimited"];
             500: components["responses"]["Internal"];
             503: components["responses"]["ChangeUnavailable"];
+        };
+    };
+    get_notifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel. */
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's preferences */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notifications"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAMember"];
+            404: components["responses"]["ChannelNotFound"];
+            408: components["responses"]["RequestTimeout"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    set_notifications: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel. */
+                id: components["schemas"]["ChannelId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetNotifications"];
+            };
+        };
+        responses: {
+            /** @description The preferences now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notifications"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["NotAMember"];
+            404: components["responses"]["ChannelNotFound"];
+            408: components["responses"]["RequestTimeout"];
+            413: components["responses"]["TooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["BodyShape"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     list_reads: {

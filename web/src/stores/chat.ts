@@ -301,6 +301,16 @@ export const useChat = defineStore('chat', () => {
     await open(channel)
   }
 
+  /** Sets the user's notification preferences for a channel (`null`: the default, not muted). */
+  async function setNotifications(
+    channel: string,
+    body: { level: 'all' | 'mentions' | 'none' | null; muted_until: string | null },
+  ): Promise<void> {
+    const { data } = await session.api.PUT('/api/v1/channels/{id}/notifications', { params: { path: { id: channel } }, body })
+    const row = channels.value.find((c) => c.id === channel)
+    if (data && row) Object.assign(row, { notify_level: data.default ? null : data.level, muted_until: data.muted_until ?? null })
+  }
+
   async function createGroup(name: string, kind: 'group' | 'public'): Promise<void> {
     const { data } = await session.api.POST('/api/v1/channels', { body: { type: kind, name } })
     if (!data) return
@@ -311,6 +321,6 @@ export const useChat = defineStore('chat', () => {
   return {
     channels, ordered, current, currentChannel, status, entries, hasOlder, change, typed, typingNow,
     browse, join, replyTo, find, me,
-    start, stop, open, loadOlder, send, retry, openDm, createGroup,
+    start, stop, open, loadOlder, send, retry, openDm, createGroup, setNotifications,
   }
 })

@@ -55,6 +55,11 @@ export function byActivity(a: Channel, b: Channel): number {
   return activeAt(b) - activeAt(a) || a.id.localeCompare(b.id)
 }
 
+/** The user hears nothing of the channel: its level is `none`, or it is muted for now. */
+export function isMuted(channel: Channel, now = Date.now()): boolean {
+  return channel.notify_level === 'none' || (!!channel.muted_until && Date.parse(channel.muted_until) > now)
+}
+
 /** One line for the sidebar: who (you, or the sender outside a dm) and what. */
 export function previewLine(channel: Channel, me: string): string {
   const last = channel.last_message
