@@ -3,8 +3,9 @@
 // page and is scrolled up, a step each frame, until the first message shows. What it checks:
 // every message shows, once (none skipped, none twice, while older pages are prepended), in
 // order down the screen in every frame, and the view keeps its place when a page comes in
-// (the message at the top before the page is where it was after). What it prints (one JSON line): frame times while
-// scrolling, the most message rows in the document at once, and the page's JS heap.
+// (the message at the top before the page is where it was after), and "latest" brings the
+// view back to the newest. What it prints (one JSON line): frame times while scrolling, the
+// most message rows in the document at once, and the page's JS heap.
 //
 //   node e2e/history.mjs http://127.0.0.1:8080 10000        # the benchmark (docs/benchmarks.md)
 //   node e2e/history.mjs http://127.0.0.1:8080 300          # the suite's check (web_e2e.rs)
@@ -150,6 +151,16 @@ try {
       })
     })
   }, { N, STEP })
+
+  // Far from the newest message, one click brings the view back to it.
+  await page.getByTestId('jump').click()
+  await page.waitForFunction((N) => {
+    const list = document.querySelector('[data-testid=messages]')
+    const row = list?.querySelector(`[data-seq="${N}"]`)
+    if (!row) return false
+    const [box, r] = [list.getBoundingClientRect(), row.getBoundingClientRect()]
+    return r.top >= box.top && r.bottom <= box.bottom + 1
+  }, N)
 
   const seqs = result.seen.map(([seq]) => seq)
   const contents = result.seen.map(([, text]) => text.split('\n')[0])
