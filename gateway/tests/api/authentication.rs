@@ -44,7 +44,7 @@ fn routes(channel: &str, bob: &str) -> Vec<Route> {
             json!({"password": "password-alice"}),
         ),
         with(
-            route(put, "/api/v1/users/me/password", "/api/v1/users/me/password".into()),
+            route(put.clone(), "/api/v1/users/me/password", "/api/v1/users/me/password".into()),
             json!({"current_password": "password-alice", "new_password": "password-new"}),
         ),
         route(get.clone(), "/api/v1/users/search", "/api/v1/users/search?q=bo".into()),
@@ -65,6 +65,9 @@ fn routes(channel: &str, bob: &str) -> Vec<Route> {
         with(route(post.clone(), "/api/v1/channels/{id}/members", c("/members")), json!({"user_id": bob})),
         route(delete.clone(), "/api/v1/channels/{id}/members/{user_id}", c(&format!("/members/{bob}"))),
         route(get.clone(), "/api/v1/channels/{id}/reads", c("/reads")),
+        route(get.clone(), "/api/v1/channels/{id}/notifications", c("/notifications")),
+        with(route(put, "/api/v1/channels/{id}/notifications", c("/notifications")), json!({"level": "all"})),
+        route(get.clone(), "/api/v1/calls/ice-servers", "/api/v1/calls/ice-servers".into()),
         route(get.clone(), "/api/v1/channels/{id}/messages", c("/messages")),
         route(get.clone(), "/api/v1/channels/{id}/messages/search", c("/messages/search?q=hello")),
         route(get.clone(), "/api/v1/channels/{id}/messages/{message_id}", c("/messages/1")),
